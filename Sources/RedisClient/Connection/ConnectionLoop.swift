@@ -1,0 +1,367 @@
+import CHiredis
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The I/O thread's side of a connection: owns the hiredis context and the in-flight queue.
+///
+/// `@unchecked Sendable`: after `run()` starts, every stored property is touched only by that
+/// one thread; the only state shared with callers lives in `ConnectionShared` behind its mutex.
+final class ConnectionLoop: @unchecked Sendable {
+    private struct InFlight {
+        var waiter: ReplyWaiter
+        var deadline: ContinuousClock.Instant?
+    }
+
+    private let configuration: RedisConfiguration
+    private let options: RedisConnection.Options
+    private let shared: ConnectionShared
+    private var logger: Logger
+
+    private var context: UnsafeMutablePointer<redisContext>?
+    /// Commands taken from the submit queue but not yet handed to hiredis (waiting for a connection).
+    private var pending: [Outgoing] = []
+    private var inFlight = Deque<InFlight>()
+    private var needsWrite = false
+    private var failedAttempts = 0
+    private var nextAttempt: ContinuousClock.Instant = .now
+    private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
+
+    init(configuration: RedisConfiguration, options: RedisConnection.Options, shared: ConnectionShared, logger: Logger) {
+        self.configuration = configuration
+        self.options = options
+        self.shared = shared
+        self.logger = logger
+        self.logger[metadataKey: "redis.connection"] = .string(options.name)
+    }
+
+    func run() {
+        while true {
+            let (incoming, closed, interrupt) = shared.state.withLock { state in
+                let taken = state.queue
+                state.queue.removeAll(keepingCapacity: true)
+                let interrupt = state.interrupt
+                state.interrupt = false
+                return (taken, state.closed, interrupt)
+            }
+            pending.append(contentsOf: incoming)
+            if closed {
+                disconnect(failingWith: .closed)
+                failPending(.closed)
+                return
+            }
+            if interrupt {
+                // Only dedicated connections interrupt, and they serve one caller at a time.
+                if context != nil { disconnect(failingWith: .cancelled) }
+                failPending(.cancelled)
+                nextAttempt = .now
+            }
+            if context == nil {
+                failExpiredPending()
+                let wantsConnection = !pending.isEmpty || options.push != nil
+                if !wantsConnection {
+                    waitForWake(until: nil)
+                    continue
+                }
+                let now = ContinuousClock.now
+                if now < nextAttempt {
+                    waitForWake(until: min(nextAttempt, pending.compactMap(\.deadline).min() ?? nextAttempt))
+                    continue
+                }
+                do {
+                    try connect()
+                    failedAttempts = 0
+                    if let onConnect = options.onConnect {
+                        for command in onConnect() {
+                            if let encoded = try? EncodedCommand(command) {
+                                pending.insert(Outgoing(command: encoded, waiter: .discard, deadline: .now + configuration.commandTimeout), at: 0)
+                            }
+                        }
+                    }
+                    options.push?(.connected)
+                } catch {
+                    let delay = configuration.backoff.delay(attempt: failedAttempts)
+                    failedAttempts += 1
+                    nextAttempt = .now + delay
+                    logger.warning("Redis connect failed", metadata: ["error": "\(error)", "retry_in_ms": "\(delay.redisMilliseconds)"])
+                    failPending(error)
+                    continue
+                }
+            }
+            flushPending()
+            if needsWrite { writeOut() }
+            guard context != nil else { continue }
+            pollOnce()
+        }
+    }
+
+    // MARK: Connecting
+
+    private func connect() throws(RedisError) {
+        let timeout = Self.timeval(configuration.connectTimeout)
+        let ctx: UnsafeMutablePointer<redisContext>?
+        switch configuration.endpoint {
+        case .tcp(let host, let port):
+            ctx = redisConnectWithTimeout(host, Int32(port), timeout)
+        case .unix(let path):
+            ctx = redisConnectUnixWithTimeout(path, timeout)
+        }
+        guard let ctx else { throw .connectFailed("out of memory allocating a hiredis context") }
+        if ctx.pointee.err != 0 {
+            let message = Self.errorString(ctx)
+            redisFree(ctx)
+            throw .connectFailed("\(configuration.endpointDescription): \(message)")
+        }
+        do {
+            if case .tcp = configuration.endpoint { _ = redisEnableKeepAlive(ctx) }
+            _ = redisSetTimeout(ctx, Self.timeval(configuration.commandTimeout))
+            if let password = configuration.password {
+                var auth = RedisCommand("AUTH")
+                if let user = configuration.username { auth.append(user) }
+                auth.append(password)
+                try handshake(ctx, auth)
+            }
+            if configuration.database != 0 {
+                try handshake(ctx, RedisCommand("SELECT", configuration.database))
+            }
+            if let name = configuration.clientName {
+                try handshake(ctx, RedisCommand("CLIENT", "SETNAME", name))
+            }
+        } catch {
+            redisFree(ctx)
+            throw error
+        }
+        // From here on the loop drives the socket with poll(); hiredis must treat EAGAIN as "try later".
+        let flags = fcntl(ctx.pointee.fd, F_GETFL)
+        _ = fcntl(ctx.pointee.fd, F_SETFL, flags | O_NONBLOCK)
+        ctx.pointee.flags &= ~Int32(REDIS_BLOCK)
+        context = ctx
+        needsWrite = false
+        logger.debug("Redis connected", metadata: ["endpoint": "\(configuration.endpointDescription)"])
+    }
+
+    /// Runs one blocking command during connection setup; any error reply aborts the connect.
+    private func handshake(_ ctx: UnsafeMutablePointer<redisContext>, _ command: RedisCommand) throws(RedisError) {
+        let encoded = try EncodedCommand(command)
+        defer { encoded.free() }
+        _ = redisAppendFormattedCommand(ctx, encoded.pointer, encoded.length)
+        var raw: UnsafeMutableRawPointer?
+        guard redisGetReply(ctx, &raw) == REDIS_OK, let raw else {
+            throw .connectFailed("\(command.name) during handshake: \(Self.errorString(ctx))")
+        }
+        let reply = RESPValue(hiredis: raw.assumingMemoryBound(to: redisReply.self))
+        freeReplyObject(raw)
+        if case .error(let error) = reply {
+            throw .server(error)
+        }
+    }
+
+    // MARK: Writing
+
+    private func flushPending() {
+        guard let ctx = context, !pending.isEmpty else { return }
+        for item in pending {
+            _ = redisAppendFormattedCommand(ctx, item.command.pointer, item.command.length)
+            item.command.free()
+            inFlight.append(InFlight(waiter: item.waiter, deadline: item.deadline))
+        }
+        pending.removeAll(keepingCapacity: true)
+        needsWrite = true
+    }
+
+    private func writeOut() {
+        guard let ctx = context else { return }
+        var done: Int32 = 0
+        if redisBufferWrite(ctx, &done) != REDIS_OK {
+            disconnect(failingWith: .connectionLost(Self.errorString(ctx)))
+            return
+        }
+        needsWrite = done == 0
+    }
+
+    // MARK: Reading
+
+    private func pollOnce() {
+        guard let ctx = context else { return }
+        var fds = [
+            pollfd(fd: ctx.pointee.fd, events: Int16(POLLIN) | (needsWrite ? Int16(POLLOUT) : 0), revents: 0),
+            pollfd(fd: shared.wakeFD, events: Int16(POLLIN), revents: 0),
+        ]
+        var timeoutMs: Int32 = -1
+        if let deadline = inFlight.first?.deadline {
+            let remaining = ContinuousClock.now.duration(to: deadline)
+            timeoutMs = remaining <= .zero ? 0 : Int32(clamping: remaining.redisMilliseconds)
+        }
+        let n = poll(&fds, 2, timeoutMs)
+        if n < 0 && errno != EINTR {
+            disconnect(failingWith: .connectionLost("poll failed: errno \(errno)"))
+            return
+        }
+        if fds[1].revents != 0 { drainWake() }
+        let revents = fds[0].revents
+        if revents & Int16(POLLOUT) != 0 { writeOut() }
+        if context != nil, revents & (Int16(POLLIN) | Int16(POLLHUP) | Int16(POLLERR)) != 0 { readIn() }
+        if let deadline = inFlight.first?.deadline, ContinuousClock.now >= deadline {
+            logger.warning("Redis command timed out; dropping connection", metadata: ["in_flight": "\(inFlight.count)"])
+            disconnect(failingWith: .timeout(configuration.commandTimeout))
+        }
+    }
+
+    private func readIn() {
+        guard let ctx = context else { return }
+        // Read until the socket is drained (bounded, so a flood cannot starve writers).
+        var total = 0
+        while total < 4 * 1024 * 1024 {
+            let n = readBuffer.withUnsafeMutableBytes { Glibc.read(ctx.pointee.fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                let fed = readBuffer.withUnsafeBytes {
+                    redisReaderFeed(ctx.pointee.reader, $0.baseAddress!.assumingMemoryBound(to: CChar.self), n)
+                }
+                if fed != REDIS_OK {
+                    disconnect(failingWith: .protocolError(Self.readerError(ctx)))
+                    return
+                }
+                total += n
+                if !drainReplies() { return }
+                if n < readBuffer.count { return }
+            } else if n == 0 {
+                disconnect(failingWith: .connectionLost("server closed the connection"))
+                return
+            } else {
+                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return }
+                disconnect(failingWith: .connectionLost("read failed: \(String(cString: strerror(errno)))"))
+                return
+            }
+        }
+    }
+
+    /// Hands every complete reply to its waiter. Returns false if the connection was dropped.
+    private func drainReplies() -> Bool {
+        guard let ctx = context else { return false }
+        while true {
+            var raw: UnsafeMutableRawPointer?
+            if redisReaderGetReply(ctx.pointee.reader, &raw) != REDIS_OK {
+                disconnect(failingWith: .protocolError(Self.readerError(ctx)))
+                return false
+            }
+            guard let raw else { return true }
+            let reply = RESPValue(hiredis: raw.assumingMemoryBound(to: redisReply.self))
+            freeReplyObject(raw)
+            if let push = options.push, let message = Self.pubSubMessage(reply) {
+                push(message)
+                continue
+            }
+            guard let head = inFlight.popFirst() else {
+                disconnect(failingWith: .protocolError("reply with no command waiting for it: \(reply)"))
+                return false
+            }
+            if case .error(let error) = reply {
+                head.waiter.complete(.failure(.server(error)))
+            } else {
+                head.waiter.complete(.success(reply))
+            }
+        }
+    }
+
+    private static func pubSubMessage(_ reply: RESPValue) -> RedisConnection.Push? {
+        guard case .array(let items) = reply, let kind = items.first?.bytes else { return nil }
+        if kind == Array("message".utf8), items.count == 3, let channel = items[1].bytes, let payload = items[2].bytes {
+            return .message(channel: channel, payload: payload)
+        }
+        if kind == Array("pmessage".utf8), items.count == 4, let channel = items[2].bytes, let payload = items[3].bytes {
+            return .message(channel: channel, payload: payload)
+        }
+        return nil
+    }
+
+    // MARK: Failure
+
+    private func disconnect(failingWith error: RedisError) {
+        if let ctx = context {
+            redisFree(ctx)
+            context = nil
+            if error.isConnectionError {
+                logger.warning("Redis connection dropped", metadata: ["error": "\(error)", "in_flight": "\(inFlight.count)"])
+            }
+        }
+        needsWrite = false
+        while let item = inFlight.popFirst() {
+            item.waiter.complete(.failure(error))
+        }
+        if error.isConnectionError {
+            // A dropped connection is retried at once by the next command; repeated connect failures back off.
+            nextAttempt = .now
+        }
+    }
+
+    private func failPending(_ error: RedisError) {
+        for item in pending {
+            item.command.free()
+            item.waiter.complete(.failure(error))
+        }
+        pending.removeAll()
+    }
+
+    private func failExpiredPending() {
+        let now = ContinuousClock.now
+        guard pending.contains(where: { ($0.deadline ?? now) < now }) else { return }
+        var kept: [Outgoing] = []
+        for item in pending {
+            if let deadline = item.deadline, deadline < now {
+                item.command.free()
+                item.waiter.complete(.failure(.timeout(configuration.commandTimeout)))
+            } else {
+                kept.append(item)
+            }
+        }
+        pending = kept
+    }
+
+    // MARK: Waiting
+
+    private func waitForWake(until deadline: ContinuousClock.Instant?) {
+        var fd = pollfd(fd: shared.wakeFD, events: Int16(POLLIN), revents: 0)
+        var timeoutMs: Int32 = -1
+        if let deadline {
+            let remaining = ContinuousClock.now.duration(to: deadline)
+            timeoutMs = remaining <= .zero ? 0 : Int32(clamping: remaining.redisMilliseconds)
+        }
+        if poll(&fd, 1, timeoutMs) > 0 { drainWake() }
+    }
+
+    private func drainWake() {
+        var value: UInt64 = 0
+        _ = Glibc.read(shared.wakeFD, &value, 8)
+    }
+
+    // MARK: Helpers
+
+    private static func timeval(_ d: Duration) -> timeval {
+        let ms = d.redisMilliseconds
+        return Glibc.timeval(tv_sec: Int(ms / 1000), tv_usec: Int((ms % 1000) * 1000))
+    }
+
+    private static func errorString(_ ctx: UnsafeMutablePointer<redisContext>) -> String {
+        withUnsafeBytes(of: ctx.pointee.errstr) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+    }
+
+    private static func readerError(_ ctx: UnsafeMutablePointer<redisContext>) -> String {
+        guard let reader = ctx.pointee.reader else { return "no reader" }
+        return withUnsafeBytes(of: reader.pointee.errstr) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+    }
+}
+
+extension RedisConfiguration {
+    var endpointDescription: String {
+        switch endpoint {
+        case .tcp(let host, let port): return "\(host):\(port)"
+        case .unix(let path): return path
+        }
+    }
+}

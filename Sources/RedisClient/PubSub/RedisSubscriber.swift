@@ -1,0 +1,192 @@
+import Logging
+import Synchronization
+
+/// Pub/sub over one connection shared by every subscription of a client.
+///
+/// Subscribing returns only after the server confirmed the SUBSCRIBE, so a caller that
+/// subscribes and then checks state cannot miss a message published after the check.
+public final class RedisSubscriber: Sendable {
+    private let connection: RedisConnection
+    private let registry: SubscriptionRegistry
+
+    init(configuration: RedisConfiguration, logger: Logger) {
+        let registry = SubscriptionRegistry()
+        self.registry = registry
+        self.connection = RedisConnection(
+            configuration: configuration,
+            options: .init(
+                name: "subscriber",
+                push: { push in registry.deliver(push) },
+                onConnect: { registry.channels().map { RedisCommand("SUBSCRIBE", $0) } }
+            ),
+            logger: logger
+        )
+    }
+
+    /// Subscribes to `channel`; returns once the server has confirmed.
+    public func subscribe(_ channel: String) async throws -> RedisSubscription {
+        try await subscribe(Array(channel.utf8))
+    }
+
+    public func subscribe(_ channel: [UInt8]) async throws -> RedisSubscription {
+        let subscription = RedisSubscription(channel: channel, subscriber: self)
+        do {
+            _ = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RESPValue, any Error>) in
+                registry.add(subscription) {
+                    do {
+                        try connection.submit(RedisCommand("SUBSCRIBE", channel), waiter: .single(continuation))
+                    } catch {
+                        continuation.resume(throwing: error)
+                    }
+                }
+            }
+        } catch {
+            registry.remove(subscription) { _ in }
+            throw error
+        }
+        return subscription
+    }
+
+    func unsubscribe(_ subscription: RedisSubscription) {
+        registry.remove(subscription) { lastForChannel in
+            if lastForChannel {
+                try? connection.submit(RedisCommand("UNSUBSCRIBE", subscription.channel), waiter: .discard)
+            }
+        }
+    }
+
+    func close() {
+        connection.close()
+    }
+}
+
+/// Channel → local subscriptions. Mutations and the matching (UN)SUBSCRIBE are queued under one
+/// lock, so the wire order always matches the registry.
+final class SubscriptionRegistry: Sendable {
+    private let table = Mutex<[[UInt8]: [ObjectIdentifier: RedisSubscription]]>([:])
+
+    func add(_ subscription: RedisSubscription, then send: () -> Void) {
+        table.withLock { table in
+            table[subscription.channel, default: [:]][ObjectIdentifier(subscription)] = subscription
+            send()
+        }
+    }
+
+    func remove(_ subscription: RedisSubscription, then send: (_ lastForChannel: Bool) -> Void) {
+        table.withLock { table in
+            guard table[subscription.channel]?.removeValue(forKey: ObjectIdentifier(subscription)) != nil else { return }
+            let last = table[subscription.channel]?.isEmpty ?? true
+            if last { table[subscription.channel] = nil }
+            send(last)
+        }
+    }
+
+    func channels() -> [[UInt8]] {
+        table.withLock { Array($0.keys) }
+    }
+
+    func deliver(_ push: RedisConnection.Push) {
+        switch push {
+        case .message(let channel, let payload):
+            let targets = table.withLock { $0[channel].map { Array($0.values) } ?? [] }
+            for target in targets { target.deliver(.message(payload)) }
+        case .connected:
+            let all = table.withLock { $0.values.flatMap { $0.values } }
+            for target in all { target.deliver(.reconnected) }
+        }
+    }
+}
+
+/// One subscription to one channel. Read it with ``next(timeout:)``; ``cancel()`` unsubscribes.
+public final class RedisSubscription: Sendable {
+    public enum Event: Sendable, Equatable {
+        case message([UInt8])
+        /// The subscriber connection was re-established; messages may have been missed meanwhile.
+        case reconnected
+    }
+
+    private struct State {
+        var buffer: [Event] = []
+        var waiter: (id: UInt64, continuation: CheckedContinuation<Event?, Never>)?
+        var nextWaiterID: UInt64 = 0
+        /// Highest waiter id whose timeout or cancellation already fired, possibly before it was installed.
+        var firedID: UInt64 = 0
+        var cancelled = false
+    }
+
+    public let channel: [UInt8]
+    private let subscriber: RedisSubscriber
+    private let state = Mutex(State())
+    private static let bufferLimit = 1024
+
+    init(channel: [UInt8], subscriber: RedisSubscriber) {
+        self.channel = channel
+        self.subscriber = subscriber
+    }
+
+    func deliver(_ event: Event) {
+        let waiter: CheckedContinuation<Event?, Never>? = state.withLock { state in
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return waiter.continuation
+            }
+            if state.buffer.count >= Self.bufferLimit { state.buffer.removeFirst() }
+            state.buffer.append(event)
+            return nil
+        }
+        waiter?.resume(returning: event)
+    }
+
+    /// The next event, or `nil` when `timeout` passes, the task is cancelled, or the subscription ends.
+    public func next(timeout: Duration) async -> Event? {
+        let id: UInt64 = state.withLock { state in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            self?.fire(id)
+        }
+        defer { timer.cancel() }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let immediate: Event?? = state.withLock { state in
+                    if state.cancelled || state.firedID >= id || Task.isCancelled { return .some(nil) }
+                    if !state.buffer.isEmpty { return .some(state.buffer.removeFirst()) }
+                    state.waiter = (id, continuation)
+                    return .none
+                }
+                if let immediate { continuation.resume(returning: immediate) }
+            }
+        } onCancel: {
+            fire(id)
+        }
+    }
+
+    /// Drops any buffered events (e.g. before re-checking state).
+    public func drain() {
+        state.withLock { $0.buffer.removeAll() }
+    }
+
+    /// Unsubscribes; a pending ``next(timeout:)`` returns `nil`.
+    public func cancel() {
+        let waiter = state.withLock { state -> CheckedContinuation<Event?, Never>? in
+            guard !state.cancelled else { return nil }
+            state.cancelled = true
+            defer { state.waiter = nil }
+            return state.waiter?.continuation
+        }
+        waiter?.resume(returning: nil)
+        subscriber.unsubscribe(self)
+    }
+
+    private func fire(_ id: UInt64) {
+        let waiter = state.withLock { state -> CheckedContinuation<Event?, Never>? in
+            state.firedID = max(state.firedID, id)
+            guard let waiter = state.waiter, waiter.id == id else { return nil }
+            state.waiter = nil
+            return waiter.continuation
+        }
+        waiter?.resume(returning: nil)
+    }
+}

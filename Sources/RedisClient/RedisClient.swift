@@ -1,0 +1,114 @@
+import Logging
+import Synchronization
+
+/// The entry point: a small pool of pipelined connections, dedicated connections for
+/// blocking commands, and one shared subscriber connection for pub/sub.
+///
+/// ```swift
+/// let redis = try RedisClient(url: "redis://127.0.0.1:6379")
+/// try await redis.send("SET", "greeting", "hello")
+/// let value = try await redis.send("GET", "greeting").string
+/// ```
+public final class RedisClient: Sendable {
+    public let configuration: RedisConfiguration
+    let logger: Logger
+    private let pool: [RedisConnection]
+    private let cursor = Atomic<Int>(0)
+    private let idleDedicated = Mutex<[RedisConnection]>([])
+    private let subscriberSlot = Mutex<RedisSubscriber?>(nil)
+
+    public init(configuration: RedisConfiguration, logger: Logger = Logger(label: "redis")) {
+        self.configuration = configuration
+        self.logger = logger
+        self.pool = (0..<max(1, configuration.poolSize)).map { i in
+            RedisConnection(configuration: configuration, options: .init(name: "pool-\(i)"), logger: logger)
+        }
+    }
+
+    public convenience init(url: String, logger: Logger = Logger(label: "redis")) throws(RedisError) {
+        self.init(configuration: try RedisConfiguration(url: url), logger: logger)
+    }
+
+    deinit {
+        close()
+    }
+
+    /// Sends one command on a pooled connection; concurrent callers are pipelined together.
+    @discardableResult
+    public func send(_ command: RedisCommand) async throws -> RESPValue {
+        try await nextConnection().send(command)
+    }
+
+    @discardableResult
+    public func send(_ name: String, _ arguments: any RedisArgumentConvertible...) async throws -> RESPValue {
+        try await nextConnection().send(RedisCommand(name, arguments))
+    }
+
+    /// Sends several commands in one round trip; one result per command, in order.
+    public func pipeline(_ commands: [RedisCommand]) async throws -> [Result<RESPValue, RedisError>] {
+        try await nextConnection().pipeline(commands)
+    }
+
+    /// Runs a Lua script with EVALSHA, loading it once if the server does not know it (`NOSCRIPT`).
+    @discardableResult
+    public func evaluate(
+        _ script: RedisScript,
+        keys: [any RedisArgumentConvertible] = [],
+        arguments: [any RedisArgumentConvertible] = []
+    ) async throws -> RESPValue {
+        let connection = nextConnection()
+        let command = script.evalSHA(keys: keys, arguments: arguments)
+        do {
+            return try await connection.send(command)
+        } catch let error as RedisError where error.serverCode == "NOSCRIPT" {
+            try await connection.send("SCRIPT", "LOAD", script.source)
+            return try await connection.send(command)
+        }
+    }
+
+    /// Lends a connection of its own, for blocking commands (`XREADGROUP … BLOCK`, `BLPOP`)
+    /// that must not hold up pipelined traffic. Cancelling the caller aborts a blocked command.
+    public func withDedicatedConnection<T: Sendable>(
+        _ body: (RedisConnection) async throws -> T
+    ) async throws -> T {
+        let connection = idleDedicated.withLock { $0.popLast() }
+            ?? RedisConnection(configuration: configuration, options: .init(name: "dedicated", cancelDropsConnection: true), logger: logger)
+        do {
+            let result = try await body(connection)
+            idleDedicated.withLock { idle in
+                if idle.count < 8 { idle.append(connection) } else { connection.close() }
+            }
+            return result
+        } catch {
+            // Its state is unknown (it may still be blocked); don't hand it to someone else.
+            connection.close()
+            throw error
+        }
+    }
+
+    /// The shared pub/sub connection, opened on first use.
+    public var subscriber: RedisSubscriber {
+        subscriberSlot.withLock { slot in
+            if let existing = slot { return existing }
+            let created = RedisSubscriber(configuration: configuration, logger: logger)
+            slot = created
+            return created
+        }
+    }
+
+    /// Closes every connection; waiting callers fail with ``RedisError/closed``.
+    public func close() {
+        for connection in pool { connection.close() }
+        idleDedicated.withLock { idle in
+            idle.forEach { $0.close() }
+            idle.removeAll()
+        }
+        subscriberSlot.withLock { $0?.close() }
+    }
+
+    private func nextConnection() -> RedisConnection {
+        if pool.count == 1 { return pool[0] }
+        let i = cursor.wrappingAdd(1, ordering: .relaxed).oldValue
+        return pool[i % pool.count]
+    }
+}
