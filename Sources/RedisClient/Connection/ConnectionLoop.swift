@@ -26,6 +26,7 @@ final class ConnectionLoop: @unchecked Sendable {
     private var inFlight = Deque<InFlight>()
     private var needsWrite = false
     private var failedAttempts = 0
+    private var hasConnected = false
     private var nextAttempt: ContinuousClock.Instant = .now
     private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
 
@@ -80,7 +81,8 @@ final class ConnectionLoop: @unchecked Sendable {
                             }
                         }
                     }
-                    options.push?(.connected)
+                    if hasConnected { options.push?(.connected) }
+                    hasConnected = true
                 } catch {
                     let delay = configuration.backoff.delay(attempt: failedAttempts)
                     failedAttempts += 1

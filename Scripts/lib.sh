@@ -1,0 +1,41 @@
+# Shared helpers for the scripts; source it, don't run it.
+
+# Swift may live outside PATH on fresh machines.
+if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
+  export PATH="$PATH:/opt/swift/usr/bin"
+fi
+
+# Prints a TCP port on 127.0.0.1 that nothing listens on.
+free_port() {
+  python3 - <<'PY' 2>/dev/null || echo $(( 20000 + RANDOM % 20000 ))
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+PY
+}
+
+# start_redis DIR PORT [extra redis-server args...]: private, persistence off; sets REDIS_PID.
+start_redis() {
+  local dir=$1 port=$2
+  shift 2
+  redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save '' --appendonly no \
+    --logfile "$dir/redis.log" --daemonize no "$@" &
+  REDIS_PID=$!
+  for _ in $(seq 1 100); do
+    if redis-cli -p "$port" ping >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  echo "redis-server did not start on port $port; log:" >&2
+  cat "$dir/redis.log" >&2 || true
+  return 1
+}
+
+stop_redis() {
+  if [ -n "${REDIS_PID:-}" ] && kill -0 "$REDIS_PID" 2>/dev/null; then
+    kill "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
+  fi
+  REDIS_PID=""
+}

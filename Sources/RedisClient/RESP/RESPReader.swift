@@ -1,0 +1,43 @@
+import CHiredis
+
+/// hiredis's reply parser over an in-memory buffer: feed bytes, take complete replies.
+/// The connection uses the same parser through its context; this standalone form lets the
+/// reply mapping be tested without a socket.
+final class RESPReader {
+    private let reader: UnsafeMutablePointer<redisReader>
+
+    init() {
+        reader = redisReaderCreate()
+    }
+
+    deinit {
+        redisReaderFree(reader)
+    }
+
+    func feed(_ bytes: [UInt8]) throws(RedisError) {
+        let status = bytes.withUnsafeBytes { raw in
+            redisReaderFeed(reader, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count)
+        }
+        if status != REDIS_OK { throw .protocolError(errorString) }
+    }
+
+    /// The next complete reply, or `nil` if more bytes are needed.
+    func next() throws(RedisError) -> RESPValue? {
+        var raw: UnsafeMutableRawPointer?
+        guard redisReaderGetReply(reader, &raw) == REDIS_OK else { throw .protocolError(errorString) }
+        guard let raw else { return nil }
+        defer { freeReplyObject(raw) }
+        return RESPValue(hiredis: raw.assumingMemoryBound(to: redisReply.self))
+    }
+
+    private var errorString: String {
+        withUnsafeBytes(of: reader.pointee.errstr) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+    }
+}
+
+extension EncodedCommand {
+    /// The RESP bytes hiredis produced (for tests).
+    var bytes: [UInt8] {
+        Array(UnsafeRawBufferPointer(start: pointer, count: length))
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import RedisClient
+import Testing
+
+/// Tests that disturb the whole server run against a private one each.
+@Suite struct PrivateServerTests {
+    @Test func aWrongPasswordGivesWRONGPASS() async throws {
+        let server = try await PrivateRedisServer(arguments: ["--requirepass", "right-password"])
+        defer { server.stop() }
+        let client = RedisClient(configuration: try server.configuration(password: "wrong-password"))
+        defer { client.close() }
+        await #expect { try await client.send("PING") } throws: { ($0 as? RedisError)?.serverCode == "WRONGPASS" }
+
+        let good = RedisClient(configuration: try server.configuration(password: "right-password"))
+        defer { good.close() }
+        #expect(try await good.send("PING") == .status("PONG"))
+    }
+
+    @Test func noPasswordGivesNOAUTH() async throws {
+        let server = try await PrivateRedisServer(arguments: ["--requirepass", "right-password"])
+        defer { server.stop() }
+        let client = RedisClient(configuration: try server.configuration())
+        defer { client.close() }
+        await #expect { try await client.send("GET", "k") } throws: { ($0 as? RedisError)?.serverCode == "NOAUTH" }
+    }
+
+    @Test func anACLUserAuthenticatesWithUserAndPassword() async throws {
+        let server = try await PrivateRedisServer()
+        defer { server.stop() }
+        let admin = RedisClient(configuration: try server.configuration())
+        defer { admin.close() }
+        try await admin.send("ACL", "SETUSER", "worker", "on", ">pw", "~sg:*", "+@all")
+        let worker = RedisClient(configuration: try server.configuration(password: "pw", username: "worker"))
+        defer { worker.close() }
+        #expect(try await worker.send("ACL", "WHOAMI").string == "worker")
+        #expect(try await worker.send("SET", "sg:x", "1").isOK)
+        await #expect { try await worker.send("SET", "other", "1") } throws: { ($0 as? RedisError)?.serverCode == "NOPERM" }
+    }
+
+    @Test func aCommandAgainstAPausedServerTimesOut() async throws {
+        let server = try await PrivateRedisServer()
+        defer { server.stop() }
+        let client = RedisClient(configuration: try server.configuration(commandTimeout: .milliseconds(300)))
+        let admin = RedisClient(configuration: try server.configuration())
+        defer { client.close(); admin.close() }
+        #expect(try await client.send("PING") == .status("PONG"))
+        try await admin.send("CLIENT", "PAUSE", 5000, "ALL")
+        await #expect { try await client.send("GET", "k") } throws: { error in
+            guard case .timeout = error as? RedisError else { return false }
+            return true
+        }
+        try await admin.send("CLIENT", "UNPAUSE")
+        #expect(try await client.send("PING") == .status("PONG"))
+    }
+
+    @Test func scriptsRecoverFromNOSCRIPTAfterAFlush() async throws {
+        let server = try await PrivateRedisServer()
+        defer { server.stop() }
+        let client = RedisClient(configuration: try server.configuration())
+        defer { client.close() }
+        let script = RedisScript("return {KEYS[1], ARGV[1]}")
+        #expect(try await client.evaluate(script, keys: ["k"], arguments: ["a"]) == .array([.bulk(Array("k".utf8)), .bulk(Array("a".utf8))]))
+        // The locally computed SHA matches the server's, so the loaded script is found by EVALSHA.
+        #expect(try await client.send("SCRIPT", "EXISTS", script.sha1) == .array([.integer(1)]))
+        try await client.send("SCRIPT", "FLUSH")
+        #expect(try await client.evaluate(script, keys: ["k2"], arguments: ["b"]) == .array([.bulk(Array("k2".utf8)), .bulk(Array("b".utf8))]))
+    }
+
+    @Test func subscriptionsSurviveAServerSideKill() async throws {
+        let server = try await PrivateRedisServer()
+        defer { server.stop() }
+        let client = RedisClient(configuration: try server.configuration())
+        defer { client.close() }
+        let subscription = try await client.subscriber.subscribe("chan")
+        defer { subscription.cancel() }
+        try await client.send("CLIENT", "KILL", "TYPE", "pubsub")
+        // The subscriber reconnects by itself, re-subscribes, and says so.
+        #expect(await subscription.next(timeout: .seconds(30)) == .reconnected)
+        try await waitUntil { try await client.send("PUBSUB", "NUMSUB", "chan").array?.last?.int == 1 }
+        try await client.send("PUBLISH", "chan", "after")
+        #expect(await subscription.next(timeout: .seconds(30)) == .message(Array("after".utf8)))
+    }
+
+    @Test func commandsFailPromptlyOnceTheServerIsGone() async throws {
+        let server = try await PrivateRedisServer()
+        let client = RedisClient(configuration: try server.configuration())
+        defer { client.close() }
+        #expect(try await client.send("PING") == .status("PONG"))
+        server.stop()
+        await #expect(throws: RedisError.self) { try await client.send("PING") }
+    }
+}

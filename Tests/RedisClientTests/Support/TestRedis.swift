@@ -1,0 +1,77 @@
+import Foundation
+import Logging
+import RedisClient
+import Testing
+
+/// The shared server that Scripts/test.sh starts. Tests fail (never skip) without it.
+enum TestRedis {
+    static func url() throws -> String {
+        guard let url = ProcessInfo.processInfo.environment["SG_TEST_REDIS_URL"], !url.isEmpty else {
+            Issue.record("SG_TEST_REDIS_URL is not set: run the suite through Scripts/test.sh, which starts a private Redis")
+            throw TestSetupError.noRedis
+        }
+        return url
+    }
+
+    static func client(poolSize: Int = 2, commandTimeout: Duration = .seconds(10)) throws -> RedisClient {
+        var configuration = try RedisConfiguration(url: url())
+        configuration.poolSize = poolSize
+        configuration.commandTimeout = commandTimeout
+        return RedisClient(configuration: configuration, logger: Logger(label: "test"))
+    }
+
+    /// A key prefix no other test uses.
+    static func uniqueKey(_ name: String = #function) -> String {
+        "test:\(name.prefix(while: { $0 != "(" })):\(UUID().uuidString)"
+    }
+}
+
+enum TestSetupError: Error { case noRedis, serverDidNotStart(String) }
+
+/// A throwaway redis-server on a unix socket, for tests that disturb the whole server
+/// (CLIENT PAUSE, SCRIPT FLUSH, passwords, ACLs).
+final class PrivateRedisServer: Sendable {
+    let directory: URL
+    let socketPath: String
+    private let process: ChildProcess
+
+    init(arguments: [String] = []) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sg-redis-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        self.directory = directory
+        self.socketPath = directory.appendingPathComponent("redis.sock").path
+        let log = directory.appendingPathComponent("redis.log").path
+        process = try ChildProcess(
+            ProcessInfo.processInfo.environment["SG_REDIS_SERVER"] ?? "/usr/bin/redis-server",
+            [
+                "--port", "0", "--unixsocket", socketPath, "--unixsocketperm", "700",
+                "--dir", directory.path, "--save", "", "--appendonly", "no", "--logfile", log,
+            ] + arguments
+        )
+        for _ in 0..<400 {
+            if FileManager.default.fileExists(atPath: socketPath) { return }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        process.killNow()
+        throw TestSetupError.serverDidNotStart((try? String(contentsOf: URL(fileURLWithPath: log), encoding: .utf8)) ?? "")
+    }
+
+    var url: String { "unix://\(socketPath)" }
+
+    func configuration(password: String? = nil, username: String? = nil, commandTimeout: Duration = .seconds(10)) throws -> RedisConfiguration {
+        var configuration = try RedisConfiguration(url: url)
+        configuration.password = password
+        configuration.username = username
+        configuration.commandTimeout = commandTimeout
+        configuration.poolSize = 1
+        return configuration
+    }
+
+    /// Kills the server at once (no shutdown save: persistence is off anyway).
+    func stop() {
+        process.killNow()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    deinit { stop() }
+}
