@@ -13,6 +13,8 @@ final class ConnectionLoop: @unchecked Sendable {
     private struct InFlight {
         var waiter: ReplyWaiter
         var deadline: ContinuousClock.Instant?
+        /// A blocking command: its reply may take long, so new submissions must wake the loop.
+        var blocks: Bool
     }
 
     private let configuration: RedisConfiguration
@@ -27,6 +29,8 @@ final class ConnectionLoop: @unchecked Sendable {
     private var needsWrite = false
     private var failedAttempts = 0
     private var hasConnected = false
+    /// Callers resumed since the last write; most of them send again right away.
+    private var resumedSinceFlush = 0
     private var nextAttempt: ContinuousClock.Instant = .now
     private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
 
@@ -39,10 +43,13 @@ final class ConnectionLoop: @unchecked Sendable {
     }
 
     func run() {
+        // Our short coalescing sleeps must not be stretched by the default 50 µs timer slack.
+        _ = sg_set_timer_slack(2_000)
         while true {
             let (incoming, closed, interrupt) = shared.state.withLock { state in
                 let taken = state.queue
                 state.queue.removeAll(keepingCapacity: true)
+                state.idle = false
                 let interrupt = state.interrupt
                 state.interrupt = false
                 return (taken, state.closed, interrupt)
@@ -92,6 +99,7 @@ final class ConnectionLoop: @unchecked Sendable {
                     continue
                 }
             }
+            coalesce()
             flushPending()
             if needsWrite { writeOut() }
             guard context != nil else { continue }
@@ -162,15 +170,34 @@ final class ConnectionLoop: @unchecked Sendable {
 
     // MARK: Writing
 
+    /// Waits a few microseconds for the callers just resumed to submit again, so that they share
+    /// one write and one round trip instead of trickling out one by one. A lone caller that
+    /// resubmits at once never waits.
+    private func coalesce() {
+        guard context != nil, !pending.isEmpty, pending.count < resumedSinceFlush else { return }
+        for _ in 0..<4 {
+            var pause = timespec(tv_sec: 0, tv_nsec: 15_000)
+            nanosleep(&pause, nil)
+            let more = shared.state.withLock { state in
+                let taken = state.queue
+                state.queue.removeAll(keepingCapacity: true)
+                return taken
+            }
+            pending.append(contentsOf: more)
+            if pending.count >= resumedSinceFlush { break }
+        }
+    }
+
     private func flushPending() {
         guard let ctx = context, !pending.isEmpty else { return }
         for item in pending {
             _ = redisAppendFormattedCommand(ctx, item.command.pointer, item.command.length)
             item.command.free()
-            inFlight.append(InFlight(waiter: item.waiter, deadline: item.deadline))
+            inFlight.append(InFlight(waiter: item.waiter, deadline: item.deadline, blocks: item.blocks))
         }
         pending.removeAll(keepingCapacity: true)
         needsWrite = true
+        resumedSinceFlush = 0
     }
 
     private func writeOut() {
@@ -195,6 +222,11 @@ final class ConnectionLoop: @unchecked Sendable {
         if let deadline = inFlight.first?.deadline {
             let remaining = ContinuousClock.now.duration(to: deadline)
             timeoutMs = remaining <= .zero ? 0 : Int32(clamping: remaining.redisMilliseconds)
+        }
+        // While ordinary replies are outstanding their arrival wakes us, and new submissions
+        // ride along with the next batch; only an idle or blocked loop needs the eventfd.
+        if inFlight.isEmpty || inFlight.first!.blocks {
+            guard markIdleIfQueueEmpty() else { return }
         }
         let n = poll(&fds, 2, timeoutMs)
         if n < 0 && errno != EINTR {
@@ -259,6 +291,7 @@ final class ConnectionLoop: @unchecked Sendable {
                 disconnect(failingWith: .protocolError("reply with no command waiting for it: \(reply)"))
                 return false
             }
+            resumedSinceFlush += 1
             if case .error(let error) = reply {
                 head.waiter.complete(.failure(.server(error)))
             } else {
@@ -323,7 +356,17 @@ final class ConnectionLoop: @unchecked Sendable {
 
     // MARK: Waiting
 
+    /// Declares the loop idle unless work arrived meanwhile; returns false if there is work to take.
+    private func markIdleIfQueueEmpty() -> Bool {
+        shared.state.withLock { state in
+            if !state.queue.isEmpty || state.closed || state.interrupt { return false }
+            state.idle = true
+            return true
+        }
+    }
+
     private func waitForWake(until deadline: ContinuousClock.Instant?) {
+        guard markIdleIfQueueEmpty() else { return }
         var fd = pollfd(fd: shared.wakeFD, events: Int16(POLLIN), revents: 0)
         var timeoutMs: Int32 = -1
         if let deadline {

@@ -61,14 +61,14 @@ public final class RedisConnection: Sendable {
         if options.cancelDropsConnection {
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { continuation in
-                    shared.submit([Outgoing(command: encoded, waiter: .single(continuation), deadline: deadline)])
+                    shared.submit([Outgoing(command: encoded, waiter: .single(continuation), deadline: deadline, blocks: command.blockTime != nil)])
                 }
             } onCancel: {
                 shared.interrupt()
             }
         }
         return try await withCheckedThrowingContinuation { continuation in
-            shared.submit([Outgoing(command: encoded, waiter: .single(continuation), deadline: deadline)])
+            shared.submit([Outgoing(command: encoded, waiter: .single(continuation), deadline: deadline, blocks: command.blockTime != nil)])
         }
     }
 
@@ -96,7 +96,7 @@ public final class RedisConnection: Sendable {
             var batch: [Outgoing] = []
             batch.reserveCapacity(commands.count)
             for (i, command) in commands.enumerated() {
-                batch.append(Outgoing(command: encoded[i], waiter: .batch(collector, index: i), deadline: deadline(for: command)))
+                batch.append(Outgoing(command: encoded[i], waiter: .batch(collector, index: i), deadline: deadline(for: command), blocks: command.blockTime != nil))
             }
             shared.submit(batch)
         }
@@ -110,7 +110,7 @@ public final class RedisConnection: Sendable {
     /// Queues a command without waiting (subscriber bookkeeping).
     func submit(_ command: RedisCommand, waiter: ReplyWaiter) throws(RedisError) {
         let encoded = try EncodedCommand(command)
-        shared.submit([Outgoing(command: encoded, waiter: waiter, deadline: deadline(for: command))])
+        shared.submit([Outgoing(command: encoded, waiter: waiter, deadline: deadline(for: command), blocks: command.blockTime != nil)])
     }
 
     private func deadline(for command: RedisCommand) -> ContinuousClock.Instant? {
@@ -128,6 +128,7 @@ struct Outgoing: Sendable {
     var command: EncodedCommand
     var waiter: ReplyWaiter
     var deadline: ContinuousClock.Instant?
+    var blocks = false
 }
 
 /// State shared between callers and the I/O thread: the submit queue and the wake-up eventfd.
@@ -136,6 +137,9 @@ final class ConnectionShared: Sendable {
         var queue: [Outgoing] = []
         var closed = false
         var interrupt = false
+        /// The I/O thread sleeps until woken; otherwise it will look at the queue on its own soon
+        /// (it is waiting for replies), so submitters skip the eventfd write.
+        var idle = true
     }
 
     let state = Mutex(State())
@@ -147,14 +151,16 @@ final class ConnectionShared: Sendable {
     }
 
     func submit(_ batch: [Outgoing]) {
-        let accepted: Bool = state.withLock { state in
-            if state.closed { return false }
+        let (accepted, mustWake): (Bool, Bool) = state.withLock { state in
+            if state.closed { return (false, false) }
             state.queue.append(contentsOf: batch)
-            return true
+            let mustWake = state.idle
+            state.idle = false
+            return (true, mustWake)
         }
-        if accepted {
+        if mustWake {
             wake()
-        } else {
+        } else if !accepted {
             for item in batch {
                 item.command.free()
                 item.waiter.complete(.failure(.closed))
