@@ -6,12 +6,14 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "RedisClient", targets: ["RedisClient"]),
+        .library(name: "DistributedLocking", targets: ["DistributedLocking"]),
         .executable(name: "stream-consumer", targets: ["stream-consumer"]),
         .executable(name: "sgctl", targets: ["sgctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -26,6 +28,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "DistributedLocking",
+            dependencies: [
+                "RedisClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
         .executableTarget(
             name: "stream-consumer",
             dependencies: [
@@ -36,6 +46,7 @@ let package = Package(
             name: "sgctl",
             dependencies: [
                 "RedisClient",
+                "DistributedLocking",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -43,6 +54,10 @@ let package = Package(
         .testTarget(
             name: "RedisClientTests",
             dependencies: ["RedisClient"]
+        ),
+        .testTarget(
+            name: "DistributedLockingTests",
+            dependencies: ["DistributedLocking", "RedisClient"]
         ),
     ],
     swiftLanguageModes: [.v6]

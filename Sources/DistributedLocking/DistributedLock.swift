@@ -1,0 +1,396 @@
+import Foundation
+import Logging
+import RedisClient
+
+/// A lease on one Redis key, held by one instance at a time across every process.
+///
+/// Ported from the original Python lock (token ownership, re-entrancy, watchdog renewal,
+/// abort on loss) and hardened: every fresh claim draws a monotonic ``fence``, the holder
+/// keeps a local validity deadline so it gives up when renewals stop succeeding, waiters are
+/// woken by a pub/sub notification instead of polling, and without Redis the process-local
+/// fallback really excludes.
+///
+/// ```swift
+/// let lock = DistributedLock(client: redis, key: "sg:lock:channel:42", ttl: .seconds(10), autoRenew: true, maxRenewals: 0)
+/// try await lock.withLock {
+///     // runs while held; cancelled if the lease is lost
+/// }
+/// ```
+public actor DistributedLock {
+    public nonisolated let key: String
+    /// Counter key whose INCR yields the fence (never expires).
+    public nonisolated let fenceKey: String
+    /// Random UUID4 identifying this instance as owner.
+    public nonisolated let token: String
+    public nonisolated let ttl: Duration
+    public nonisolated let autoRenew: Bool
+    /// `<= 0` means unlimited renewals.
+    public nonisolated let maxRenewals: Int
+    public nonisolated let abortOnLoss: Bool
+
+    private let client: RedisClient?
+    private let logger: Logger
+    private let metrics: LockMetrics
+    private let releaseChannel: String
+
+    private var depth = 0
+    private var lease: Lease?
+    private var generation = 0
+    private var watchdog: Task<Void, Never>?
+    private var lossSignal = LossSignal()
+    private var heldSince: ContinuousClock.Instant?
+    private var releaseInFlight: Task<Bool, Never>?
+
+    /// The fence of the current (or last) claim; grows with every fresh acquire of this key.
+    public private(set) var fence: Int64?
+    /// Keys this instance really deleted from Redis (re-entrant and local releases don't count).
+    public private(set) var keysReleasedCount = 0
+    /// Why the last lease ended early, if it did.
+    public private(set) var lastLoss: LeaseLossCause?
+    /// Successful watchdog renewals of the current lease.
+    public var renewals: Int { lease?.renewals ?? 0 }
+
+    /// Creates the lock. No I/O happens until ``acquire()``.
+    /// - Parameter client: `nil` degrades to a process-local lock.
+    public init(
+        client: RedisClient?,
+        key: String,
+        ttl: Duration = .seconds(30),
+        autoRenew: Bool = false,
+        maxRenewals: Int = 5,
+        abortOnLoss: Bool = true,
+        fenceKey: String? = nil,
+        logger: Logger = Logger(label: "sg.lock")
+    ) {
+        self.client = client
+        self.key = key
+        self.fenceKey = fenceKey ?? LockKeys.fenceKey(forLock: key)
+        self.token = UUID().uuidString.lowercased()
+        self.ttl = ttl
+        self.autoRenew = autoRenew
+        self.maxRenewals = maxRenewals
+        self.abortOnLoss = abortOnLoss
+        self.releaseChannel = LockKeys.releaseChannel(forLock: key)
+        self.metrics = LockMetrics(prefix: LockKeys.metricPrefix(forLock: key))
+        var logger = logger
+        logger[metadataKey: "lock.key"] = .string(key)
+        logger[metadataKey: "lock.token"] = .string(String(token.prefix(8)))
+        self.logger = logger
+    }
+
+    deinit {
+        watchdog?.cancel()
+    }
+
+    /// Held, not lost, and (with Redis) within the local validity deadline.
+    public var isHeld: Bool {
+        guard depth > 0, lossSignal.cause == nil else { return false }
+        return lease?.isValid(at: .now) ?? true
+    }
+
+    // MARK: Acquiring
+
+    /// Claims the lock once without waiting. Re-entrant: a holder's second call only counts up.
+    /// Returns false on contention (logged at info) or when Redis cannot be reached (logged as a warning).
+    public func acquire() async -> Bool {
+        await attempt(quiet: false).acquired
+    }
+
+    /// Waits until the lock is free and claims it; false when `timeout` passes or the task is cancelled.
+    ///
+    /// Waiters subscribe to the key's release channel before retrying, so a release is never
+    /// missed; `pollInterval` only bounds how long a missed notification could delay a retry,
+    /// and each wait is further capped by the holder's remaining PTTL.
+    public func acquireBlocking(pollInterval: Duration = .seconds(1), timeout: Duration? = nil) async -> Bool {
+        let start = ContinuousClock.now
+        let deadline = timeout.map { start + $0 }
+        var subscription: RedisSubscription?
+        defer { subscription?.cancel() }
+        var announced = false
+        while true {
+            let outcome = await attempt(quiet: true)
+            if outcome.acquired {
+                metrics.acquireWait.recordNanoseconds(start.duration(to: .now).nanoseconds)
+                return true
+            }
+            if !announced {
+                logger.info("Lock contention, waiting for release")
+                announced = true
+            }
+            if Task.isCancelled { return false }
+            let now = ContinuousClock.now
+            if let deadline, now >= deadline {
+                logger.warning("Lock acquisition timed out", metadata: ["timeout_ms": "\(timeout!.redisMilliseconds)"])
+                return false
+            }
+            var wait = pollInterval
+            if case .contended(let pttl?) = outcome { wait = min(wait, pttl + .milliseconds(1)) }
+            if let deadline { wait = min(wait, now.duration(to: deadline)) }
+            guard let client else {
+                await LocalLockTable.shared.waitForRelease(key, timeout: wait)
+                continue
+            }
+            if subscription == nil, let subscribed = try? await client.subscriber.subscribe(releaseChannel) {
+                // Retry at once: a release between our last attempt and the subscription is not announced to us.
+                subscription = subscribed
+                continue
+            }
+            if let subscription {
+                _ = await subscription.next(timeout: wait)
+            } else {
+                try? await Task.sleep(for: wait)
+            }
+        }
+    }
+
+    private enum Attempt {
+        case acquired
+        case contended(pttl: Duration?)
+        case failed
+
+        var acquired: Bool {
+            if case .acquired = self { return true }
+            return false
+        }
+    }
+
+    private func attempt(quiet: Bool) async -> Attempt {
+        if let pending = releaseInFlight { _ = await pending.value }
+        if depth > 0 {
+            depth += 1
+            logger.debug("Re-entered lock", metadata: ["depth": "\(depth)"])
+            return .acquired
+        }
+        guard let client else {
+            if let fence = LocalLockTable.shared.tryAcquire(key, token: token) {
+                becomeHolder(fence: fence, claimSentAt: .now)
+                return .acquired
+            }
+            contended(quiet: quiet)
+            return .contended(pttl: nil)
+        }
+        let sentAt = ContinuousClock.now
+        do {
+            let reply = try await client.evaluate(
+                LockScripts.acquire, keys: [key, fenceKey], arguments: [token, ttl.redisMilliseconds])
+            guard let items = reply.array, items.count == 2, let claimed = items[0].int, let value = items[1].int else {
+                logger.warning("Unexpected reply to lock claim", metadata: ["reply": "\(reply)"])
+                return .failed
+            }
+            if depth > 0 { return .acquired }  // a concurrent call on this instance won meanwhile
+            if claimed == 1 {
+                becomeHolder(fence: value, claimSentAt: sentAt)
+                return .acquired
+            }
+            contended(quiet: quiet)
+            return .contended(pttl: value > 0 ? .milliseconds(value) : nil)
+        } catch {
+            logger.warning("Failed to acquire lock", metadata: ["error": "\(error)"])
+            return .failed
+        }
+    }
+
+    private func contended(quiet: Bool) {
+        metrics.contention.increment()
+        if quiet {
+            logger.debug("Lock contention, retrying")
+        } else {
+            logger.info("Lock contention, skipping execution")
+        }
+    }
+
+    private func becomeHolder(fence: Int64, claimSentAt: ContinuousClock.Instant) {
+        depth = 1
+        self.fence = fence
+        lastLoss = nil
+        generation += 1
+        lossSignal = LossSignal()
+        heldSince = .now
+        logger.debug("Acquired lock", metadata: ["fence": "\(fence)"])
+        guard client != nil else { return }
+        lease = Lease(claimSentAt: claimSentAt, ttl: ttl, maxRenewals: maxRenewals)
+        let generation = generation
+        watchdog = Task { await self.runWatchdog(generation: generation) }
+    }
+
+    // MARK: Watchdog
+
+    /// Renews every ttl/3 (with `autoRenew`) and enforces the local deadline either way.
+    private func runWatchdog(generation: Int) async {
+        while !Task.isCancelled {
+            guard generation == self.generation, let lease, lossSignal.cause == nil else { return }
+            switch lease.decision(at: .now, autoRenew: autoRenew) {
+            case .sleep(let until):
+                do { try await Task.sleep(until: until, clock: .continuous) } catch { return }
+            case .lost(let cause):
+                await loseLease(cause, generation: generation)
+                return
+            case .renew:
+                let sentAt = ContinuousClock.now
+                let outcome = await waitForResult(until: lease.validUntil) { [client, key, token, ttl] in
+                    do {
+                        let reply = try await client!.evaluate(LockScripts.renew, keys: [key], arguments: [token, ttl.redisMilliseconds])
+                        return reply.int == 1 ? RenewOutcome.renewed : .notOwned
+                    } catch {
+                        return .failed("\(error)")
+                    }
+                }
+                guard generation == self.generation, lossSignal.cause == nil else { return }
+                switch outcome {
+                case .renewed:
+                    self.lease?.renewed(sentAt: sentAt)
+                    metrics.renewals.increment()
+                    logger.debug("Lease renewed", metadata: ["renewals": "\(self.lease?.renewals ?? 0)", "max": "\(maxRenewals)"])
+                case .notOwned:
+                    await loseLease(.stolen, generation: generation)
+                    return
+                case .failed(let error):
+                    logger.warning("Lease renewal failed", metadata: ["error": "\(error)"])
+                    self.lease?.renewalFailed(at: .now)
+                case nil:
+                    // The wait hit the validity deadline; the next decision declares the loss.
+                    continue
+                }
+            }
+        }
+    }
+
+    private enum RenewOutcome: Sendable {
+        case renewed, notOwned, failed(String)
+    }
+
+    private func loseLease(_ cause: LeaseLossCause, generation: Int) async {
+        guard generation == self.generation, lossSignal.cause == nil else { return }
+        lastLoss = cause
+        metrics.leaseLost(cause)
+        switch cause {
+        case .stolen: logger.error("Lease lost: key deleted or taken by another holder")
+        case .expired: logger.error("Lease lost: validity deadline passed without a successful renewal")
+        case .renewalLimit: logger.warning("Lease given up: renewal limit reached", metadata: ["max": "\(maxRenewals)"])
+        }
+        if abortOnLoss { logger.error("Aborting the work running under the lock") }
+        lossSignal.fire(cause)
+        if cause == .renewalLimit {
+            // Giving up means letting the next holder in now rather than at expiry.
+            if await deleteKeyIfOurs() { keysReleasedCount += 1 }
+        }
+    }
+
+    /// Waits until the current lease is lost; nil if the caller is cancelled first.
+    public func waitForLoss() async -> LeaseLossCause? {
+        await lossSignal.wait()
+    }
+
+    // MARK: Releasing
+
+    /// Releases one level. The outermost release deletes the key if this token still owns it
+    /// (compare-and-delete) and wakes the waiters. Safe to call from a cancelled task: the
+    /// delete still runs, and is retried on connection errors before the key is left to expire.
+    public func release() async {
+        guard depth > 0 else { return }
+        if depth > 1 {
+            depth -= 1
+            logger.debug("Released re-entered lock", metadata: ["depth": "\(depth)"])
+            return
+        }
+        let cause = lossSignal.cause
+        depth = 0
+        watchdog?.cancel()
+        watchdog = nil
+        generation += 1
+        if let heldSince { metrics.hold.recordNanoseconds(heldSince.duration(to: .now).nanoseconds) }
+        heldSince = nil
+        lease = nil
+        guard client != nil else {
+            LocalLockTable.shared.release(key, token: token)
+            return
+        }
+        // A stolen key is someone else's, and a given-up one is already gone.
+        if cause == .stolen || cause == .renewalLimit { return }
+        if await deleteKeyIfOurs() {
+            keysReleasedCount += 1
+            logger.debug("Released lock")
+        }
+    }
+
+    /// Compare-and-delete in a task of its own, so the caller's cancellation cannot skip it.
+    private func deleteKeyIfOurs() async -> Bool {
+        guard let client else { return false }
+        let task = Task { [key, token, releaseChannel, logger] () -> Bool in
+            var backoff = Duration.milliseconds(50)
+            for attempt in 1...3 {
+                do {
+                    let reply = try await client.evaluate(LockScripts.release, keys: [key], arguments: [token, releaseChannel])
+                    return reply.int == 1
+                } catch let error as RedisError where error.isConnectionError && attempt < 3 {
+                    logger.warning("Lock release failed; retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
+                    try? await Task.sleep(for: backoff)
+                    backoff *= 2
+                } catch {
+                    logger.error("Lock release not confirmed; the key will expire by its TTL", metadata: ["error": "\(error)"])
+                    return false
+                }
+            }
+            return false
+        }
+        releaseInFlight = task
+        let deleted = await task.value
+        if releaseInFlight == task { releaseInFlight = nil }
+        return deleted
+    }
+
+    // MARK: Scoped use
+
+    /// Acquires (waiting up to `timeout`), runs `body` as a child task while held, and always releases.
+    ///
+    /// If the lease is lost while `body` runs and `abortOnLoss` is set, `body` is cancelled
+    /// and this throws ``LockError/leaseLost(key:cause:)`` once `body` has returned.
+    public func withLock<T: Sendable>(
+        timeout: Duration? = nil,
+        _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        guard await acquireBlocking(timeout: timeout) else {
+            if Task.isCancelled { throw CancellationError() }
+            throw LockError.acquireTimedOut(key: key)
+        }
+        let signal = lossSignal
+        let abort = abortOnLoss
+        let key = key
+        do {
+            let result = try await withThrowingTaskGroup(of: ScopedOutcome<T>.self) { group in
+                group.addTask { .finished(try await body()) }
+                group.addTask { .lost(await signal.wait()) }
+                while let next = try await group.next() {
+                    switch next {
+                    case .finished(let value):
+                        group.cancelAll()
+                        return value
+                    case .lost(let cause?) where abort:
+                        group.cancelAll()
+                        throw LockError.leaseLost(key: key, cause: cause)
+                    case .lost:
+                        continue
+                    }
+                }
+                throw CancellationError()
+            }
+            await release()
+            return result
+        } catch {
+            await release()
+            throw error
+        }
+    }
+}
+
+private enum ScopedOutcome<T: Sendable>: Sendable {
+    case finished(T)
+    case lost(LeaseLossCause?)
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,67 @@
+import RedisClient
+
+/// The lock's contract with Redis. Every script is atomic, so a claim, renewal or release
+/// can never interleave with another holder's.
+enum LockScripts {
+    /// Claims the lock and draws a fencing token in one round trip.
+    /// KEYS[1] lock key, KEYS[2] fence counter (never expires).
+    /// ARGV[1] owner token, ARGV[2] TTL in milliseconds.
+    /// Returns {1, fence} when claimed, {0, pttl} when someone else holds it.
+    /// A key this token already holds (a claim whose reply was lost) is re-claimed with its fence.
+    static let acquire = RedisScript("""
+        local holder = redis.call('GET', KEYS[1])
+        if holder == ARGV[1] then
+          redis.call('PEXPIRE', KEYS[1], ARGV[2])
+          return {1, tonumber(redis.call('GET', KEYS[2]) or '0')}
+        end
+        if not holder and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+          return {1, redis.call('INCR', KEYS[2])}
+        end
+        return {0, redis.call('PTTL', KEYS[1])}
+        """)
+
+    /// Extends the lease only if this token still owns the key.
+    /// KEYS[1] lock key. ARGV[1] owner token, ARGV[2] TTL in milliseconds.
+    /// Returns 1 when renewed, 0 when the lock is no longer ours.
+    static let renew = RedisScript("""
+        if redis.call('GET', KEYS[1]) == ARGV[1] then
+          return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+        end
+        return 0
+        """)
+
+    /// Deletes the key only if this token still owns it, then wakes the waiters.
+    /// KEYS[1] lock key. ARGV[1] owner token, ARGV[2] notification channel.
+    /// Returns 1 when deleted, 0 when the lock was no longer ours (nothing is touched).
+    static let release = RedisScript("""
+        if redis.call('GET', KEYS[1]) == ARGV[1] then
+          redis.call('DEL', KEYS[1])
+          redis.call('PUBLISH', ARGV[2], ARGV[1])
+          return 1
+        end
+        return 0
+        """)
+}
+
+/// How lock keys relate to their companion keys.
+public enum LockKeys {
+    /// `sg:lock:channel:7` → `sg:fence:channel:7`; keys without a `:lock:` segment get a `:fence` suffix.
+    public static func fenceKey(forLock key: String) -> String {
+        if let range = key.range(of: ":lock:") {
+            return key.replacingCharacters(in: range, with: ":fence:")
+        }
+        if key.hasPrefix("lock:") { return "fence:" + key.dropFirst(5) }
+        return key + ":fence"
+    }
+
+    /// The pub/sub channel a release is announced on.
+    public static func releaseChannel(forLock key: String) -> String {
+        key + ":released"
+    }
+
+    /// A low-cardinality metric label: the key without its last segment (`sg:lock:channel`).
+    public static func metricPrefix(forLock key: String) -> String {
+        guard let colon = key.lastIndex(of: ":") else { return key }
+        return String(key[..<colon])
+    }
+}

@@ -1,0 +1,53 @@
+import RedisClient
+
+/// ``FencedStore`` on Redis: one Lua script checks the fence and applies the update atomically.
+public struct RedisFencedStore: FencedStore {
+    private let client: RedisClient
+
+    public init(client: RedisClient) {
+        self.client = client
+    }
+
+    public func apply(_ update: StateUpdate, to target: FencedTarget, fence: Int64) async throws -> FencedWriteOutcome {
+        try update.validate()
+        let listKey = target.listKey ?? (target.stateKey + ":list")
+        let reply = try await client.evaluate(
+            FencedScripts.apply,
+            keys: [target.stateKey, listKey],
+            arguments: [String(fence)] + update.scriptArguments
+        )
+        guard let items = reply.array, items.count == 2, let applied = items[0].int, let recorded = items[1].int else {
+            throw RedisError.unexpectedReply("fenced apply returned \(reply)")
+        }
+        return applied == 1 ? .applied : .staleFence(recorded: recorded)
+    }
+}
+
+/// Lua for fenced writes. The update-applying chunk is shared with the worker's commit script,
+/// so a commit and a plain fenced write change state in exactly the same way.
+public enum FencedScripts {
+    /// Applies an update encoded by ``StateUpdate/scriptArguments`` starting at ARGV[first].
+    /// Expects `state` (hash key) and `list` (list key) locals. Defines no globals.
+    public static let applyUpdateChunk = """
+        local function sg_apply_update(state, list, first)
+          local nset, nincr, nappend, cap = tonumber(ARGV[first]), tonumber(ARGV[first+1]), tonumber(ARGV[first+2]), tonumber(ARGV[first+3])
+          local i = first + 4
+          for _ = 1, nset do redis.call('HSET', state, ARGV[i], ARGV[i+1]); i = i + 2 end
+          for _ = 1, nincr do redis.call('HINCRBY', state, ARGV[i], ARGV[i+1]); i = i + 2 end
+          for _ = 1, nappend do redis.call('RPUSH', list, ARGV[i]); i = i + 1 end
+          if cap > 0 and nappend > 0 then redis.call('LTRIM', list, -cap, -1) end
+        end
+        """
+
+    /// KEYS[1] state hash, KEYS[2] list. ARGV[1] writer's fence, ARGV[2…] the encoded update.
+    /// Returns {1, fence} when applied, {0, recorded} when the state already has a higher fence.
+    public static let apply = RedisScript(applyUpdateChunk + """
+
+        local fence = tonumber(ARGV[1])
+        local recorded = tonumber(redis.call('HGET', KEYS[1], 'fence') or '0')
+        if recorded > fence then return {0, recorded} end
+        sg_apply_update(KEYS[1], KEYS[2], 2)
+        redis.call('HSET', KEYS[1], 'fence', ARGV[1])
+        return {1, fence}
+        """)
+}
