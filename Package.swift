@@ -51,13 +51,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "TestSupport",
+            dependencies: ["RedisClient", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(
             name: "RedisClientTests",
-            dependencies: ["RedisClient"]
+            dependencies: ["RedisClient", "TestSupport"]
         ),
         .testTarget(
             name: "DistributedLockingTests",
-            dependencies: ["DistributedLocking", "RedisClient"]
+            dependencies: ["DistributedLocking", "RedisClient", "TestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -39,7 +39,8 @@ public actor DistributedLock {
     private var watchdog: Task<Void, Never>?
     private var lossSignal = LossSignal()
     private var heldSince: ContinuousClock.Instant?
-    private var releaseInFlight: Task<Bool, Never>?
+    /// Set while the outermost release talks to Redis, so a concurrent acquire on this instance waits for it.
+    private var releasing: [CheckedContinuation<Void, Never>]?
 
     /// The fence of the current (or last) claim; grows with every fresh acquire of this key.
     public private(set) var fence: Int64?
@@ -155,7 +156,9 @@ public actor DistributedLock {
     }
 
     private func attempt(quiet: Bool) async -> Attempt {
-        if let pending = releaseInFlight { _ = await pending.value }
+        if releasing != nil {
+            await withCheckedContinuation { releasing!.append($0) }
+        }
         if depth > 0 {
             depth += 1
             logger.debug("Re-entered lock", metadata: ["depth": "\(depth)"])
@@ -209,6 +212,13 @@ public actor DistributedLock {
         logger.debug("Acquired lock", metadata: ["fence": "\(fence)"])
         guard client != nil else { return }
         lease = Lease(claimSentAt: claimSentAt, ttl: ttl, maxRenewals: maxRenewals)
+        if autoRenew { startWatchdog() }
+    }
+
+    /// Without auto-renewal the deadline is still enforced: lazily by ``isHeld``, and actively
+    /// (so `withLock` can abort its body) once someone waits for a loss.
+    private func startWatchdog() {
+        guard watchdog == nil, lease != nil else { return }
         let generation = generation
         watchdog = Task { await self.runWatchdog(generation: generation) }
     }
@@ -278,7 +288,8 @@ public actor DistributedLock {
 
     /// Waits until the current lease is lost; nil if the caller is cancelled first.
     public func waitForLoss() async -> LeaseLossCause? {
-        await lossSignal.wait()
+        startWatchdog()
+        return await lossSignal.wait()
     }
 
     // MARK: Releasing
@@ -307,36 +318,36 @@ public actor DistributedLock {
         }
         // A stolen key is someone else's, and a given-up one is already gone.
         if cause == .stolen || cause == .renewalLimit { return }
+        releasing = []
         if await deleteKeyIfOurs() {
             keysReleasedCount += 1
             logger.debug("Released lock")
         }
+        let waiting = releasing ?? []
+        releasing = nil
+        waiting.forEach { $0.resume() }
     }
 
-    /// Compare-and-delete in a task of its own, so the caller's cancellation cannot skip it.
+    /// Compare-and-delete, retried on connection errors. Pooled commands run to completion even
+    /// if the caller is cancelled, and the retry pauses ignore cancellation, so a cancelled task
+    /// still releases its key.
     private func deleteKeyIfOurs() async -> Bool {
         guard let client else { return false }
-        let task = Task { [key, token, releaseChannel, logger] () -> Bool in
-            var backoff = Duration.milliseconds(50)
-            for attempt in 1...3 {
-                do {
-                    let reply = try await client.evaluate(LockScripts.release, keys: [key], arguments: [token, releaseChannel])
-                    return reply.int == 1
-                } catch let error as RedisError where error.isConnectionError && attempt < 3 {
-                    logger.warning("Lock release failed; retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
-                    try? await Task.sleep(for: backoff)
-                    backoff *= 2
-                } catch {
-                    logger.error("Lock release not confirmed; the key will expire by its TTL", metadata: ["error": "\(error)"])
-                    return false
-                }
+        var backoff = Duration.milliseconds(50)
+        for attempt in 1...3 {
+            do {
+                let reply = try await client.evaluate(LockScripts.release, keys: [key], arguments: [token, releaseChannel])
+                return reply.int == 1
+            } catch let error as RedisError where error.isConnectionError && attempt < 3 {
+                logger.warning("Lock release failed; retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
+                await sleepIgnoringCancellation(backoff)
+                backoff *= 2
+            } catch {
+                logger.error("Lock release not confirmed; the key will expire by its TTL", metadata: ["error": "\(error)"])
+                return false
             }
-            return false
         }
-        releaseInFlight = task
-        let deleted = await task.value
-        if releaseInFlight == task { releaseInFlight = nil }
-        return deleted
+        return false
     }
 
     // MARK: Scoped use
@@ -353,6 +364,7 @@ public actor DistributedLock {
             if Task.isCancelled { throw CancellationError() }
             throw LockError.acquireTimedOut(key: key)
         }
+        startWatchdog()
         let signal = lossSignal
         let abort = abortOnLoss
         let key = key
@@ -392,5 +404,15 @@ extension Duration {
     var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
+
+/// Sleeps for `duration` even if the current task is cancelled (for cleanup that must finish).
+func sleepIgnoringCancellation(_ duration: Duration) async {
+    await withCheckedContinuation { continuation in
+        Task.detached {
+            try? await Task.sleep(for: duration)
+            continuation.resume()
+        }
     }
 }

@@ -5,14 +5,14 @@ struct SGCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sgctl",
         abstract: "Operator tool for the stream-consumer worker pool.",
-        subcommands: [Bench.self]
+        subcommands: [Bench.self, LockCommand.self]
     )
 }
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (release builds give meaningful numbers).",
-        subcommands: [BenchClient.self]
+        subcommands: [BenchClient.self, BenchLock.self]
     )
 }
 

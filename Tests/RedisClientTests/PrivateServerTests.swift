@@ -1,5 +1,6 @@
 import Foundation
 import RedisClient
+import TestSupport
 import Testing
 
 /// Tests that disturb the whole server run against a private one each.

@@ -1,5 +1,6 @@
 import Foundation
 import RedisClient
+import TestSupport
 import Testing
 
 @Suite struct RedisClientTests {
@@ -208,20 +209,3 @@ import Testing
         }
     }
 }
-
-/// Polls `condition` until it holds; fails the test after a generous bound.
-func waitUntil(
-    timeout: Duration = .seconds(30),
-    sourceLocation: SourceLocation = #_sourceLocation,
-    _ condition: () async throws -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    Issue.record("condition did not hold within \(timeout)", sourceLocation: sourceLocation)
-    throw WaitTimeout()
-}
-
-struct WaitTimeout: Error {}

@@ -4,8 +4,8 @@ import RedisClient
 import Testing
 
 /// The shared server that Scripts/test.sh starts. Tests fail (never skip) without it.
-enum TestRedis {
-    static func url() throws -> String {
+public enum TestRedis {
+    public static func url() throws -> String {
         guard let url = ProcessInfo.processInfo.environment["SG_TEST_REDIS_URL"], !url.isEmpty else {
             Issue.record("SG_TEST_REDIS_URL is not set: run the suite through Scripts/test.sh, which starts a private Redis")
             throw TestSetupError.noRedis
@@ -13,7 +13,7 @@ enum TestRedis {
         return url
     }
 
-    static func client(poolSize: Int = 2, commandTimeout: Duration = .seconds(10)) throws -> RedisClient {
+    public static func client(poolSize: Int = 2, commandTimeout: Duration = .seconds(10)) throws -> RedisClient {
         var configuration = try RedisConfiguration(url: url())
         configuration.poolSize = poolSize
         configuration.commandTimeout = commandTimeout
@@ -21,21 +21,21 @@ enum TestRedis {
     }
 
     /// A key prefix no other test uses.
-    static func uniqueKey(_ name: String = #function) -> String {
+    public static func uniqueKey(_ name: String = #function) -> String {
         "test:\(name.prefix(while: { $0 != "(" })):\(UUID().uuidString)"
     }
 }
 
-enum TestSetupError: Error { case noRedis, serverDidNotStart(String) }
+public enum TestSetupError: Error { case noRedis, serverDidNotStart(String) }
 
 /// A throwaway redis-server on a unix socket, for tests that disturb the whole server
 /// (CLIENT PAUSE, SCRIPT FLUSH, passwords, ACLs).
-final class PrivateRedisServer: Sendable {
-    let directory: URL
-    let socketPath: String
+public final class PrivateRedisServer: Sendable {
+    public let directory: URL
+    public let socketPath: String
     private let process: ChildProcess
 
-    init(arguments: [String] = []) async throws {
+    public init(arguments: [String] = []) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sg-redis-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.directory = directory
@@ -56,9 +56,9 @@ final class PrivateRedisServer: Sendable {
         throw TestSetupError.serverDidNotStart((try? String(contentsOf: URL(fileURLWithPath: log), encoding: .utf8)) ?? "")
     }
 
-    var url: String { "unix://\(socketPath)" }
+    public var url: String { "unix://\(socketPath)" }
 
-    func configuration(password: String? = nil, username: String? = nil, commandTimeout: Duration = .seconds(10)) throws -> RedisConfiguration {
+    public func configuration(password: String? = nil, username: String? = nil, commandTimeout: Duration = .seconds(10)) throws -> RedisConfiguration {
         var configuration = try RedisConfiguration(url: url)
         configuration.password = password
         configuration.username = username
@@ -68,10 +68,33 @@ final class PrivateRedisServer: Sendable {
     }
 
     /// Kills the server at once (no shutdown save: persistence is off anyway).
-    func stop() {
+    public func stop() {
         process.killNow()
         try? FileManager.default.removeItem(at: directory)
     }
 
     deinit { stop() }
+}
+
+/// Polls `condition` until it holds; fails the test after a generous bound.
+public func waitUntil(
+    timeout: Duration = .seconds(30),
+    sourceLocation: SourceLocation = #_sourceLocation,
+    _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    Issue.record("condition did not hold within \(timeout)", sourceLocation: sourceLocation)
+    throw WaitTimeout()
+}
+
+public struct WaitTimeout: Error {}
+
+/// The directory holding the built products (sgctl, stream-consumer) next to the test bundle.
+public func builtProductPath(_ name: String) -> String {
+    let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    return bundle.appendingPathComponent(name).path
 }

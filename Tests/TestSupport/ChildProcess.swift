@@ -6,10 +6,10 @@ import Glibc
 
 /// A child process started with posix_spawn and reaped with waitpid, so tests control
 /// signals (SIGSTOP, SIGKILL) and exit precisely, without Foundation's run-loop waits.
-final class ChildProcess: Sendable {
-    let pid: pid_t
+public final class ChildProcess: Sendable {
+    public let pid: pid_t
 
-    init(_ executable: String, _ arguments: [String], stdout: String? = nil) throws {
+    public init(_ executable: String, _ arguments: [String], stdout: String? = nil) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -24,12 +24,12 @@ final class ChildProcess: Sendable {
         self.pid = pid
     }
 
-    func signal(_ signal: Int32) {
+    public func signal(_ signal: Int32) {
         kill(pid, signal)
     }
 
     /// Waits up to `timeout` for exit; returns the exit status, or nil if it is still running.
-    func wait(timeout: Duration) async -> Int32? {
+    public func wait(timeout: Duration) async -> Int32? {
         let deadline = ContinuousClock.now + timeout
         while true {
             var status: Int32 = 0
@@ -42,7 +42,7 @@ final class ChildProcess: Sendable {
     }
 
     /// SIGKILL and reap, without suspending (for `defer` and `deinit`).
-    func killNow() {
+    public func killNow() {
         kill(pid, SIGKILL)
         var status: Int32 = 0
         _ = waitpid(pid, &status, 0)
