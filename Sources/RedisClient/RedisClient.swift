@@ -96,6 +96,11 @@ public final class RedisClient: Sendable {
         }
     }
 
+    /// The first pooled connection's I/O thread as a task executor. Work that mostly talks to
+    /// Redis runs fastest there (`withTaskExecutorPreference(client.executor) { … }`): replies
+    /// resume it without a thread hop, and its commands go to that connection.
+    public var executor: any TaskExecutor { pool[0].executor }
+
     /// Closes every connection; waiting callers fail with ``RedisError/closed``.
     public func close() {
         for connection in pool { connection.close() }
@@ -108,6 +113,10 @@ public final class RedisClient: Sendable {
 
     private func nextConnection() -> RedisConnection {
         if pool.count == 1 { return pool[0] }
+        // A task running on a pooled connection's thread stays on that connection.
+        if let current = ConnectionLoop.current {
+            for connection in pool where connection.runs(on: current) { return connection }
+        }
         let i = cursor.wrappingAdd(1, ordering: .relaxed).oldValue
         return pool[i % pool.count]
     }

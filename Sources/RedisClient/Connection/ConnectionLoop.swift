@@ -31,6 +31,8 @@ final class ConnectionLoop: @unchecked Sendable {
     private var hasConnected = false
     /// Callers resumed since the last write; most of them send again right away.
     private var resumedSinceFlush = 0
+    /// Resumed callers ran here on our thread, so they have already resubmitted: nothing to wait for.
+    private var ranJobsSinceFlush = false
     private var nextAttempt: ContinuousClock.Instant = .now
     private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
 
@@ -45,7 +47,9 @@ final class ConnectionLoop: @unchecked Sendable {
     func run() {
         // Our short coalescing sleeps must not be stretched by the default 50 µs timer slack.
         _ = sg_set_timer_slack(2_000)
+        bindToCurrentThread()
         while true {
+            runJobs()
             let (incoming, closed, interrupt) = shared.state.withLock { state in
                 let taken = state.queue
                 state.queue.removeAll(keepingCapacity: true)
@@ -58,6 +62,7 @@ final class ConnectionLoop: @unchecked Sendable {
             if closed {
                 disconnect(failingWith: .closed)
                 failPending(.closed)
+                runJobs()
                 return
             }
             if interrupt {
@@ -174,7 +179,7 @@ final class ConnectionLoop: @unchecked Sendable {
     /// one write and one round trip instead of trickling out one by one. A lone caller that
     /// resubmits at once never waits.
     private func coalesce() {
-        guard context != nil, !pending.isEmpty, pending.count < resumedSinceFlush else { return }
+        guard context != nil, !ranJobsSinceFlush, !pending.isEmpty, pending.count < resumedSinceFlush else { return }
         for _ in 0..<4 {
             var pause = timespec(tv_sec: 0, tv_nsec: 15_000)
             nanosleep(&pause, nil)
@@ -198,6 +203,7 @@ final class ConnectionLoop: @unchecked Sendable {
         pending.removeAll(keepingCapacity: true)
         needsWrite = true
         resumedSinceFlush = 0
+        ranJobsSinceFlush = false
     }
 
     private func writeOut() {
@@ -359,7 +365,7 @@ final class ConnectionLoop: @unchecked Sendable {
     /// Declares the loop idle unless work arrived meanwhile; returns false if there is work to take.
     private func markIdleIfQueueEmpty() -> Bool {
         shared.state.withLock { state in
-            if !state.queue.isEmpty || state.closed || state.interrupt { return false }
+            if !state.queue.isEmpty || !state.jobs.isEmpty || state.closed || state.interrupt { return false }
             state.idle = true
             return true
         }
@@ -379,6 +385,23 @@ final class ConnectionLoop: @unchecked Sendable {
     private func drainWake() {
         var value: UInt64 = 0
         _ = Glibc.read(shared.wakeFD, &value, 8)
+    }
+
+    // MARK: Executor
+
+    /// Runs the jobs of tasks that prefer this thread, including those resumed by replies just read.
+    private func runJobs() {
+        while true {
+            let jobs = shared.state.withLock { state in
+                let taken = state.jobs
+                state.jobs.removeAll(keepingCapacity: true)
+                return taken
+            }
+            if jobs.isEmpty { return }
+            ranJobsSinceFlush = true
+            let executor = asUnownedTaskExecutor()
+            for job in jobs { job.runSynchronously(on: executor) }
+        }
     }
 
     // MARK: Helpers
@@ -408,5 +431,29 @@ extension RedisConfiguration {
         case .tcp(let host, let port): return "\(host):\(port)"
         case .unix(let path): return path
         }
+    }
+}
+
+extension ConnectionLoop: TaskExecutor {
+    func enqueue(_ job: consuming ExecutorJob) {
+        shared.enqueueJob(UnownedJob(job))
+    }
+}
+
+extension ConnectionLoop {
+    private static let threadKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    /// The loop whose thread is running the caller, if any.
+    static var current: ConnectionLoop? {
+        pthread_getspecific(threadKey).map { Unmanaged<ConnectionLoop>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    /// Unretained is safe: the thread's closure owns the loop for as long as the thread runs.
+    fileprivate func bindToCurrentThread() {
+        pthread_setspecific(Self.threadKey, Unmanaged.passUnretained(self).toOpaque())
     }
 }

@@ -33,12 +33,19 @@ public final class RedisConnection: Sendable {
     let shared: ConnectionShared
     let configuration: RedisConfiguration
     private let options: Options
+    private let loop: ConnectionLoop
+
+    /// Runs tasks on this connection's I/O thread. Callers that run there
+    /// (`withTaskExecutorPreference(connection.executor) { … }`) get replies without a thread hop;
+    /// keep CPU-heavy work off it, since it also drives the socket.
+    public var executor: any TaskExecutor { loop }
 
     init(configuration: RedisConfiguration, options: Options, logger: Logger) {
         self.configuration = configuration
         self.options = options
         self.shared = ConnectionShared()
         let loop = ConnectionLoop(configuration: configuration, options: options, shared: shared, logger: logger)
+        self.loop = loop
         let thread = Thread { loop.run() }
         thread.name = "redis-\(options.name)"
         thread.start()
@@ -51,6 +58,10 @@ public final class RedisConnection: Sendable {
 
     deinit {
         shared.close()
+    }
+
+    func runs(on loop: ConnectionLoop) -> Bool {
+        self.loop === loop
     }
 
     /// Sends one command and waits for its reply. A server error reply is thrown as ``RedisError/server(_:)``.
@@ -140,6 +151,8 @@ final class ConnectionShared: Sendable {
         /// The I/O thread sleeps until woken; otherwise it will look at the queue on its own soon
         /// (it is waiting for replies), so submitters skip the eventfd write.
         var idle = true
+        /// Tasks that prefer this connection's thread as their executor.
+        var jobs: [UnownedJob] = []
     }
 
     let state = Mutex(State())
@@ -171,6 +184,19 @@ final class ConnectionShared: Sendable {
     func close() {
         state.withLock { $0.closed = true }
         wake()
+    }
+
+    /// Queues a job for the I/O thread; once the connection is closed, jobs go to the global pool.
+    func enqueueJob(_ job: UnownedJob) {
+        let (accepted, mustWake): (Bool, Bool) = state.withLock { state in
+            if state.closed { return (false, false) }
+            state.jobs.append(job)
+            let mustWake = state.idle
+            state.idle = false
+            return (true, mustWake)
+        }
+        if mustWake { wake() }
+        if !accepted { globalConcurrentExecutor.enqueue(job) }
     }
 
     func interrupt() {

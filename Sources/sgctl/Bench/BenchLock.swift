@@ -33,16 +33,21 @@ struct BenchLock: AsyncParsableCommand {
         logger.logLevel = .warning
 
         let solo = DistributedLock(client: a, key: key, ttl: .seconds(10), logger: logger)
-        for _ in 0..<500 {
-            _ = await solo.acquire()
-            await solo.release()
+        let cycles = self.cycles
+        let measureCycles: @Sendable () async throws -> Double = {
+            for _ in 0..<500 {
+                _ = await solo.acquire()
+                await solo.release()
+            }
+            let start = clock.now
+            for _ in 0..<cycles {
+                guard await solo.acquire() else { throw ValidationError("uncontended acquire failed") }
+                await solo.release()
+            }
+            return Double(cycles) / seconds(start.duration(to: clock.now))
         }
-        let start = clock.now
-        for _ in 0..<cycles {
-            guard await solo.acquire() else { throw ValidationError("uncontended acquire failed") }
-            await solo.release()
-        }
-        let cyclesPerSecond = Double(cycles) / seconds(start.duration(to: clock.now))
+        let cyclesPerSecond = try await measureCycles()
+        let cyclesPerSecondOnExecutor = try await withTaskExecutorPreference(a.executor) { try await measureCycles() }
 
         let locks = [
             DistributedLock(client: a, key: key, ttl: .seconds(10), logger: logger),
@@ -71,10 +76,11 @@ struct BenchLock: AsyncParsableCommand {
         if json {
             printJSONLine([
                 "bench": "lock", "cycles": cycles, "cycles_per_sec": cyclesPerSecond,
+                "executor_cycles_per_sec": cyclesPerSecondOnExecutor,
                 "handoffs": handoffs, "handoff_p50_ms": p50, "handoff_p99_ms": p99,
             ])
         } else {
-            print("uncontended acquire+release: \(fmt(cyclesPerSecond)) cycles/s")
+            print("uncontended acquire+release: \(fmt(cyclesPerSecond)) cycles/s (global pool), \(fmt(cyclesPerSecondOnExecutor)) cycles/s (connection executor)")
             print("hand-off between two contenders: p50 \(String(format: "%.3f", p50)) ms, p99 \(String(format: "%.3f", p99)) ms")
         }
     }
