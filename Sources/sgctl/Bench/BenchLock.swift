@@ -49,6 +49,7 @@ struct BenchLock: AsyncParsableCommand {
         let cyclesPerSecond = try await measureCycles()
         let cyclesPerSecondOnExecutor = try await withTaskExecutorPreference(a.executor) { try await measureCycles() }
 
+        let clients = [a, b]
         let locks = [
             DistributedLock(client: a, key: key, ttl: .seconds(10), logger: logger),
             DistributedLock(client: b, key: key, ttl: .seconds(10), logger: logger),
@@ -58,13 +59,14 @@ struct BenchLock: AsyncParsableCommand {
         for round in 0..<handoffs {
             let holder = locks[round % 2]
             let waiter = locks[(round + 1) % 2]
-            let handedOver = Task { () -> ContinuousClock.Instant? in
+            // Each contender runs on its own client's I/O thread, as a worker would.
+            let handedOver = Task(executorPreference: clients[(round + 1) % 2].executor) { () -> ContinuousClock.Instant? in
                 await waiter.acquireBlocking(pollInterval: .seconds(5), timeout: .seconds(10)) ? clock.now : nil
             }
             // Let the waiter fail its first attempt and subscribe, so we measure a real wake-up.
             try await Task.sleep(for: .milliseconds(2))
             let released = clock.now
-            await holder.release()
+            await withTaskExecutorPreference(clients[round % 2].executor) { await holder.release() }
             guard let acquired = await handedOver.value else { throw ValidationError("hand-off \(round) timed out") }
             samples.add(released.duration(to: acquired))
         }

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Benchmarks against baselines measured in the same run, on a private Redis.
+# Usage: Scripts/bench.sh [client|lock|all] [rounds]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source Scripts/lib.sh
+
+what=${1:-all}
+rounds=${2:-3}
+Scripts/setup.sh
+swift build -c release --product sgctl >&2
+workdir=$(mktemp -d -t sg-bench.XXXXXX)
+trap 'stop_redis; rm -rf "$workdir"' EXIT
+trap 'exit 130' INT TERM
+port=$(free_port)
+start_redis "$workdir" "$port"
+url="redis://127.0.0.1:$port"
+
+rps() { # redis-benchmark args... -> requests per second
+  redis-benchmark -p "$port" "$@" 2>/dev/null | tr '\r' '\n' | grep -oE '[0-9.]+ requests per second' | tail -1 | cut -d' ' -f1
+}
+
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  host: $(uname -m), $(nproc) cores  redis: $(redis-server --version | awk '{print $3}')"
+for round in $(seq 1 "$rounds"); do
+  if [ "$what" = client ] || [ "$what" = all ]; then
+    p64=$(rps -c 1 -P 64 -t set -n 2000000 -q)
+    c1=$(rps -c 1 -t set -n 100000 -q)
+    ours=$(.build/release/sgctl bench client --redis-url "$url" --json)
+    python3 - "$p64" "$c1" "$ours" <<'PY'
+import json, sys
+p64, c1, ours = float(sys.argv[1]), float(sys.argv[2]), json.loads(sys.argv[3])
+print(f"client: redis-benchmark -P64 {p64:,.0f}/s, -c1 {c1:,.0f}/s | "
+      f"64 callers {ours['ops_per_sec_pipelined']:,.0f}/s ({ours['ops_per_sec_pipelined']/p64:.2f}x), "
+      f"on executor {ours['executor_ops_per_sec_pipelined']:,.0f}/s ({ours['executor_ops_per_sec_pipelined']/p64:.2f}x) | "
+      f"1 caller {ours['ops_per_sec_1_caller']:,.0f}/s ({ours['ops_per_sec_1_caller']/c1:.2f}x), "
+      f"on executor {ours['executor_ops_per_sec_1_caller']:,.0f}/s ({ours['executor_ops_per_sec_1_caller']/c1:.2f}x), "
+      f"p50 {ours['sequential_p50_us']:.0f} us, p99 {ours['sequential_p99_us']:.0f} us")
+PY
+  fi
+  if [ "$what" = lock ] || [ "$what" = all ]; then
+    acquire_lua="local h = redis.call('GET', KEYS[1]) if h == ARGV[1] then return {1, 1} end if not h and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, redis.call('INCR', KEYS[2])} end return {0, redis.call('PTTL', KEYS[1])}"
+    release_lua="if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) redis.call('PUBLISH', ARGV[2], ARGV[1]) return 1 end return 0"
+    eval_acq=$(rps -c 1 -n 30000 -q EVAL "$acquire_lua" 2 bench:lock bench:fence tok 10000)
+    eval_rel=$(rps -c 1 -n 30000 -q EVAL "$release_lua" 1 bench:lock tok bench:chan)
+    ours=$(.build/release/sgctl bench lock --redis-url "$url" --json)
+    python3 - "$eval_acq" "$eval_rel" "$ours" <<'PY'
+import json, sys
+acq, rel, ours = float(sys.argv[1]), float(sys.argv[2]), json.loads(sys.argv[3])
+ceiling = 1 / (1 / acq + 1 / rel)  # one claim script + one release script, back to back, from redis-benchmark
+print(f"lock: redis-benchmark claim+release script ceiling {ceiling:,.0f} cycles/s | "
+      f"ours {ours['cycles_per_sec']:,.0f}/s ({ours['cycles_per_sec']/ceiling:.2f}x), "
+      f"on executor {ours['executor_cycles_per_sec']:,.0f}/s ({ours['executor_cycles_per_sec']/ceiling:.2f}x) | "
+      f"hand-off p50 {ours['handoff_p50_ms']:.3f} ms, p99 {ours['handoff_p99_ms']:.3f} ms")
+PY
+  fi
+done
