@@ -103,26 +103,38 @@ public actor DistributedLock {
     /// missed; `pollInterval` only bounds how long a missed notification could delay a retry,
     /// and each wait is further capped by the holder's remaining PTTL.
     public func acquireBlocking(pollInterval: Duration = .seconds(1), timeout: Duration? = nil) async -> Bool {
+        await acquireBlocking(pollInterval: pollInterval, timeout: timeout, reading: []) != nil
+    }
+
+    /// Like ``acquireBlocking(pollInterval:timeout:)``, and the claim that succeeds also runs
+    /// `reading` in the same round trip, right after the claim; returns their results, or nil
+    /// when the lock was not acquired. Use it to load the state the lock protects.
+    /// A re-entrant acquire sends nothing and returns no results.
+    public func acquireBlocking(
+        pollInterval: Duration = .seconds(1),
+        timeout: Duration? = nil,
+        reading: [RedisCommand]
+    ) async -> [Result<RESPValue, RedisError>]? {
         let start = ContinuousClock.now
         let deadline = timeout.map { start + $0 }
         var subscription: RedisSubscription?
         defer { subscription?.cancel() }
         var announced = false
         while true {
-            let outcome = await attempt(quiet: true)
-            if outcome.acquired {
+            let outcome = await attempt(quiet: true, reading: reading)
+            if case .acquired(let reads) = outcome {
                 metrics.acquireWait.recordNanoseconds(start.duration(to: .now).nanoseconds)
-                return true
+                return reads
             }
             if !announced {
                 logger.info("Lock contention, waiting for release")
                 announced = true
             }
-            if Task.isCancelled { return false }
+            if Task.isCancelled { return nil }
             let now = ContinuousClock.now
             if let deadline, now >= deadline {
                 logger.warning("Lock acquisition timed out", metadata: ["timeout_ms": "\(timeout!.redisMilliseconds)"])
-                return false
+                return nil
             }
             var wait = pollInterval
             if case .contended(let pttl?) = outcome { wait = min(wait, pttl + .milliseconds(1)) }
@@ -145,7 +157,7 @@ public actor DistributedLock {
     }
 
     private enum Attempt {
-        case acquired
+        case acquired([Result<RESPValue, RedisError>])
         case contended(pttl: Duration?)
         case failed
 
@@ -155,35 +167,40 @@ public actor DistributedLock {
         }
     }
 
-    private func attempt(quiet: Bool) async -> Attempt {
-        if releasing != nil {
+    private func attempt(quiet: Bool, reading: [RedisCommand] = []) async -> Attempt {
+        // No claim may overtake a compare-and-delete of the same token still in flight.
+        while releasing != nil {
             await withCheckedContinuation { releasing!.append($0) }
         }
         if depth > 0 {
             depth += 1
             logger.debug("Re-entered lock", metadata: ["depth": "\(depth)"])
-            return .acquired
+            return .acquired([])
         }
         guard let client else {
             if let fence = LocalLockTable.shared.tryAcquire(key, token: token) {
                 becomeHolder(fence: fence, claimSentAt: .now)
-                return .acquired
+                return .acquired([])
             }
             contended(quiet: quiet)
             return .contended(pttl: nil)
         }
         let sentAt = ContinuousClock.now
         do {
-            let reply = try await client.evaluate(
-                LockScripts.acquire, keys: [key, fenceKey], arguments: [token, ttl.redisMilliseconds])
+            let (reply, reads) = try await client.evaluate(
+                LockScripts.acquire, keys: [key, fenceKey], arguments: [token, ttl.redisMilliseconds], followedBy: reading)
             guard let items = reply.array, items.count == 2, let claimed = items[0].int, let value = items[1].int else {
                 logger.warning("Unexpected reply to lock claim", metadata: ["reply": "\(reply)"])
                 return .failed
             }
-            if depth > 0 { return .acquired }  // a concurrent call on this instance won meanwhile
+            if depth > 0 {
+                // A concurrent call on this instance claimed meanwhile: this is a re-entrant hold.
+                depth += 1
+                return .acquired(reads)
+            }
             if claimed == 1 {
                 becomeHolder(fence: value, claimSentAt: sentAt)
-                return .acquired
+                return .acquired(reads)
             }
             contended(quiet: quiet)
             return .contended(pttl: value > 0 ? .milliseconds(value) : nil)
@@ -220,48 +237,63 @@ public actor DistributedLock {
     private func startWatchdog() {
         guard watchdog == nil, lease != nil else { return }
         let generation = generation
-        watchdog = Task { await self.runWatchdog(generation: generation) }
+        // Weak, and sleeping outside the actor: a lock dropped without release() must not renew forever.
+        watchdog = Task { [weak self] in
+            while !Task.isCancelled {
+                guard let step = await self?.watchdogStep(generation: generation) else { return }
+                switch step {
+                case .stop: return
+                case .again: continue
+                case .sleep(let until):
+                    do { try await Task.sleep(until: until, clock: .continuous) } catch { return }
+                }
+            }
+        }
     }
 
     // MARK: Watchdog
 
-    /// Renews every ttl/3 (with `autoRenew`) and enforces the local deadline either way.
-    private func runWatchdog(generation: Int) async {
-        while !Task.isCancelled {
-            guard generation == self.generation, let lease, lossSignal.cause == nil else { return }
-            switch lease.decision(at: .now, autoRenew: autoRenew) {
-            case .sleep(let until):
-                do { try await Task.sleep(until: until, clock: .continuous) } catch { return }
-            case .lost(let cause):
-                await loseLease(cause, generation: generation)
-                return
-            case .renew:
-                let sentAt = ContinuousClock.now
-                let outcome = await waitForResult(until: lease.validUntil) { [client, key, token, ttl] in
-                    do {
-                        let reply = try await client!.evaluate(LockScripts.renew, keys: [key], arguments: [token, ttl.redisMilliseconds])
-                        return reply.int == 1 ? RenewOutcome.renewed : .notOwned
-                    } catch {
-                        return .failed("\(error)")
-                    }
-                }
-                guard generation == self.generation, lossSignal.cause == nil else { return }
-                switch outcome {
-                case .renewed:
-                    self.lease?.renewed(sentAt: sentAt)
-                    metrics.renewals.increment()
-                    logger.debug("Lease renewed", metadata: ["renewals": "\(self.lease?.renewals ?? 0)", "max": "\(maxRenewals)"])
-                case .notOwned:
-                    await loseLease(.stolen, generation: generation)
-                    return
-                case .failed(let error):
-                    logger.warning("Lease renewal failed", metadata: ["error": "\(error)"])
-                    self.lease?.renewalFailed(at: .now)
-                case nil:
-                    // The wait hit the validity deadline; the next decision declares the loss.
-                    continue
+    private enum WatchdogStep: Sendable {
+        case sleep(until: ContinuousClock.Instant)
+        case again
+        case stop
+    }
+
+    /// One watchdog decision: renews (with `autoRenew`) every ttl/3 and enforces the local deadline either way.
+    private func watchdogStep(generation: Int) async -> WatchdogStep {
+        guard generation == self.generation, let lease, lossSignal.cause == nil else { return .stop }
+        switch lease.decision(at: .now, autoRenew: autoRenew) {
+        case .sleep(let until):
+            return .sleep(until: until)
+        case .lost(let cause):
+            await loseLease(cause, generation: generation)
+            return .stop
+        case .renew:
+            let sentAt = ContinuousClock.now
+            let outcome = await waitForResult(until: lease.validUntil) { [client, key, token, ttl] in
+                do {
+                    let reply = try await client!.evaluate(LockScripts.renew, keys: [key], arguments: [token, ttl.redisMilliseconds])
+                    return reply.int == 1 ? RenewOutcome.renewed : .notOwned
+                } catch {
+                    return .failed("\(error)")
                 }
             }
+            guard generation == self.generation, lossSignal.cause == nil else { return .stop }
+            switch outcome {
+            case .renewed:
+                self.lease?.renewed(sentAt: sentAt)
+                metrics.renewals.increment()
+                logger.debug("Lease renewed", metadata: ["renewals": "\(self.lease?.renewals ?? 0)", "max": "\(maxRenewals)"])
+            case .notOwned:
+                await loseLease(.stolen, generation: generation)
+                return .stop
+            case .failed(let error):
+                logger.warning("Lease renewal failed", metadata: ["error": "\(error)"])
+                self.lease?.renewalFailed(at: .now)
+            case nil:
+                break  // the wait hit the validity deadline; the next decision declares the loss
+            }
+            return .again
         }
     }
 
@@ -282,12 +314,15 @@ public actor DistributedLock {
         lossSignal.fire(cause)
         if cause == .renewalLimit {
             // Giving up means letting the next holder in now rather than at expiry.
+            releasing = releasing ?? []
             if await deleteKeyIfOurs() { keysReleasedCount += 1 }
+            finishReleasing()
         }
     }
 
     /// Waits until the current lease is lost; nil if the caller is cancelled first.
     public func waitForLoss() async -> LeaseLossCause? {
+        guard depth > 0 else { return lastLoss }
         startWatchdog()
         return await lossSignal.wait()
     }
@@ -318,11 +353,15 @@ public actor DistributedLock {
         }
         // A stolen key is someone else's, and a given-up one is already gone.
         if cause == .stolen || cause == .renewalLimit { return }
-        releasing = []
+        releasing = releasing ?? []
         if await deleteKeyIfOurs() {
             keysReleasedCount += 1
             logger.debug("Released lock")
         }
+        finishReleasing()
+    }
+
+    private func finishReleasing() {
         let waiting = releasing ?? []
         releasing = nil
         waiting.forEach { $0.resume() }
@@ -364,34 +403,56 @@ public actor DistributedLock {
             if Task.isCancelled { throw CancellationError() }
             throw LockError.acquireTimedOut(key: key)
         }
-        startWatchdog()
-        let signal = lossSignal
-        let abort = abortOnLoss
-        let key = key
         do {
-            let result = try await withThrowingTaskGroup(of: ScopedOutcome<T>.self) { group in
-                group.addTask { .finished(try await body()) }
-                group.addTask { .lost(await signal.wait()) }
-                while let next = try await group.next() {
-                    switch next {
-                    case .finished(let value):
-                        group.cancelAll()
-                        return value
-                    case .lost(let cause?) where abort:
-                        group.cancelAll()
-                        throw LockError.leaseLost(key: key, cause: cause)
-                    case .lost:
-                        continue
-                    }
-                }
-                throw CancellationError()
-            }
+            let result = try await runWhileHeld(body)
             await release()
             return result
         } catch {
             await release()
             throw error
         }
+    }
+
+    /// Runs `body` as a child task while the (already acquired) lease holds. If the lease is lost
+    /// and `abortOnLoss` is set, `body` is cancelled and this throws ``LockError/leaseLost(key:cause:)``.
+    /// Does not release.
+    public func runWhileHeld<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        startWatchdog()
+        let signal = lossSignal
+        if let cause = signal.cause, abortOnLoss { throw LockError.leaseLost(key: key, cause: cause) }
+        let abort = abortOnLoss
+        let key = key
+        return try await withThrowingTaskGroup(of: ScopedOutcome<T>.self) { group in
+            group.addTask { .finished(try await body()) }
+            group.addTask { .lost(await signal.wait()) }
+            while let next = try await group.next() {
+                switch next {
+                case .finished(let value):
+                    group.cancelAll()
+                    return value
+                case .lost(let cause?) where abort:
+                    group.cancelAll()
+                    throw LockError.leaseLost(key: key, cause: cause)
+                case .lost:
+                    continue
+                }
+            }
+            throw CancellationError()
+        }
+    }
+
+    /// The caller deleted the key itself (for example in a commit script that releases as its
+    /// last step): stop the watchdog and forget the hold without another round trip.
+    public func releasedExternally() {
+        guard depth > 0 else { return }
+        depth = 0
+        watchdog?.cancel()
+        watchdog = nil
+        generation += 1
+        if let heldSince { metrics.hold.recordNanoseconds(heldSince.duration(to: .now).nanoseconds) }
+        heldSince = nil
+        lease = nil
+        keysReleasedCount += 1
     }
 }
 

@@ -15,6 +15,8 @@ final class LocalLockTable: Sendable {
         var fences: [String: Int64] = [:]
         var waiters: [String: [Waiter]] = [:]
         var nextWaiterID: UInt64 = 0
+        /// Waiters whose timeout or cancellation fired before they were registered.
+        var fired: Set<UInt64> = []
     }
 
     private let state = Mutex(State())
@@ -49,13 +51,17 @@ final class LocalLockTable: Sendable {
             return state.nextWaiterID
         }
         let timer = Task {
-            try? await Task.sleep(for: timeout)
+            guard (try? await Task.sleep(for: timeout)) != nil else { return }
             self.wake(key, id: id)
         }
-        defer { timer.cancel() }
+        defer {
+            timer.cancel()
+            _ = state.withLock { $0.fired.remove(id) }
+        }
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let heldNow = state.withLock { state -> Bool in
+                    if state.fired.remove(id) != nil { return false }
                     guard state.holders[key] != nil, !Task.isCancelled else { return false }
                     state.waiters[key, default: []].append(Waiter(id: id, continuation: continuation))
                     return true
@@ -69,7 +75,10 @@ final class LocalLockTable: Sendable {
 
     private func wake(_ key: String, id: UInt64) {
         let waiter: Waiter? = state.withLock { state in
-            guard let index = state.waiters[key]?.firstIndex(where: { $0.id == id }) else { return nil }
+            guard let index = state.waiters[key]?.firstIndex(where: { $0.id == id }) else {
+                state.fired.insert(id)
+                return nil
+            }
             return state.waiters[key]?.remove(at: index)
         }
         waiter?.continuation.resume()

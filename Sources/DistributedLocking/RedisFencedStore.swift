@@ -26,9 +26,28 @@ public struct RedisFencedStore: FencedStore {
 /// Lua for fenced writes. The update-applying chunk is shared with the worker's commit script,
 /// so a commit and a plain fenced write change state in exactly the same way.
 public enum FencedScripts {
-    /// Applies an update encoded by ``StateUpdate/scriptArguments`` starting at ARGV[first].
-    /// Expects `state` (hash key) and `list` (list key) locals. Defines no globals.
+    /// Defines `sg_check_update(state, list, first)`, which returns an error message when the
+    /// update cannot be applied in full (wrong key types, non-integer counters), and
+    /// `sg_apply_update(state, list, first)`, which applies an update encoded by
+    /// ``StateUpdate/scriptArguments`` starting at ARGV[first]. Redis does not roll back a
+    /// script that fails halfway, so scripts check before their first write. Defines no globals.
     public static let applyUpdateChunk = """
+        local function sg_check_update(state, list, first)
+          local nset, nincr, nappend = tonumber(ARGV[first]), tonumber(ARGV[first+1]), tonumber(ARGV[first+2])
+          local stype = redis.call('TYPE', state)['ok']
+          if stype ~= 'hash' and stype ~= 'none' then return 'WRONGTYPE state key ' .. state .. ' holds a ' .. stype end
+          if nappend > 0 then
+            local ltype = redis.call('TYPE', list)['ok']
+            if ltype ~= 'list' and ltype ~= 'none' then return 'WRONGTYPE list key ' .. list .. ' holds a ' .. ltype end
+          end
+          local i = first + 4 + 2 * nset
+          for _ = 1, nincr do
+            local current = redis.call('HGET', state, ARGV[i])
+            if current and not tonumber(current) then return 'ERR state field ' .. ARGV[i] .. ' is not an integer' end
+            i = i + 2
+          end
+          return false
+        end
         local function sg_apply_update(state, list, first)
           local nset, nincr, nappend, cap = tonumber(ARGV[first]), tonumber(ARGV[first+1]), tonumber(ARGV[first+2]), tonumber(ARGV[first+3])
           local i = first + 4
@@ -46,6 +65,8 @@ public enum FencedScripts {
         local fence = tonumber(ARGV[1])
         local recorded = tonumber(redis.call('HGET', KEYS[1], 'fence') or '0')
         if recorded > fence then return {0, recorded} end
+        local bad = sg_check_update(KEYS[1], KEYS[2], 2)
+        if bad then return redis.error_reply(bad) end
         sg_apply_update(KEYS[1], KEYS[2], 2)
         redis.call('HSET', KEYS[1], 'fence', ARGV[1])
         return {1, fence}

@@ -18,7 +18,7 @@ public struct StateUpdate: Sendable, Equatable, Codable {
     public var isEmpty: Bool { setFields.isEmpty && increment.isEmpty && append.isEmpty }
 
     /// Field names the store manages itself.
-    public static let reservedFields: Set<String> = ["fence"]
+    public static let reservedFields: Set<String> = ["fence", "last_id", "last_seq"]
 
     /// Rejects updates that would overwrite store-managed fields or use empty names.
     public func validate() throws(StateUpdateError) {

@@ -66,6 +66,26 @@ public final class RedisClient: Sendable {
         }
     }
 
+    /// Runs a script and, in the same round trip, `commands` right after it on the same connection.
+    /// On `NOSCRIPT` the script is loaded and the whole batch sent again, so `commands` should be
+    /// reads or otherwise safe to repeat.
+    public func evaluate(
+        _ script: RedisScript,
+        keys: [any RedisArgumentConvertible] = [],
+        arguments: [any RedisArgumentConvertible] = [],
+        followedBy commands: [RedisCommand]
+    ) async throws -> (RESPValue, [Result<RESPValue, RedisError>]) {
+        if commands.isEmpty { return (try await evaluate(script, keys: keys, arguments: arguments), []) }
+        let connection = nextConnection()
+        let batch = [script.evalSHA(keys: keys, arguments: arguments)] + commands
+        var results = try await connection.pipeline(batch)
+        if case .failure(let error) = results[0], error.serverCode == "NOSCRIPT" {
+            try await connection.send("SCRIPT", "LOAD", script.source)
+            results = try await connection.pipeline(batch)
+        }
+        return (try results[0].get(), Array(results.dropFirst()))
+    }
+
     /// Lends a connection of its own, for blocking commands (`XREADGROUP … BLOCK`, `BLPOP`)
     /// that must not hold up pipelined traffic. Cancelling the caller aborts a blocked command.
     public func withDedicatedConnection<T: Sendable>(
@@ -75,6 +95,11 @@ public final class RedisClient: Sendable {
             ?? RedisConnection(configuration: configuration, options: .init(name: "dedicated", cancelDropsConnection: true), logger: logger)
         do {
             let result = try await body(connection)
+            // A cancellation that arrived after the reply leaves an interrupt pending: don't lend that on.
+            if Task.isCancelled {
+                connection.close()
+                return result
+            }
             idleDedicated.withLock { idle in
                 if idle.count < 8 { idle.append(connection) } else { connection.close() }
             }

@@ -150,3 +150,24 @@ import Testing
         await b.release()
     }
 }
+
+@Suite struct FencedStoreAtomicityTests {
+    @Test func anUpdateThatCannotApplyInFullChangesNothing() async throws {
+        let client = try TestRedis.client()
+        defer { client.close() }
+        let store = RedisFencedStore(client: client)
+        let key = TestRedis.uniqueKey()
+        try await client.send("HSET", key, "label", "not-a-number")
+        let update = StateUpdate(setFields: ["owner": "x"], increment: ["label": 1])
+        await #expect(throws: RedisError.self) { try await store.apply(update, to: FencedTarget(stateKey: key), fence: 1) }
+        #expect(try await client.send("HGET", key, "owner").isNull)
+        #expect(try await client.send("HGET", key, "fence").isNull)
+
+        let listKey = key + ":list"
+        try await client.send("SET", listKey, "a string")
+        await #expect(throws: RedisError.self) {
+            try await store.apply(StateUpdate(setFields: ["owner": "y"], append: ["v"]), to: FencedTarget(stateKey: key, listKey: listKey), fence: 1)
+        }
+        #expect(try await client.send("HGET", key, "owner").isNull)
+    }
+}

@@ -86,14 +86,17 @@ final class ConnectionLoop: @unchecked Sendable {
                 do {
                     try connect()
                     failedAttempts = 0
-                    if let onConnect = options.onConnect {
-                        for command in onConnect() {
-                            if let encoded = try? EncodedCommand(command) {
-                                pending.insert(Outgoing(command: encoded, waiter: .discard, deadline: .now + configuration.commandTimeout), at: 0)
-                            }
-                        }
+                    // Tell subscribers "reconnected" only once the server confirmed the last
+                    // re-subscription, so a re-check after the event cannot miss a message.
+                    let replay = options.onConnect?().compactMap { try? EncodedCommand($0) } ?? []
+                    let announce: @Sendable () -> Void = { [push = options.push, first = !hasConnected] in
+                        if !first { push?(.connected) }
                     }
-                    if hasConnected { options.push?(.connected) }
+                    for (i, encoded) in replay.enumerated().reversed() {
+                        let waiter: ReplyWaiter = i == replay.count - 1 ? .callback { _ in announce() } : .discard
+                        pending.insert(Outgoing(command: encoded, waiter: waiter, deadline: .now + configuration.commandTimeout), at: 0)
+                    }
+                    if replay.isEmpty { announce() }
                     hasConnected = true
                 } catch {
                     let delay = configuration.backoff.delay(attempt: failedAttempts)

@@ -73,6 +73,8 @@ public final class RedisConnection: Sendable {
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { continuation in
                     shared.submit([Outgoing(command: encoded, waiter: .single(continuation), deadline: deadline, blocks: command.blockTime != nil)])
+                    // Cancelled before the submit: the handler's interrupt may already have been consumed.
+                    if Task.isCancelled { shared.interrupt() }
                 }
             } onCancel: {
                 shared.interrupt()
@@ -102,12 +104,15 @@ public final class RedisConnection: Sendable {
             encoded.forEach { $0.free() }
             throw error
         }
+        // One deadline for the whole batch, so a disconnected batch expires all or nothing.
+        let deadlines = commands.map { deadline(for: $0) }
+        let batchDeadline = deadlines.contains(where: { $0 == nil }) ? nil : deadlines.compactMap { $0 }.max()
         return await withCheckedContinuation { continuation in
             let collector = BatchCollector(count: commands.count, continuation: continuation)
             var batch: [Outgoing] = []
             batch.reserveCapacity(commands.count)
             for (i, command) in commands.enumerated() {
-                batch.append(Outgoing(command: encoded[i], waiter: .batch(collector, index: i), deadline: deadline(for: command), blocks: command.blockTime != nil))
+                batch.append(Outgoing(command: encoded[i], waiter: .batch(collector, index: i), deadline: batchDeadline, blocks: command.blockTime != nil))
             }
             shared.submit(batch)
         }

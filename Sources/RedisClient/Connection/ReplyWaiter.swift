@@ -4,6 +4,8 @@ enum ReplyWaiter: Sendable {
     case batch(BatchCollector, index: Int)
     /// Fire-and-forget commands the connection sends itself (re-subscribes after a reconnect).
     case discard
+    /// Runs on the I/O thread when the reply arrives.
+    case callback(@Sendable (Result<RESPValue, RedisError>) -> Void)
 
     func complete(_ result: Result<RESPValue, RedisError>) {
         switch self {
@@ -13,6 +15,8 @@ enum ReplyWaiter: Sendable {
             collector.set(index, result)
         case .discard:
             break
+        case .callback(let callback):
+            callback(result)
         }
     }
 }

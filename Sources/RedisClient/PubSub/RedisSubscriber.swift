@@ -150,7 +150,12 @@ public final class RedisSubscription: Sendable {
         defer { timer.cancel() }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
+                var displaced: CheckedContinuation<Event?, Never>?
+                defer { displaced?.resume(returning: nil) }
                 let immediate: Event?? = state.withLock { state in
+                    // One reader at a time: a second concurrent call ends the first with nil.
+                    displaced = state.waiter?.continuation
+                    state.waiter = nil
                     if state.cancelled || state.firedID >= id || Task.isCancelled { return .some(nil) }
                     if !state.buffer.isEmpty { return .some(state.buffer.removeFirst()) }
                     state.waiter = (id, continuation)
