@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "RedisClient", targets: ["RedisClient"]),
         .library(name: "DistributedLocking", targets: ["DistributedLocking"]),
+        .library(name: "StreamWorker", targets: ["StreamWorker"]),
         .executable(name: "stream-consumer", targets: ["stream-consumer"]),
         .executable(name: "sgctl", targets: ["sgctl"]),
     ],
@@ -14,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .systemLibrary(
@@ -36,10 +39,25 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
+        .target(
+            name: "StreamWorker",
+            dependencies: [
+                "RedisClient",
+                "DistributedLocking",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
         .executableTarget(
             name: "stream-consumer",
             dependencies: [
+                "StreamWorker",
+                "RedisClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -47,6 +65,7 @@ let package = Package(
             dependencies: [
                 "RedisClient",
                 "DistributedLocking",
+                "StreamWorker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -63,6 +82,10 @@ let package = Package(
         .testTarget(
             name: "DistributedLockingTests",
             dependencies: ["DistributedLocking", "RedisClient", "TestSupport"]
+        ),
+        .testTarget(
+            name: "StreamWorkerTests",
+            dependencies: ["StreamWorker", "DistributedLocking", "RedisClient", "TestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

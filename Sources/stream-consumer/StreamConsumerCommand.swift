@@ -1,16 +1,85 @@
 import ArgumentParser
+import Foundation
+import Logging
+import RedisClient
+import ServiceLifecycle
+import StreamWorker
 
 @main
-struct StreamConsumerCommand: ParsableCommand {
+struct StreamConsumerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stream-consumer",
-        abstract: "Per-channel serialized Redis Streams worker (the worker loop arrives with the worker module)."
+        abstract: "Consume Redis Streams with per-channel mutual exclusion, strict per-channel order and fenced commits.",
+        discussion: """
+            Every option can also come from an environment variable (SG_ plus the option name in capitals with \
+            underscores, e.g. SG_LOCK_TTL) or from the YAML file given with --config (keys as the option names). \
+            Precedence: flags, environment, file, defaults. The Redis password comes from the URL, \
+            --redis-password-file or SG_REDIS_PASSWORD, never from a flag of its own. See Config/worker.yaml.
+            """
     )
 
-    @Option(help: "Redis URL, e.g. redis://127.0.0.1:6379 or unix:///run/redis.sock?db=0.")
-    var redisURL = "redis://127.0.0.1:6379"
+    @Option(help: "YAML configuration file.") var config: String?
+    @Option(help: "Redis URL (default redis://127.0.0.1:6379).") var redisURL: String?
+    @Option(help: "File holding the Redis password.") var redisPasswordFile: String?
+    @Option(help: "Stream to consume; repeat or comma-separate for several (default sg:stream:inbound).") var stream: [String] = []
+    @Option(help: "Consumer group (default workers).") var group: String?
+    @Option(help: "Consumer name (default hostname-pid).") var consumer: String?
+    @Option(help: "Field holding the channel id (default channel_id).") var channelField: String?
+    @Option(help: "Channels processed in parallel (default 64).") var concurrency: String?
+    @Option(help: "Entries per read (default 256).") var batch: String?
+    @Option(help: "How long a read blocks, in ms (default 1000).") var blockMs: String?
+    @Option(help: "Lock lease in seconds, fractions allowed (default 10).") var lockTTL: String?
+    @Option(help: "Idle time before another worker reclaims an entry, in seconds (default 2 x lock-ttl).") var claimIdle: String?
+    @Option(help: "Deliveries before an entry is dead-lettered (default 5).") var maxDeliveries: String?
+    @Option(help: "How long to wait for a missing earlier seq, in seconds (default 30).") var gapTimeout: String?
+    @Option(help: "Message handler: history (default).") var handler: String?
+    @Option(help: "History entries kept per channel (default 100).") var historyMax: String?
+    @Option(help: "Simulated work per message, in ms (default 0).") var workMs: String?
+    @Option(help: "Time to finish in-flight messages on SIGTERM, in seconds (default 30).") var shutdownGrace: String?
+    @Option(help: "Key prefix (default sg).") var keyPrefix: String?
+    @Option(help: "Largest entry accepted, in bytes (default 65536).") var maxEntryBytes: String?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default info).") var logLevel: String?
 
-    func run() throws {
-        throw ValidationError("the worker is not built yet; see `stream-consumer --help`")
+    func run() async throws {
+        var flags: [String: String] = [:]
+        let pairs: [(String, String?)] = [
+            ("redis-url", redisURL), ("redis-password-file", redisPasswordFile), ("group", group), ("consumer", consumer),
+            ("channel-field", channelField), ("concurrency", concurrency), ("batch", batch), ("block-ms", blockMs),
+            ("lock-ttl", lockTTL), ("claim-idle", claimIdle), ("max-deliveries", maxDeliveries), ("gap-timeout", gapTimeout),
+            ("handler", handler), ("history-max", historyMax), ("work-ms", workMs), ("shutdown-grace", shutdownGrace),
+            ("key-prefix", keyPrefix), ("max-entry-bytes", maxEntryBytes), ("log-level", logLevel),
+        ]
+        for (name, value) in pairs { if let value { flags[name] = value } }
+        if !stream.isEmpty { flags["stream"] = stream.joined(separator: ",") }
+
+        let configuration: WorkerConfiguration
+        do {
+            configuration = try WorkerConfiguration.load(flags: flags, environment: ProcessInfo.processInfo.environment, file: config)
+        } catch {
+            throw ValidationError("invalid configuration: \(error)")
+        }
+        let level = configuration.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "stream-consumer")
+        logger.info("Starting", metadata: ["configuration": "\(configuration.redactedDescription)"])
+
+        var redis = try RedisConfiguration(url: configuration.redisURL)
+        if let password = configuration.redisPassword { redis.password = password }
+        redis.clientName = "stream-consumer:\(configuration.consumer)"
+        let client = RedisClient(configuration: redis, logger: Logger(label: "redis"))
+        defer { client.close() }
+
+        var handler: any MessageHandler = HistoryHandler(historyMax: configuration.historyMax, work: configuration.workTime)
+        if let audit = ProcessInfo.processInfo.environment["SG_AUDIT_STREAM"], !audit.isEmpty {
+            handler = AuditingHandler(wrapping: handler, client: client, stream: audit, consumer: configuration.consumer)
+        }
+        let worker = StreamWorker(configuration: configuration, client: client, handler: handler, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(services: [.init(service: worker)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 }

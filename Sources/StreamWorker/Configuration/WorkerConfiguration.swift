@@ -1,0 +1,282 @@
+import Foundation
+import Logging
+
+/// What the worker does with each entry. Only `history` for now; more handlers arrive as new cases.
+public enum HandlerKind: String, Sendable, Equatable, CaseIterable {
+    /// Appends each entry to its channel's capped history list.
+    case history
+}
+
+/// Everything the stream worker can be told, resolved from flags, then environment, then a YAML file, then defaults.
+///
+/// Build one with ``load(flags:environment:file:)``; the memberwise ``init`` does not validate.
+/// `description` never shows the password; see ``redactedDescription``.
+public struct WorkerConfiguration: Sendable, Equatable {
+    /// `redis://[user[:password]@]host[:port][/db]` or `unix:///path`. May carry a password; print ``redactedDescription``.
+    public var redisURL: String
+    /// From `redis-password-file` or `SG_REDIS_PASSWORD`; never from a flag, which `ps` would show.
+    public var redisPassword: String?
+    /// The file `redisPassword` was read from, if it came from one.
+    public var redisPasswordFile: String?
+    /// Streams to consume, in order.
+    public var streams: [String]
+    /// Consumer group name.
+    public var group: String
+    /// This worker's consumer name in the group; must be unique among live workers.
+    public var consumer: String
+    /// The entry field holding the channel id, which picks the lock and the ordering.
+    public var channelField: String
+    /// Entries handled at once, across channels.
+    public var concurrency: Int
+    /// Entries asked for per XREADGROUP.
+    public var batch: Int
+    /// How long XREADGROUP blocks when there is nothing new (`block-ms`).
+    public var blockTime: Duration
+    /// How long a channel lock lives without renewal.
+    public var lockTTL: Duration
+    /// How long an entry stays pending before another worker may claim it; at least 2 x ``lockTTL``.
+    public var claimIdle: Duration
+    /// Deliveries after which an entry is dead-lettered.
+    public var maxDeliveries: Int
+    /// How long to wait for a missing sequence number before skipping past it.
+    public var gapTimeout: Duration
+    public var handler: HandlerKind
+    /// Entries kept per channel by the history handler.
+    public var historyMax: Int
+    /// Extra time spent on each entry, to simulate real work (`work-ms`).
+    public var workTime: Duration
+    /// How long in-flight entries may take to finish after a shutdown signal.
+    public var shutdownGrace: Duration
+    /// Prefix of every key the worker writes; see ``WorkerKeys``.
+    public var keyPrefix: String
+    /// Entries larger than this are dead-lettered as oversized instead of handled.
+    public var maxEntryBytes: Int
+    public var logLevel: Logger.Level
+
+    /// A configuration with the given values, unchecked. `claimIdle` defaults to 2 x `lockTTL`.
+    public init(
+        redisURL: String = "redis://127.0.0.1:6379",
+        redisPassword: String? = nil,
+        redisPasswordFile: String? = nil,
+        streams: [String] = ["sg:stream:inbound"],
+        group: String = "workers",
+        consumer: String = WorkerConfiguration.defaultConsumerName(),
+        channelField: String = "channel_id",
+        concurrency: Int = 64,
+        batch: Int = 256,
+        blockTime: Duration = .milliseconds(1000),
+        lockTTL: Duration = .seconds(10),
+        claimIdle: Duration? = nil,
+        maxDeliveries: Int = 5,
+        gapTimeout: Duration = .seconds(30),
+        handler: HandlerKind = .history,
+        historyMax: Int = 100,
+        workTime: Duration = .zero,
+        shutdownGrace: Duration = .seconds(30),
+        keyPrefix: String = "sg",
+        maxEntryBytes: Int = 65536,
+        logLevel: Logger.Level = .info
+    ) {
+        self.redisURL = redisURL
+        self.redisPassword = redisPassword
+        self.redisPasswordFile = redisPasswordFile
+        self.streams = streams
+        self.group = group
+        self.consumer = consumer
+        self.channelField = channelField
+        self.concurrency = concurrency
+        self.batch = batch
+        self.blockTime = blockTime
+        self.lockTTL = lockTTL
+        self.claimIdle = claimIdle ?? lockTTL * 2
+        self.maxDeliveries = maxDeliveries
+        self.gapTimeout = gapTimeout
+        self.handler = handler
+        self.historyMax = historyMax
+        self.workTime = workTime
+        self.shutdownGrace = shutdownGrace
+        self.keyPrefix = keyPrefix
+        self.maxEntryBytes = maxEntryBytes
+        self.logLevel = logLevel
+    }
+
+    /// Every option at its default; `consumer` is this machine's `<hostname>-<pid>`.
+    public static let defaults = WorkerConfiguration()
+
+    /// The option names accepted as flags and YAML keys, in documentation order.
+    public static let optionNames: [String] = ConfigurationOption.allCases.map(\.rawValue)
+
+    /// The environment variable for an option name: `lock-ttl` → `SG_LOCK_TTL`.
+    public static func environmentVariable(for option: String) -> String {
+        ConfigurationOption.environmentName(option)
+    }
+
+    /// `<hostname>-<pid>`: unique per live process, and says where to look.
+    public static func defaultConsumerName() -> String {
+        // gethostname rather than ProcessInfo.hostName, which may wait on DNS.
+        var buffer = [CChar](repeating: 0, count: 256)
+        let host = gethostname(&buffer, buffer.count) == 0
+            ? String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
+        return "\(host.isEmpty ? "worker" : host)-\(getpid())"
+    }
+
+    /// Loads with precedence flags > environment > file > defaults.
+    ///
+    /// - Parameters:
+    ///   - flags: CLI option name (`"lock-ttl"`) to raw value; `stream` may be comma-separated.
+    ///     `redis-password` is refused. `config` is used as the file path when `file` is nil.
+    ///   - environment: Usually `ProcessInfo.processInfo.environment`; `SG_*` variables, empty ones ignored.
+    ///   - file: The YAML file from `--config`; when nil, `SG_CONFIG` names it, and without either there is none.
+    public static func load(
+        flags: [String: String], environment: [String: String], file: String?
+    ) throws(ConfigurationError) -> WorkerConfiguration {
+        var path: String?
+        var source: ConfigurationSource = .flag("config")
+        if let file {
+            path = file
+        } else if let flag = flags["config"], !flag.isEmpty {
+            path = flag
+        } else if let env = environment[ConfigurationLoader.configEnvironment], !env.isEmpty {
+            path = env
+            source = .environment(ConfigurationLoader.configEnvironment)
+        }
+        var yaml: String?
+        if let path {
+            yaml = try ConfigurationLoader.readConfigFile(path: path, source: source)
+        }
+        return try load(flags: flags, environment: environment, yaml: yaml, fileSource: .file(path))
+    }
+
+    /// Like ``load(flags:environment:file:)`` but with the YAML as text (`nil` for no file), so tests need no files.
+    /// `SG_CONFIG` is not consulted.
+    public static func load(
+        flags: [String: String], environment: [String: String], yaml: String?
+    ) throws(ConfigurationError) -> WorkerConfiguration {
+        try load(flags: flags, environment: environment, yaml: yaml, fileSource: .file(nil))
+    }
+
+    static func load(
+        flags: [String: String], environment: [String: String], yaml: String?, fileSource: ConfigurationSource
+    ) throws(ConfigurationError) -> WorkerConfiguration {
+        let l = try ConfigurationLoader(flags: flags, environment: environment, yaml: yaml, fileSource: fileSource)
+        let d = WorkerConfiguration.defaults
+        let redisURL = try l.redisURL(default: d.redisURL)
+        let (password, passwordFile) = try l.password()
+        let streams = try l.list(.stream, default: d.streams)
+        let group = try l.string(.group, default: d.group)
+        let consumer = try l.string(.consumer, default: d.consumer)
+        let channelField = try l.string(.channelField, default: d.channelField)
+        let concurrency = try l.integer(.concurrency, default: d.concurrency, minimum: 1)
+        let batch = try l.integer(.batch, default: d.batch, minimum: 1)
+        let blockTime = try l.milliseconds(.blockMs, default: d.blockTime)
+        let lockTTL = try l.duration(.lockTTL, default: d.lockTTL, allowZero: false)
+        // Unset, claim-idle follows lock-ttl, so raising only the TTL never trips the check below.
+        let claimIdle = try l.duration(.claimIdle, default: lockTTL * 2, allowZero: false)
+        if claimIdle < lockTTL * 2, let setting = l.setting(.claimIdle) {
+            throw .conflict(
+                option: ConfigurationOption.claimIdle.rawValue,
+                message: "\(Self.seconds(claimIdle)) is less than 2 x lock-ttl (\(Self.seconds(lockTTL * 2))); "
+                    + "entries must not be claimed from a worker that may still hold their channel lock",
+                source: setting.source)
+        }
+        return WorkerConfiguration(
+            redisURL: redisURL,
+            redisPassword: password,
+            redisPasswordFile: passwordFile,
+            streams: streams,
+            group: group,
+            consumer: consumer,
+            channelField: channelField,
+            concurrency: concurrency,
+            batch: batch,
+            blockTime: blockTime,
+            lockTTL: lockTTL,
+            claimIdle: claimIdle,
+            maxDeliveries: try l.integer(.maxDeliveries, default: d.maxDeliveries, minimum: 1),
+            gapTimeout: try l.duration(.gapTimeout, default: d.gapTimeout, allowZero: false),
+            handler: try l.choice(.handler, default: d.handler),
+            historyMax: try l.integer(.historyMax, default: d.historyMax, minimum: 1),
+            workTime: try l.milliseconds(.workMs, default: d.workTime),
+            shutdownGrace: try l.duration(.shutdownGrace, default: d.shutdownGrace, allowZero: true),
+            keyPrefix: try l.string(.keyPrefix, default: d.keyPrefix, allowWhitespace: false),
+            maxEntryBytes: try l.integer(.maxEntryBytes, default: d.maxEntryBytes, minimum: 1),
+            logLevel: try l.choice(.logLevel, default: d.logLevel)
+        )
+    }
+
+    /// The effective configuration, one `option: value` per line, with every password shown as `***`.
+    public var redactedDescription: String {
+        let lines: [(String, String)] = [
+            ("redis-url", ConfigurationLoader.redactedURL(redisURL)),
+            ("redis-password", redisPassword == nil ? "(none)" : "***"),
+            ("redis-password-file", redisPasswordFile ?? "(none)"),
+            ("stream", streams.joined(separator: ",")),
+            ("group", group),
+            ("consumer", consumer),
+            ("channel-field", channelField),
+            ("concurrency", "\(concurrency)"),
+            ("batch", "\(batch)"),
+            ("block-ms", Self.milliseconds(blockTime)),
+            ("lock-ttl", Self.seconds(lockTTL)),
+            ("claim-idle", Self.seconds(claimIdle)),
+            ("max-deliveries", "\(maxDeliveries)"),
+            ("gap-timeout", Self.seconds(gapTimeout)),
+            ("handler", handler.rawValue),
+            ("history-max", "\(historyMax)"),
+            ("work-ms", Self.milliseconds(workTime)),
+            ("shutdown-grace", Self.seconds(shutdownGrace)),
+            ("key-prefix", keyPrefix),
+            ("max-entry-bytes", "\(maxEntryBytes)"),
+            ("log-level", logLevel.rawValue),
+        ]
+        return lines.map { "\($0.0): \($0.1)" }.joined(separator: "\n")
+    }
+
+    /// `10s`, `1.5s`: seconds with only the digits needed, in a form the duration parser reads back.
+    static func seconds(_ d: Duration) -> String {
+        let (whole, atto) = d.components
+        let nanos = atto / 1_000_000_000
+        guard nanos != 0 else { return "\(whole)s" }
+        var fraction = String(nanos)
+        fraction = String(repeating: "0", count: 9 - fraction.count) + fraction
+        while fraction.hasSuffix("0") { fraction.removeLast() }
+        return "\(whole).\(fraction)s"
+    }
+
+    static func milliseconds(_ d: Duration) -> String {
+        let (whole, atto) = d.components
+        return "\(whole * 1000 + atto / 1_000_000_000_000_000)"
+    }
+}
+
+extension WorkerConfiguration: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    /// Same as ``redactedDescription``, so interpolating a configuration into a log cannot leak the password.
+    public var description: String { redactedDescription }
+    public var debugDescription: String { redactedDescription }
+    /// Keeps `dump` and test-failure output from printing the password.
+    public var customMirror: Mirror {
+        Mirror(self, children: [
+            "redisURL": ConfigurationLoader.redactedURL(redisURL),
+            "redisPassword": redisPassword == nil ? "nil" : "***",
+            "redisPasswordFile": redisPasswordFile as Any,
+            "streams": streams,
+            "group": group,
+            "consumer": consumer,
+            "channelField": channelField,
+            "concurrency": concurrency,
+            "batch": batch,
+            "blockTime": blockTime,
+            "lockTTL": lockTTL,
+            "claimIdle": claimIdle,
+            "maxDeliveries": maxDeliveries,
+            "gapTimeout": gapTimeout,
+            "handler": handler,
+            "historyMax": historyMax,
+            "workTime": workTime,
+            "shutdownGrace": shutdownGrace,
+            "keyPrefix": keyPrefix,
+            "maxEntryBytes": maxEntryBytes,
+            "logLevel": logLevel,
+        ])
+    }
+}

@@ -1,0 +1,45 @@
+import Foundation
+import Logging
+import RedisClient
+
+/// Moves entries to `<stream>:dead` with their reason, acknowledging them in the same script.
+struct DeadLetterer: Sendable {
+    let client: RedisClient
+    let group: String
+    let consumer: String
+    let keys: WorkerKeys
+    let logger: Logger
+    let metrics = WorkerMetrics()
+    /// Lua's unpack has a stack limit; beyond this many fields the rest are dropped and noted.
+    static let maxFields = 2000
+
+    @discardableResult
+    func deadLetter(stream: String, id: String, fields: [StreamField], reason: String, detail: String,
+                    deliveries: Int, channel: String?, seq: Int64?) async throws -> Bool {
+        var detail = detail
+        var kept = fields
+        if kept.count > Self.maxFields {
+            detail += " (only the first \(Self.maxFields) of \(kept.count) fields kept)"
+            kept = Array(kept.prefix(Self.maxFields))
+        }
+        var arguments: [any RedisArgumentConvertible] = [
+            group, id, reason, String(deliveries), consumer,
+            String(Int64(Date().timeIntervalSince1970 * 1000)), seq.map(String.init) ?? "", detail,
+        ]
+        for field in kept { arguments += [field.name, field.value] }
+        let state = channel.map { keys.state(channel: $0) } ?? stream
+        let deadSeqs = channel.map { keys.deadSeqs(channel: $0) } ?? stream
+        let reply = try await client.evaluate(
+            WorkerScripts.deadLetter,
+            keys: [stream, WorkerKeys.deadLetters(of: stream), state, deadSeqs],
+            arguments: arguments)
+        let moved = reply.int == 1
+        if moved {
+            metrics.deadLettered(reason)
+            logger.warning("Dead-lettered entry", metadata: [
+                "stream": "\(stream)", "entry": "\(id)", "reason": "\(reason)", "detail": "\(detail)", "deliveries": "\(deliveries)",
+            ])
+        }
+        return moved
+    }
+}

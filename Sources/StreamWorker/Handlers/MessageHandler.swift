@@ -1,0 +1,73 @@
+import DistributedLocking
+import Foundation
+
+/// User code that turns one message and its channel's state into a declarative state update.
+///
+/// Runs while the channel's lock is held; it is cancelled if the lease is lost, and its update
+/// is applied only through the atomic commit. It may run more than once for one message (after
+/// a crash or a lost lease), so it should not have side effects outside the update.
+public protocol MessageHandler: Sendable {
+    /// Whether ``handle(_:state:)`` reads the state; if not, the worker skips loading it.
+    var needsState: Bool { get }
+    func handle(_ message: InboundMessage, state: ChannelState) async throws -> StateUpdate
+}
+
+extension MessageHandler {
+    public var needsState: Bool { true }
+}
+
+/// A channel's state hash as the handler sees it.
+public struct ChannelState: Sendable, Equatable {
+    public var fields: [String: String]
+
+    public init(fields: [String: String] = [:]) {
+        self.fields = fields
+    }
+
+    public var count: Int64 { Int64(fields["count"] ?? "") ?? 0 }
+    public var lastSeq: Int64 { Int64(fields["last_seq"] ?? "") ?? 0 }
+    public var lastID: String? { fields["last_id"] }
+    public var fence: Int64 { Int64(fields["fence"] ?? "") ?? 0 }
+}
+
+/// The built-in handler: appends `{"id", "seq", "fields"}` to the channel's history (capped)
+/// and counts messages. `workMs` simulates a long turn such as an inference call.
+public struct HistoryHandler: MessageHandler {
+    public var historyMax: Int
+    public var work: Duration
+
+    public init(historyMax: Int = 100, work: Duration = .zero) {
+        self.historyMax = historyMax
+        self.work = work
+    }
+
+    public var needsState: Bool { false }
+
+    public func handle(_ message: InboundMessage, state: ChannelState) async throws -> StateUpdate {
+        if work > .zero { try await Task.sleep(for: work) }
+        return StateUpdate(increment: ["count": 1], append: [Self.historyEntry(message)], listCap: historyMax)
+    }
+
+    /// One JSON object per message. Field values that are not UTF-8 are base64 with a `b64:` prefix.
+    public static func historyEntry(_ message: InboundMessage) -> String {
+        var fields: [String: String] = [:]
+        for field in message.fields {
+            let name = String(decoding: field.name, as: UTF8.self)
+            if let text = String(validating: field.value, as: UTF8.self) {
+                fields[name] = text
+            } else {
+                fields[name] = "b64:" + Data(field.value).base64EncodedString()
+            }
+        }
+        var object: [String: Any] = ["id": message.id, "fields": fields]
+        object["seq"] = message.seq.map { NSNumber(value: $0) } ?? NSNull()
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// What a handler may know about the lease it runs under.
+public enum LeaseContext {
+    /// The fence of the lock held for the current message (so a handler can pass it downstream).
+    @TaskLocal public static var fence: Int64?
+}

@@ -1,0 +1,106 @@
+/// One field of a stream entry, kept as raw bytes.
+public struct StreamField: Sendable, Hashable {
+    public var name: [UInt8]
+    public var value: [UInt8]
+
+    public init(name: [UInt8], value: [UInt8]) {
+        self.name = name
+        self.value = value
+    }
+
+    public init(_ name: String, _ value: String) {
+        self.init(name: Array(name.utf8), value: Array(value.utf8))
+    }
+}
+
+/// A stream entry as read by XREADGROUP, before validation.
+public struct StreamEntry: Sendable, Hashable {
+    public var stream: String
+    public var id: String
+    public var fields: [StreamField]
+
+    public init(stream: String, id: String, fields: [StreamField]) {
+        self.stream = stream
+        self.id = id
+        self.fields = fields
+    }
+
+    /// Total bytes of field names and values.
+    public var size: Int { fields.reduce(0) { $0 + $1.name.count + $1.value.count } }
+}
+
+/// A valid message: its channel, optional per-channel sequence number, and the other fields untouched.
+public struct InboundMessage: Sendable, Hashable {
+    public var stream: String
+    public var id: String
+    public var channel: String
+    public var seq: Int64?
+    /// Every field except the channel and `seq`.
+    public var fields: [StreamField]
+}
+
+/// Why an entry cannot be processed; `reason` is what the dead-letter entry records.
+public enum BadInput: Error, Sendable, Equatable, CustomStringConvertible {
+    case missingChannel(field: String)
+    case emptyChannel
+    case channelTooLong(bytes: Int)
+    case channelNotUTF8
+    case channelHasControlCharacters
+    case invalidSeq(String)
+    case oversized(bytes: Int, limit: Int)
+
+    /// A stable, low-cardinality code (used as the metric label and the dead-letter reason).
+    public var reason: String {
+        switch self {
+        case .missingChannel: return "missing_channel"
+        case .emptyChannel: return "empty_channel"
+        case .channelTooLong: return "channel_too_long"
+        case .channelNotUTF8: return "channel_not_utf8"
+        case .channelHasControlCharacters: return "channel_control_characters"
+        case .invalidSeq: return "invalid_seq"
+        case .oversized: return "oversized"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .missingChannel(let field): return "entry has no '\(field)' field"
+        case .emptyChannel: return "channel id is empty"
+        case .channelTooLong(let n): return "channel id is \(n) bytes (limit \(InboundMessage.maxChannelBytes))"
+        case .channelNotUTF8: return "channel id is not valid UTF-8"
+        case .channelHasControlCharacters: return "channel id contains control characters"
+        case .invalidSeq(let raw): return "seq '\(raw)' is not a positive integer"
+        case .oversized(let n, let limit): return "entry is \(n) bytes (limit \(limit))"
+        }
+    }
+}
+
+extension InboundMessage {
+    public static let maxChannelBytes = 256
+
+    /// Validates an entry. Channel ids end up inside key names, so anything that could make a
+    /// key ambiguous or unreadable (control characters, invalid UTF-8, huge ids) is refused.
+    public static func parse(_ entry: StreamEntry, channelField: String, maxEntryBytes: Int) -> Result<InboundMessage, BadInput> {
+        let size = entry.size
+        if size > maxEntryBytes { return .failure(.oversized(bytes: size, limit: maxEntryBytes)) }
+        let channelName = Array(channelField.utf8)
+        let seqName = Array("seq".utf8)
+        guard let raw = entry.fields.first(where: { $0.name == channelName })?.value else {
+            return .failure(.missingChannel(field: channelField))
+        }
+        if raw.isEmpty { return .failure(.emptyChannel) }
+        if raw.count > maxChannelBytes { return .failure(.channelTooLong(bytes: raw.count)) }
+        guard let channel = String(validating: raw, as: UTF8.self) else { return .failure(.channelNotUTF8) }
+        if channel.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            return .failure(.channelHasControlCharacters)
+        }
+        var seq: Int64?
+        if let rawSeq = entry.fields.first(where: { $0.name == seqName })?.value {
+            let text = String(decoding: rawSeq, as: UTF8.self)
+            guard let value = Int64(text), value > 0, String(value) == text else { return .failure(.invalidSeq(text)) }
+            seq = value
+        }
+        let rest = entry.fields.filter { $0.name != channelName && $0.name != seqName }
+        return .success(InboundMessage(stream: entry.stream, id: entry.id, channel: channel, seq: seq, fields: rest))
+    }
+}

@@ -1,0 +1,27 @@
+import RedisClient
+
+/// The producer side: appends a message stamped with its channel's next `seq`, in one script,
+/// so sequence numbers and stream order can never disagree.
+public struct Producer: Sendable {
+    public let client: RedisClient
+    public let keys: WorkerKeys
+    public let channelField: String
+
+    public init(client: RedisClient, keys: WorkerKeys = WorkerKeys(), channelField: String = "channel_id") {
+        self.client = client
+        self.keys = keys
+        self.channelField = channelField
+    }
+
+    /// Appends to `stream`; returns the entry id and the seq it was stamped with.
+    @discardableResult
+    public func send(stream: String, channel: String, fields: [StreamField] = []) async throws -> (id: String, seq: Int64) {
+        var arguments: [any RedisArgumentConvertible] = [channelField, channel]
+        for field in fields { arguments += [field.name, field.value] }
+        let reply = try await client.evaluate(WorkerScripts.produce, keys: [keys.seq(channel: channel), stream], arguments: arguments)
+        guard let parts = reply.array, parts.count == 2, let id = parts[0].string, let seq = parts[1].int else {
+            throw RedisError.unexpectedReply("produce returned \(reply)")
+        }
+        return (id, seq)
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import RedisClient
+@testable import StreamWorker
+import Testing
+
+@Suite struct MessageTests {
+    func entry(_ fields: [(String, String)]) -> StreamEntry {
+        StreamEntry(stream: "s", id: "1-0", fields: fields.map { StreamField($0.0, $0.1) })
+    }
+
+    @Test func aValidEntryKeepsItsOtherFieldsUntouched() throws {
+        let m = try InboundMessage.parse(entry([("channel_id", "42"), ("seq", "7"), ("text", "hi")]), channelField: "channel_id", maxEntryBytes: 1000).get()
+        #expect(m.channel == "42" && m.seq == 7)
+        #expect(m.fields == [StreamField("text", "hi")])
+    }
+
+    @Test func theChannelFieldNameIsConfigurable() throws {
+        let m = try InboundMessage.parse(entry([("room", "a")]), channelField: "room", maxEntryBytes: 1000).get()
+        #expect(m.channel == "a" && m.seq == nil)
+    }
+
+    @Test func everyKindOfBadInputHasItsReason() {
+        func reason(_ fields: [(String, String)], max: Int = 1000) -> String? {
+            if case .failure(let bad) = InboundMessage.parse(entry(fields), channelField: "channel_id", maxEntryBytes: max) { return bad.reason }
+            return nil
+        }
+        #expect(reason([("text", "x")]) == "missing_channel")
+        #expect(reason([("channel_id", "")]) == "empty_channel")
+        #expect(reason([("channel_id", String(repeating: "c", count: 257))]) == "channel_too_long")
+        #expect(reason([("channel_id", "a\nb")]) == "channel_control_characters")
+        #expect(reason([("channel_id", "a"), ("seq", "x1")]) == "invalid_seq")
+        #expect(reason([("channel_id", "a"), ("seq", "-3")]) == "invalid_seq")
+        #expect(reason([("channel_id", "a"), ("seq", "007")]) == "invalid_seq")
+        #expect(reason([("channel_id", "a"), ("body", String(repeating: "x", count: 2000))]) == "oversized")
+        #expect(reason([("channel_id", String(repeating: "c", count: 256))]) == nil)
+    }
+
+    @Test func aChannelIdThatIsNotUTF8IsRejected() {
+        let bad = StreamEntry(stream: "s", id: "1-0", fields: [StreamField(name: Array("channel_id".utf8), value: [0xFF, 0xFE])])
+        guard case .failure(.channelNotUTF8) = InboundMessage.parse(bad, channelField: "channel_id", maxEntryBytes: 100) else {
+            Issue.record("expected channelNotUTF8")
+            return
+        }
+    }
+
+    @Test func sequencingAppliesOnlyTheNextSeq() {
+        #expect(SequenceDecision.decide(seq: 5, lastSeq: 4) == .apply)
+        #expect(SequenceDecision.decide(seq: 4, lastSeq: 4) == .duplicate(lastSeq: 4))
+        #expect(SequenceDecision.decide(seq: 1, lastSeq: 4) == .duplicate(lastSeq: 4))
+        #expect(SequenceDecision.decide(seq: 7, lastSeq: 4) == .gap(lastSeq: 4))
+    }
+
+    @Test func historyEntriesAreJSONWithBinarySafeFields() throws {
+        let message = InboundMessage(stream: "s", id: "5-1", channel: "c", seq: 3,
+                                     fields: [StreamField("text", "hi"), StreamField(name: Array("bin".utf8), value: [0xFF, 0x00])])
+        let json = try JSONSerialization.jsonObject(with: Data(HistoryHandler.historyEntry(message).utf8)) as? [String: Any]
+        #expect(json?["id"] as? String == "5-1")
+        #expect(json?["seq"] as? Int == 3)
+        let fields = json?["fields"] as? [String: String]
+        #expect(fields?["text"] == "hi")
+        #expect(fields?["bin"] == "b64:" + Data([0xFF, 0x00]).base64EncodedString())
+    }
+
+    @Test func deadSeqsJustAboveLastSeqCountAsDone() {
+        let results: [Result<RESPValue, RedisError>] = [.success(.bulk(Array("4".utf8))), .success(.array([.bulk(Array("5".utf8)), .bulk(Array("6".utf8)), .bulk(Array("9".utf8))]))]
+        let (_, last) = MessageProcessor.decodeState(results, needsState: false, hasSeq: true)
+        #expect(last == 6)
+    }
+}
+
+@Suite struct DispatcherTests {
+    @Test func aChannelsMessagesRunOneAtATimeInOrderWhileChannelsRunInParallel() async {
+        let log = EventLog()
+        let dispatcher = ChannelDispatcher(concurrency: 4, maxQueued: 1000) { message in
+            log.enter(message.channel)
+            try? await Task.sleep(for: .milliseconds(Int.random(in: 0...2)))
+            log.exit(message.channel, message.seq!)
+        }
+        for seq in 1...30 {
+            for channel in ["a", "b", "c", "d", "e", "f"] {
+                await dispatcher.submit(InboundMessage(stream: "s", id: "\(seq)-0", channel: channel, seq: Int64(seq), fields: []))
+            }
+        }
+        await dispatcher.waitUntilDrained()
+        #expect(log.maxInsideOneChannel == 1)
+        #expect(log.maxChannelsAtOnce <= 4)
+        #expect(log.maxChannelsAtOnce > 1)
+        for channel in ["a", "b", "c", "d", "e", "f"] {
+            #expect(log.order(channel) == Array(1...30).map(Int64.init))
+        }
+    }
+
+    @Test func theReaderWaitsWhileTooMuchIsQueued() async {
+        let release = Gate()
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 2) { _ in await release.wait() }
+        await dispatcher.submit(InboundMessage(stream: "s", id: "1-0", channel: "a", seq: nil, fields: []))
+        await dispatcher.submit(InboundMessage(stream: "s", id: "2-0", channel: "a", seq: nil, fields: []))
+        let reader = Task { await dispatcher.waitForCapacity(); return true }
+        try? await Task.sleep(for: .milliseconds(50))
+        #expect(await dispatcher.inFlight == 2)
+        release.open()
+        #expect(await reader.value)
+        await dispatcher.waitUntilDrained()
+    }
+}
