@@ -82,7 +82,8 @@ public enum ConfigurationError: Error, CustomStringConvertible, Equatable {
         case .unreadableFile(let option, let path, let reason, let source):
             return "\(option): cannot use file \"\(path)\": \(reason) (from \(source))"
         case .invalidYAML(let message, let source):
-            return "config: not valid worker YAML: \(message) (from \(source))"
+            // The parser's message spans lines, so the source goes first where it cannot get lost.
+            return "config: not valid worker YAML (from \(source)): \(message)"
         case .conflict(let option, let message, let source):
             return "\(option): \(message) (from \(source))"
         case .passwordNotAccepted(let source):
@@ -444,13 +445,13 @@ struct ConfigurationLoader {
                 var items: [String] = []
                 for item in sequence {
                     guard let s = item.scalar?.string else {
-                        throw .invalidValue(option: key, value: "a nested list", expected: "a list of names", source: source)
+                        throw .invalidValue(option: key, value: "[[...]]", expected: "a list of names", source: source)
                     }
                     items.append(s)
                 }
                 settings[key] = Setting(raw: .list(items), source: source)
             case .mapping:
-                throw .invalidValue(option: key, value: "a mapping", expected: "a single value", source: source)
+                throw .invalidValue(option: key, value: "{...}", expected: "a single value (not a mapping)", source: source)
             }
         }
         return settings

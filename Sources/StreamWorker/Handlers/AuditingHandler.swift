@@ -10,12 +10,15 @@ public struct AuditingHandler: MessageHandler {
     public let client: RedisClient
     public let stream: String
     public let consumer: String
+    /// Extra random time spent inside the critical section, to shake out interleavings.
+    public let jitter: Duration
 
-    public init(wrapping inner: any MessageHandler, client: RedisClient, stream: String, consumer: String) {
+    public init(wrapping inner: any MessageHandler, client: RedisClient, stream: String, consumer: String, jitter: Duration = .zero) {
         self.inner = inner
         self.client = client
         self.stream = stream
         self.consumer = consumer
+        self.jitter = jitter
     }
 
     public var needsState: Bool { inner.needsState }
@@ -23,6 +26,7 @@ public struct AuditingHandler: MessageHandler {
     public func handle(_ message: InboundMessage, state: ChannelState) async throws -> StateUpdate {
         let enter = Self.nowMicros()
         let update = try await inner.handle(message, state: state)
+        if jitter > .zero { try await Task.sleep(for: jitter * Double.random(in: 0...1)) }
         let exit = Self.nowMicros()
         try await client.send(
             "XADD", stream, "*", "consumer", consumer, "channel", message.channel, "entry", message.id,

@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RedisClient
+import StreamWorker
+
+/// Generates a seq-stamped workload, or sends JSONL messages, through the Producer script.
+struct ProduceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "produce",
+        abstract: "Append seq-stamped messages: N generated over M channels, or JSONL from a file or stdin.",
+        discussion: """
+            JSONL lines are objects with "channel" (or the --channel-field name) and any other string fields, \
+            e.g. {"channel": "42", "text": "hello"}. Each message gets the channel's next seq atomically with its XADD.
+            """
+    )
+
+    @OptionGroup var redis: RedisOptions
+    @Option(help: "Stream to append to.") var stream = "sg:stream:inbound"
+    @Option(help: "Messages to generate.") var messages = 1000
+    @Option(help: "Channels to spread them over (round-robin).") var channels = 10
+    @Option(help: "Read JSONL from this file ('-' for stdin) instead of generating.") var jsonl: String?
+    @Option(help: "Field holding the channel id.") var channelField = "channel_id"
+    @Option(help: "Key prefix.") var keyPrefix = "sg"
+    @Option(help: "Concurrent producers (pipelined on one connection).") var parallel = 32
+    @Flag(help: "Print a JSON summary line.") var json = false
+
+    func run() async throws {
+        let client = try RedisClient(url: redis.redisURL)
+        defer { client.close() }
+        let producer = Producer(client: client, keys: WorkerKeys(prefix: keyPrefix), channelField: channelField)
+        let work: [(String, [StreamField])]
+        if let jsonl {
+            work = try Self.readJSONL(jsonl, channelField: channelField)
+        } else {
+            guard channels > 0 else { throw ValidationError("--channels must be positive") }
+            work = (0..<messages).map { i in ("ch-\(i % channels)", [StreamField("text", "message \(i)"), StreamField("sent_us", String(Self.nowMicros()))]) }
+        }
+        let start = ContinuousClock.now
+        // Per-channel order must follow seq order, so one channel's messages go out one by one;
+        // different channels run in parallel.
+        var byChannel: [String: [[StreamField]]] = [:]
+        var channelOrder: [String] = []
+        for (channel, fields) in work {
+            if byChannel[channel] == nil { channelOrder.append(channel) }
+            byChannel[channel, default: []].append(fields)
+        }
+        let stream = stream
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var running = 0
+            for channel in channelOrder {
+                if running >= parallel { try await group.next(); running -= 1 }
+                let items = byChannel[channel]!
+                group.addTask {
+                    for fields in items { try await producer.send(stream: stream, channel: channel, fields: fields) }
+                }
+                running += 1
+            }
+            try await group.waitForAll()
+        }
+        let elapsed = start.duration(to: .now)
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        if json {
+            printJSONLine(["produced": work.count, "channels": byChannel.count, "seconds": seconds])
+        } else {
+            print("produced \(work.count) messages over \(byChannel.count) channels in \(String(format: "%.2f", seconds)) s")
+        }
+    }
+
+    static func readJSONL(_ path: String, channelField: String) throws -> [(String, [StreamField])] {
+        let data = path == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: path))
+        var out: [(String, [StreamField])] = []
+        for (n, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() where !line.isEmpty {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
+                throw ValidationError("line \(n + 1): not a JSON object")
+            }
+            guard let channel = (object["channel"] ?? object[channelField]).map({ "\($0)" }), !channel.isEmpty else {
+                throw ValidationError("line \(n + 1): no \"channel\" or \"\(channelField)\" field")
+            }
+            let fields = object.filter { $0.key != "channel" && $0.key != channelField && $0.key != "seq" }
+                .sorted { $0.key < $1.key }
+                .map { StreamField($0.key, "\($0.value)") }
+            out.append((channel, fields))
+        }
+        return out
+    }
+
+    static func nowMicros() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
+    }
+}

@@ -1,0 +1,230 @@
+import DistributedLocking
+import Foundation
+import RedisClient
+import StreamWorker
+import TestSupport
+import Testing
+
+/// Real stream-consumer processes against a real Redis.
+@Suite(.serialized) struct WorkerPoolTests {
+    /// One isolated deployment: its own key prefix, stream, group and audit stream.
+    final class Deployment: Sendable {
+        let client: RedisClient
+        let keys: WorkerKeys
+        let stream: String
+        let audit: String
+        let directory: URL
+        let url: String
+
+        init() throws {
+            url = try TestRedis.url()
+            client = try TestRedis.client()
+            keys = WorkerKeys(prefix: "t" + UUID().uuidString.prefix(8).lowercased())
+            stream = keys.prefix + ":in"
+            audit = keys.prefix + ":audit"
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("sg-pool-\(keys.prefix)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        }
+
+        func worker(_ name: String, _ extra: [String] = [], jitterMs: Int = 2) throws -> ChildProcess {
+            try ChildProcess(builtProductPath("stream-consumer"), [
+                "--redis-url", url, "--stream", stream, "--group", "g", "--consumer", name, "--key-prefix", keys.prefix,
+                "--history-max", "100000", "--concurrency", "16", "--batch", "64", "--block-ms", "200", "--log-level", "info",
+            ] + extra, stdout: log(name), environment: ["SG_AUDIT_STREAM": audit, "SG_AUDIT_JITTER_MS": String(jitterMs)])
+        }
+
+        func log(_ name: String) -> String { directory.appendingPathComponent("\(name).log").path }
+
+        func produce(messages: Int, channels: Int) async throws {
+            let producer = Producer(client: client, keys: keys)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for c in 0..<channels {
+                    group.addTask {
+                        for i in 0..<(messages / channels) {
+                            try await producer.send(stream: self.stream, channel: "ch\(c)", fields: [StreamField("n", "\(i)")])
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+
+        func appliedCount(channels: Int) async throws -> Int64 {
+            let commands = (0..<channels).map { RedisCommand("HGET", keys.state(channel: "ch\($0)"), "count") }
+            return try await client.pipeline(commands).reduce(0) { $0 + ((try? $1.get().int) ?? 0) }
+        }
+
+        func waitForAll(_ total: Int, channels: Int, timeout: Duration = .seconds(240)) async throws {
+            try await waitUntil(timeout: timeout) {
+                let applied = try await self.appliedCount(channels: channels)
+                let pending = try await self.client.send("XPENDING", self.stream, "g").array?.first?.int ?? 1
+                return applied >= Int64(total) && pending == 0
+            }
+        }
+
+        /// Every message applied exactly once and in seq order, per channel.
+        func verifyHistories(messages: Int, channels: Int) async throws {
+            for c in 0..<channels {
+                let history = try await client.send("LRANGE", keys.history(channel: "ch\(c)"), 0, -1).array ?? []
+                let seqs = history.compactMap { entry -> Int? in
+                    guard let data = entry.bytes, let object = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any] else { return nil }
+                    return object["seq"] as? Int
+                }
+                #expect(seqs == Array(1...(messages / channels)), "channel ch\(c) history out of order or not exactly once")
+            }
+        }
+
+        struct AuditRecord { let consumer: String; let channel: String; let entry: String; let fence: Int64; let enter: Int64; let exit: Int64 }
+
+        func auditRecords() async throws -> [AuditRecord] {
+            let entries = try await client.send("XRANGE", audit, "-", "+").array ?? []
+            return entries.compactMap { entry in
+                guard let flat = entry.array?.last?.array?.compactMap(\.string) else { return nil }
+                var f: [String: String] = [:]
+                for i in stride(from: 0, to: flat.count - 1, by: 2) { f[flat[i]] = flat[i + 1] }
+                guard let consumer = f["consumer"], let channel = f["channel"], let entry = f["entry"],
+                      let fence = f["fence"].flatMap({ Int64($0) }), let enter = f["enter_us"].flatMap({ Int64($0) }),
+                      let exit = f["exit_us"].flatMap({ Int64($0) }) else { return nil }
+                return AuditRecord(consumer: consumer, channel: channel, entry: entry, fence: fence, enter: enter, exit: exit)
+            }
+        }
+
+        /// No two workers inside one channel at once (audit intervals never overlap).
+        func verifyExclusion() async throws {
+            let byChannel = Dictionary(grouping: try await auditRecords(), by: \.channel)
+            for (channel, records) in byChannel {
+                let sorted = records.sorted { $0.enter < $1.enter }
+                for (a, b) in zip(sorted, sorted.dropFirst()) {
+                    #expect(b.enter >= a.exit, "overlap in \(channel): \(a.consumer) and \(b.consumer)")
+                }
+            }
+        }
+
+        /// The attempts that were committed (the last per entry) carry strictly increasing fences per channel.
+        func verifyFences(channels: Int) async throws {
+            var lastAttempt: [String: AuditRecord] = [:]
+            for record in try await auditRecords() { lastAttempt[record.entry] = record }
+            for c in 0..<channels {
+                let history = try await client.send("LRANGE", keys.history(channel: "ch\(c)"), 0, -1).array ?? []
+                let ids = history.compactMap { entry -> String? in
+                    guard let data = entry.bytes, let object = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any] else { return nil }
+                    return object["id"] as? String
+                }
+                let fences = ids.compactMap { lastAttempt[$0]?.fence }
+                #expect(fences.count == ids.count)
+                #expect(zip(fences, fences.dropFirst()).allSatisfy { $0 < $1 }, "fences not increasing on ch\(c)")
+            }
+        }
+
+        func cleanup() {
+            try? FileManager.default.removeItem(at: directory)
+            client.close()
+        }
+    }
+
+    @Test func aPoolOfThreeAppliesEveryMessageOnceInOrderWithExclusion() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        let messages = 10_000, channels = 100
+        try await d.produce(messages: messages, channels: channels)
+        let workers = try (0..<3).map { try d.worker("w\($0)") }
+        defer { workers.forEach { $0.killNow() } }
+        try await d.waitForAll(messages, channels: channels)
+        for worker in workers { worker.signal(SIGTERM) }
+        for worker in workers { #expect(await worker.wait(timeout: .seconds(60)) == 0) }
+        try await d.verifyHistories(messages: messages, channels: channels)
+        try await d.verifyExclusion()
+        try await d.verifyFences(channels: channels)
+    }
+
+    @Test func aKilledWorkersPendingMessagesAreReclaimedAndAppliedOnce() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        let messages = 3000, channels = 30
+        try await d.produce(messages: messages, channels: channels)
+        let ttl = ["--lock-ttl", "1", "--claim-idle", "2"]
+        let victim = try d.worker("victim", ttl, jitterMs: 10)
+        let survivors = try (0..<2).map { try d.worker("s\($0)", ttl, jitterMs: 10) }
+        defer { survivors.forEach { $0.killNow() }; victim.killNow() }
+        try await waitUntil(timeout: .seconds(120)) {
+            let mine = try await d.client.send("XPENDING", d.stream, "g", "-", "+", 10, "victim").array?.count ?? 0
+            let applied = try await d.appliedCount(channels: channels)
+            return mine > 0 && applied > 300
+        }
+        victim.killNow()
+        try await d.waitForAll(messages, channels: channels)
+        try await d.verifyHistories(messages: messages, channels: channels)
+        let reclaimed = try String(contentsOfFile: d.log("s0"), encoding: .utf8) + String(contentsOfFile: d.log("s1"), encoding: .utf8)
+        #expect(reclaimed.contains("Reclaimed idle entries"))
+    }
+
+    @Test func aPausedWorkersLateCommitIsRejectedAndNothingIsAppliedTwice() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        let messages = 400, channels = 4
+        try await d.produce(messages: messages, channels: channels)
+        let ttl = ["--lock-ttl", "1", "--claim-idle", "2", "--work-ms", "100", "--concurrency", "4"]
+        let paused = try d.worker("paused", ttl, jitterMs: 0)
+        defer { paused.killNow() }
+        try await waitUntil(timeout: .seconds(60)) { try await d.appliedCount(channels: channels) >= 8 }
+        paused.signal(SIGSTOP)
+        let other = try d.worker("other", ttl, jitterMs: 0)
+        defer { other.killNow() }
+        // Long past the TTL: the other worker takes over the channels and commits.
+        let before = try await d.appliedCount(channels: channels)
+        try await waitUntil(timeout: .seconds(60)) { try await d.appliedCount(channels: channels) >= before + 20 }
+        paused.signal(SIGCONT)
+        try await d.waitForAll(messages, channels: channels, timeout: .seconds(240))
+        try await d.verifyHistories(messages: messages, channels: channels)
+        let log = try String(contentsOfFile: d.log("paused"), encoding: .utf8)
+        // The resumed holder either finds its lease gone before committing or has its commit refused.
+        #expect(log.contains("Commit rejected") || log.contains("Lease lost"))
+    }
+
+    @Test func badInputIsDeadLetteredWithItsReasonAndConsumingContinues() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        _ = try? await d.client.send("XGROUP", "CREATE", d.stream, "g", "0", "MKSTREAM")
+        let bad: [[String]] = [
+            ["text", "no channel"],
+            ["channel_id", ""],
+            ["channel_id", String(repeating: "x", count: 300)],
+            ["channel_id", "a\u{7}b"],
+            ["channel_id", "ok", "seq", "twelve"],
+            ["channel_id", "ok", "blob", String(repeating: "z", count: 70_000)],
+        ]
+        for fields in bad { try await d.client.send(RedisCommand("XADD", [d.stream, "*"] + fields)) }
+        try await Producer(client: d.client, keys: d.keys).send(stream: d.stream, channel: "ch0", fields: [StreamField("n", "0")])
+        let worker = try d.worker("w")
+        defer { worker.killNow() }
+        try await d.waitForAll(1, channels: 1)
+        try await waitUntil { try await d.client.send("XLEN", WorkerKeys.deadLetters(of: d.stream)).int == 6 }
+        let dead = try await d.client.send("XRANGE", WorkerKeys.deadLetters(of: d.stream), "-", "+").array ?? []
+        let reasons = Set(dead.compactMap { entry -> String? in
+            let flat = entry.array?.last?.array?.compactMap(\.string) ?? []
+            return flat.firstIndex(of: "reason").map { flat[$0 + 1] }
+        })
+        #expect(reasons == ["missing_channel", "empty_channel", "channel_too_long", "channel_control_characters", "invalid_seq", "oversized"])
+        worker.signal(SIGTERM)
+        #expect(await worker.wait(timeout: .seconds(60)) == 0)
+    }
+
+    @Test func aRestartedConsumerResumesItsOwnPendingEntries() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        let channels = 6
+        try await d.produce(messages: channels, channels: channels)
+        // A long turn, and no reclaiming: only this consumer's own restart can finish the work.
+        let options = ["--work-ms", "3000", "--claim-idle", "600", "--lock-ttl", "2"]
+        let first = try d.worker("same", options)
+        try await waitUntil(timeout: .seconds(60)) {
+            (try await d.client.send("XPENDING", d.stream, "g").array?.first?.int ?? 0) == Int64(channels)
+        }
+        first.killNow()
+        #expect(try await d.appliedCount(channels: channels) < Int64(channels))
+        let second = try d.worker("same", ["--work-ms", "0", "--claim-idle", "600", "--lock-ttl", "2"])
+        defer { second.killNow() }
+        try await d.waitForAll(channels, channels: channels, timeout: .seconds(120))
+        try await d.verifyHistories(messages: channels, channels: channels)
+    }
+}
