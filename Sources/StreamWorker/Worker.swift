@@ -34,8 +34,14 @@ public final class StreamWorker: Service, Sendable {
         self.dispatcher = ChannelDispatcher(
             concurrency: configuration.concurrency,
             maxQueued: max(configuration.batch * 2, configuration.concurrency * 4)
-        ) { message in
-            _ = await processor.process(message)
+        ) { job in
+            switch await processor.process(job.message, notReadySince: job.notReadySince) {
+            case .notReady:
+                // Back off per message: 5 ms, 10 ms, … up to 200 ms between looks.
+                return .retry(after: .milliseconds(min(200, 5 << min(job.retries, 6))))
+            case .applied, .duplicate, .leftPending:
+                return .done
+            }
         }
         self.deadLetterer = DeadLetterer(client: client, group: configuration.group, consumer: configuration.consumer, keys: keys, logger: logger)
     }
@@ -47,6 +53,7 @@ public final class StreamWorker: Service, Sendable {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.readLoop() }
                 group.addTask { await self.reclaimLoop() }
+                group.addTask { await self.refreshLoop() }
                 await group.waitForAll()
             }
         } onGracefulShutdown: {
@@ -199,12 +206,31 @@ public final class StreamWorker: Service, Sendable {
                     WorkerMetrics().reclaimed(claimed.entries.count)
                     logger.info("Reclaimed idle entries", metadata: ["stream": "\(stream)", "count": "\(claimed.entries.count)"])
                     let counts = await deliveryCounts(claimed.entries.map { (stream, $0.0) })
-                    for (id, fields) in claimed.entries {
+                    for (id, fields) in claimed.entries where !(await dispatcher.contains(stream: stream, id: id)) {
                         await dispatcher.waitForCapacity()
                         await accept(stream: stream, id: id, fields: fields, deliveries: counts["\(stream)/\(id)"] ?? 1)
                     }
                 } catch {
                     logger.warning("Reclaim failed", metadata: ["stream": "\(stream)", "error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    /// Keeps every entry this worker has accepted (queued or running) from looking idle, with
+    /// XCLAIM … JUSTID to ourselves, which does not count as a delivery. Without it a long queue
+    /// or a long turn would be reclaimed by another worker, or even dead-lettered.
+    private func refreshLoop() async {
+        let interval = max(configuration.claimIdle / 4, .milliseconds(50))
+        while !stopping.isSet, !Task.isCancelled {
+            do { try await sleepUnlessStopping(interval) } catch { return }
+            for (stream, ids) in await dispatcher.inFlightEntries where !ids.isEmpty {
+                let all = Array(ids)
+                for start in stride(from: 0, to: all.count, by: 500) {
+                    var command = RedisCommand("XCLAIM", stream, configuration.group, configuration.consumer, 0)
+                    for id in all[start..<min(start + 500, all.count)] { command.append(id) }
+                    command.append("JUSTID")
+                    _ = try? await client.send(command)
                 }
             }
         }

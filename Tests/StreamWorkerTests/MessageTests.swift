@@ -71,14 +71,15 @@ import Testing
 @Suite struct DispatcherTests {
     @Test func aChannelsMessagesRunOneAtATimeInOrderWhileChannelsRunInParallel() async {
         let log = EventLog()
-        let dispatcher = ChannelDispatcher(concurrency: 4, maxQueued: 1000) { message in
-            log.enter(message.channel)
+        let dispatcher = ChannelDispatcher(concurrency: 4, maxQueued: 1000) { job in
+            log.enter(job.message.channel)
             try? await Task.sleep(for: .milliseconds(Int.random(in: 0...2)))
-            log.exit(message.channel, message.seq!)
+            log.exit(job.message.channel, job.message.seq!)
+            return .done
         }
         for seq in 1...30 {
             for channel in ["a", "b", "c", "d", "e", "f"] {
-                await dispatcher.submit(InboundMessage(stream: "s", id: "\(seq)-0", channel: channel, seq: Int64(seq), fields: []))
+                await dispatcher.submit(InboundMessage(stream: "s", id: "\(channel)-\(seq)", channel: channel, seq: Int64(seq), fields: []))
             }
         }
         await dispatcher.waitUntilDrained()
@@ -90,9 +91,32 @@ import Testing
         }
     }
 
+    @Test func aParkedChannelFreesItsSlotAndKeepsItsOrder() async {
+        let log = EventLog()
+        let attempts = EventLog()
+        // One slot: channel "a" is not ready twice; "b" must run meanwhile, and "a" keeps its order.
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 100) { job in
+            attempts.enter(job.message.channel)
+            attempts.exit(job.message.channel, job.message.seq!)
+            if job.message.channel == "a", job.message.seq == 1, job.retries < 2 { return .retry(after: .milliseconds(5)) }
+            log.enter(job.message.channel)
+            log.exit(job.message.channel, job.message.seq!)
+            return .done
+        }
+        for seq in 1...3 { await dispatcher.submit(InboundMessage(stream: "s", id: "a\(seq)", channel: "a", seq: Int64(seq), fields: [])) }
+        await dispatcher.submit(InboundMessage(stream: "s", id: "b1", channel: "b", seq: 1, fields: []))
+        await dispatcher.waitUntilDrained()
+        #expect(log.order("a") == [1, 2, 3])
+        #expect(log.order("b") == [1])
+        #expect(attempts.order("a") == [1, 1, 1, 2, 3])
+    }
+
     @Test func theReaderWaitsWhileTooMuchIsQueued() async {
         let release = Gate()
-        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 2) { _ in await release.wait() }
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 2) { _ in
+            await release.wait()
+            return .done
+        }
         await dispatcher.submit(InboundMessage(stream: "s", id: "1-0", channel: "a", seq: nil, fields: []))
         await dispatcher.submit(InboundMessage(stream: "s", id: "2-0", channel: "a", seq: nil, fields: []))
         let reader = Task { await dispatcher.waitForCapacity(); return true }

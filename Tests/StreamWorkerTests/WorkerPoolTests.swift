@@ -29,13 +29,14 @@ import Testing
         func worker(_ name: String, _ extra: [String] = [], jitterMs: Int = 2) throws -> ChildProcess {
             try ChildProcess(builtProductPath("stream-consumer"), [
                 "--redis-url", url, "--stream", stream, "--group", "g", "--consumer", name, "--key-prefix", keys.prefix,
-                "--history-max", "100000", "--concurrency", "16", "--batch", "64", "--block-ms", "200", "--log-level", "info",
-            ] + extra, stdout: log(name), environment: ["SG_AUDIT_STREAM": audit, "SG_AUDIT_JITTER_MS": String(jitterMs)])
+                "--history-max", "100000", "--batch", "64", "--block-ms", "200", "--log-level", "info",
+            ] + (extra.contains("--concurrency") ? extra : extra + ["--concurrency", "16"]), stdout: log(name), environment: ["SG_AUDIT_STREAM": audit, "SG_AUDIT_JITTER_MS": String(jitterMs)])
         }
 
         func log(_ name: String) -> String { directory.appendingPathComponent("\(name).log").path }
 
         func produce(messages: Int, channels: Int) async throws {
+            _ = try? await client.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM")
             let producer = Producer(client: client, keys: keys)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for c in 0..<channels {
@@ -116,8 +117,8 @@ import Testing
             }
         }
 
+        /// Logs stay in the temporary directory for post-mortems.
         func cleanup() {
-            try? FileManager.default.removeItem(at: directory)
             client.close()
         }
     }

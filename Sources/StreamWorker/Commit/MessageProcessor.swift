@@ -16,6 +16,8 @@ struct MessageProcessor: Sendable {
 
     enum Result: Sendable, Equatable {
         case applied, duplicate
+        /// An earlier seq of the channel is not applied yet; the lock is released. Retry later.
+        case notReady(lastSeq: Int64)
         /// Not committed; the entry stays pending and will be redelivered (and eventually dead-lettered).
         case leftPending(String)
     }
@@ -26,7 +28,8 @@ struct MessageProcessor: Sendable {
     let logger: Logger
     let metrics = WorkerMetrics()
 
-    func process(_ message: InboundMessage) async -> Result {
+    /// - Parameter notReadySince: when this message first met a gap; past `gapTimeout` it is applied anyway.
+    func process(_ message: InboundMessage, notReadySince: ContinuousClock.Instant? = nil) async -> Result {
         var logger = logger
         logger[metadataKey: "channel"] = .string(message.channel)
         logger[metadataKey: "entry"] = .string(message.id)
@@ -34,14 +37,9 @@ struct MessageProcessor: Sendable {
         let lock = DistributedLock(
             client: client, key: keys.lock(channel: message.channel), ttl: settings.lockTTL,
             autoRenew: true, maxRenewals: 0, abortOnLoss: true, logger: logger)
-        let gapDeadline = ContinuousClock.now + settings.gapTimeout
+        let gapDeadline = (notReadySince ?? .now) + settings.gapTimeout
         var handlerFailures = 0
         var retries = 0
-        var gapSubscription: RedisSubscription?
-        defer { gapSubscription?.cancel() }
-
-        let refresher = Task { await refreshPendingIdle(message) }
-        defer { refresher.cancel() }
 
         while true {
             if Task.isCancelled { return .leftPending("shutdown") }
@@ -62,13 +60,9 @@ struct MessageProcessor: Sendable {
                     // Acknowledge without running the handler; the commit script re-checks atomically.
                     break
                 case .gap(let last) where ContinuousClock.now < gapDeadline:
-                    if gapSubscription == nil {
-                        gapSubscription = try? await client.subscriber.subscribe(LockKeys.releaseChannel(forLock: lock.key))
-                    }
                     await lock.release()
-                    logger.debug("Waiting for earlier messages of the channel", metadata: ["seq": "\(seq)", "last_seq": "\(last)"])
-                    _ = await gapSubscription?.next(timeout: .milliseconds(200))
-                    continue
+                    logger.debug("Earlier messages of the channel are not applied yet", metadata: ["seq": "\(seq)", "last_seq": "\(last)"])
+                    return .notReady(lastSeq: last)
                 case .gap(let last):
                     force = true
                     metrics.gapTimeout()
@@ -127,9 +121,9 @@ struct MessageProcessor: Sendable {
                 await lock.releasedExternally()
                 metrics.committed("duplicate")
                 return .duplicate
-            case .gap:
+            case .gap(let last):
                 await lock.releasedExternally()
-                continue
+                return .notReady(lastSeq: last)
             case .lost, .stale:
                 metrics.committed(outcome == .lost ? "lost" : "stale")
                 logger.warning("Commit rejected; retrying from the lock", metadata: ["outcome": "\(outcome)"])
@@ -154,16 +148,6 @@ struct MessageProcessor: Sendable {
                    message.stream, keys.deadSeqs(channel: message.channel)],
             arguments: arguments)
         return try CommitOutcome.parse(reply)
-    }
-
-    /// Keeps a long but live turn from looking idle to reclaimers (XCLAIM to ourselves, JUSTID).
-    private func refreshPendingIdle(_ message: InboundMessage) async {
-        let interval = settings.lockTTL / 2
-        while !Task.isCancelled {
-            do { try await Task.sleep(for: interval) } catch { return }
-            _ = try? await client.send(
-                "XCLAIM", message.stream, settings.group, settings.consumer, 0, message.id, "JUSTID")
-        }
     }
 
     static func decodeState(_ results: [Swift.Result<RESPValue, RedisError>], needsState: Bool, hasSeq: Bool) -> (ChannelState, Int64?) {

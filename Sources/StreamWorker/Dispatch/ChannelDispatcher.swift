@@ -1,19 +1,38 @@
+/// What processing one message asks of the dispatcher.
+enum DispatchOutcome: Sendable, Equatable {
+    case done
+    /// Not ready yet (an earlier seq of the channel is elsewhere): retry after the pause, without
+    /// holding a slot meanwhile, so the workers holding the earlier messages can make progress.
+    case retry(after: Duration)
+}
+
+/// A queued message and when it first found its channel not ready.
+struct DispatchJob: Sendable {
+    var message: InboundMessage
+    var notReadySince: ContinuousClock.Instant?
+    var retries = 0
+}
+
 /// Per-channel serial queues: one channel's messages run one at a time in stream order,
 /// different channels run in parallel up to `concurrency`, and readers wait while too much is queued.
 actor ChannelDispatcher {
     private let concurrency: Int
     private let maxQueued: Int
-    private let process: @Sendable (InboundMessage) async -> Void
+    private let process: @Sendable (DispatchJob) async -> DispatchOutcome
 
-    private var queues: [String: [InboundMessage]] = [:]
+    private var queues: [String: [DispatchJob]] = [:]
+    /// Channels waiting out a retry pause; they hold no slot.
+    private var parked: Set<String> = []
     private var running: [String: Task<Void, Never>] = [:]
     /// Channels with queued messages that wait for a free slot, in arrival order.
     private var ready: [String] = []
     private var queued = 0
+    /// Entry ids accepted and not finished, per stream: their pending-list idle time is kept fresh.
+    private var entries: [String: Set<String>] = [:]
     private var capacityWaiters: [CheckedContinuation<Void, Never>] = []
     private var drainWaiters: [CheckedContinuation<Void, Never>] = []
 
-    init(concurrency: Int, maxQueued: Int, process: @escaping @Sendable (InboundMessage) async -> Void) {
+    init(concurrency: Int, maxQueued: Int, process: @escaping @Sendable (DispatchJob) async -> DispatchOutcome) {
         self.concurrency = max(1, concurrency)
         self.maxQueued = max(1, maxQueued)
         self.process = process
@@ -24,10 +43,20 @@ actor ChannelDispatcher {
     /// Channels being worked on right now.
     var activeChannels: Int { running.count }
 
+    /// Accepted, unfinished entry ids per stream.
+    var inFlightEntries: [String: Set<String>] { entries }
+
+    /// Whether an entry is already queued or running here (a reclaim must not queue it twice).
+    func contains(stream: String, id: String) -> Bool {
+        entries[stream]?.contains(id) ?? false
+    }
+
     func submit(_ message: InboundMessage) {
+        if entries[message.stream]?.contains(message.id) == true { return }
+        entries[message.stream, default: []].insert(message.id)
         queued += 1
-        queues[message.channel, default: []].append(message)
-        if running[message.channel] == nil, !ready.contains(message.channel) {
+        queues[message.channel, default: []].append(DispatchJob(message: message))
+        if running[message.channel] == nil, !parked.contains(message.channel), !ready.contains(message.channel) {
             ready.append(message.channel)
         }
         startReadyChannels()
@@ -47,9 +76,15 @@ actor ChannelDispatcher {
         }
     }
 
-    /// Cancels the messages being processed (their locks are released; their entries stay pending).
+    /// Cancels the messages being processed and drops the queued ones (their locks are released;
+    /// their entries stay pending and are redelivered).
     func cancelAll() {
         for task in running.values { task.cancel() }
+        for (channel, jobs) in queues where running[channel] == nil {
+            jobs.forEach { finished($0.message) }
+            queues[channel] = nil
+        }
+        ready.removeAll()
     }
 
     private func startReadyChannels() {
@@ -60,30 +95,59 @@ actor ChannelDispatcher {
     }
 
     private func drain(_ channel: String) async {
-        while let message = next(for: channel) {
+        while let job = next(for: channel) {
             if Task.isCancelled {
                 // Left pending in the group; redelivered after a restart or by a reclaimer.
-                finished()
+                finished(job.message)
                 continue
             }
-            await process(message)
-            finished()
+            switch await process(job) {
+            case .done:
+                finished(job.message)
+            case .retry(let pause):
+                park(channel, job, for: pause)
+                return
+            }
         }
     }
 
-    private func next(for channel: String) -> InboundMessage? {
+    private func next(for channel: String) -> DispatchJob? {
         guard var queue = queues[channel], !queue.isEmpty else {
             queues[channel] = nil
             running[channel] = nil
             startReadyChannels()
             return nil
         }
-        let message = queue.removeFirst()
+        let job = queue.removeFirst()
         queues[channel] = queue.isEmpty ? nil : queue
-        return message
+        return job
     }
 
-    private func finished() {
+    /// Puts the job back at the head of its channel and frees the slot until the pause is over.
+    private func park(_ channel: String, _ job: DispatchJob, for pause: Duration) {
+        var job = job
+        job.notReadySince = job.notReadySince ?? .now
+        job.retries += 1
+        queues[channel, default: []].insert(job, at: 0)
+        running[channel] = nil
+        parked.insert(channel)
+        startReadyChannels()
+        Task {
+            try? await Task.sleep(for: pause)
+            self.unpark(channel)
+        }
+    }
+
+    private func unpark(_ channel: String) {
+        parked.remove(channel)
+        if running[channel] == nil, queues[channel]?.isEmpty == false, !ready.contains(channel) {
+            ready.append(channel)
+        }
+        startReadyChannels()
+    }
+
+    private func finished(_ message: InboundMessage) {
+        entries[message.stream]?.remove(message.id)
         queued -= 1
         if queued < maxQueued {
             let waiters = capacityWaiters
