@@ -206,8 +206,9 @@ public final class StreamWorker: Service, Sendable {
                     WorkerMetrics().reclaimed(claimed.entries.count)
                     logger.info("Reclaimed idle entries", metadata: ["stream": "\(stream)", "count": "\(claimed.entries.count)"])
                     let counts = await deliveryCounts(claimed.entries.map { (stream, $0.0) })
+                    // No backpressure wait here: the queue may be full of later messages that wait for
+                    // exactly these (a dead worker's), so holding them back would deadlock the channel.
                     for (id, fields) in claimed.entries where !(await dispatcher.contains(stream: stream, id: id)) {
-                        await dispatcher.waitForCapacity()
                         await accept(stream: stream, id: id, fields: fields, deliveries: counts["\(stream)/\(id)"] ?? 1)
                     }
                 } catch {

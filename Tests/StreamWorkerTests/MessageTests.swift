@@ -111,6 +111,27 @@ import Testing
         #expect(attempts.order("a") == [1, 1, 1, 2, 3])
     }
 
+    @Test func aLateArrivingEarlierMessageRunsBeforeLaterOnes() async {
+        let log = EventLog()
+        let gate = Gate()
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 100) { job in
+            if job.message.id == "0-1" { await gate.wait() }
+            log.enter(job.message.channel)
+            log.exit(job.message.channel, job.message.seq ?? 0)
+            return .done
+        }
+        // "x" blocks the only slot while "a" queues 5, then 3 (reclaimed late), then 4.
+        await dispatcher.submit(InboundMessage(stream: "s", id: "0-1", channel: "x", seq: nil, fields: []))
+        for (id, seq) in [("5-0", 5), ("3-0", 3), ("4-0", 4)] {
+            await dispatcher.submit(InboundMessage(stream: "s", id: id, channel: "a", seq: Int64(seq), fields: []))
+        }
+        gate.open()
+        await dispatcher.waitUntilDrained()
+        #expect(log.order("a") == [3, 4, 5])
+        #expect(StreamID("10-2")! < StreamID("10-10")!)
+        #expect(StreamID("9-99")! < StreamID("10-0")!)
+    }
+
     @Test func theReaderWaitsWhileTooMuchIsQueued() async {
         let release = Gate()
         let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 2) { _ in

@@ -55,7 +55,7 @@ actor ChannelDispatcher {
         if entries[message.stream]?.contains(message.id) == true { return }
         entries[message.stream, default: []].insert(message.id)
         queued += 1
-        queues[message.channel, default: []].append(DispatchJob(message: message))
+        insertInOrder(DispatchJob(message: message))
         if running[message.channel] == nil, !parked.contains(message.channel), !ready.contains(message.channel) {
             ready.append(message.channel)
         }
@@ -123,12 +123,28 @@ actor ChannelDispatcher {
         return job
     }
 
+    /// Keeps a channel's queue in stream order even when entries arrive late (reclaimed from a
+    /// dead worker): a later message at the head would otherwise wait forever for one behind it.
+    private func insertInOrder(_ job: DispatchJob) {
+        var queue = queues[job.message.channel] ?? []
+        let index = queue.lastIndex(where: { !Self.precedes(job.message, $0.message) }).map { $0 + 1 } ?? 0
+        queue.insert(job, at: index)
+        queues[job.message.channel] = queue
+    }
+
+    /// Stream order: by seq when both have one, else by entry id within a stream.
+    static func precedes(_ a: InboundMessage, _ b: InboundMessage) -> Bool {
+        if let x = a.seq, let y = b.seq { return x < y }
+        guard a.stream == b.stream, let x = StreamID(a.id), let y = StreamID(b.id) else { return false }
+        return x < y
+    }
+
     /// Puts the job back at the head of its channel and frees the slot until the pause is over.
     private func park(_ channel: String, _ job: DispatchJob, for pause: Duration) {
         var job = job
         job.notReadySince = job.notReadySince ?? .now
         job.retries += 1
-        queues[channel, default: []].insert(job, at: 0)
+        insertInOrder(job)
         running[channel] = nil
         parked.insert(channel)
         startReadyChannels()
@@ -160,4 +176,19 @@ actor ChannelDispatcher {
             waiters.forEach { $0.resume() }
         }
     }
+}
+
+/// A stream entry id (`<ms>-<seq>`), ordered as Redis orders them.
+struct StreamID: Comparable {
+    let ms: UInt64
+    let seq: UInt64
+
+    init?(_ text: String) {
+        let parts = text.split(separator: "-")
+        guard parts.count == 2, let ms = UInt64(parts[0]), let seq = UInt64(parts[1]) else { return nil }
+        self.ms = ms
+        self.seq = seq
+    }
+
+    static func < (a: StreamID, b: StreamID) -> Bool { (a.ms, a.seq) < (b.ms, b.seq) }
 }
