@@ -96,9 +96,11 @@ import Testing
         let client = try TestRedis.client()
         defer { client.close() }
         let key = TestRedis.uniqueKey()
-        let lock = DistributedLock(client: client, key: key, ttl: .milliseconds(300), autoRenew: true, maxRenewals: 0)
+        // The TTL leaves room for a loaded machine (renewal every 0.5 s, lease good for ~1.5 s);
+        // the hold lasts several TTLs, so it survives only if renewals work.
+        let lock = DistributedLock(client: client, key: key, ttl: .milliseconds(1500), autoRenew: true, maxRenewals: 0)
         let holder = try await lock.withLock {
-            try await Task.sleep(for: .milliseconds(1200))
+            try await Task.sleep(for: .milliseconds(4500))
             return try await client.send("GET", key).string
         }
         #expect(holder == lock.token)
@@ -110,7 +112,7 @@ import Testing
         let client = try TestRedis.client()
         defer { client.close() }
         let key = TestRedis.uniqueKey()
-        let lock = DistributedLock(client: client, key: key, ttl: .milliseconds(300), autoRenew: true, maxRenewals: 2)
+        let lock = DistributedLock(client: client, key: key, ttl: .milliseconds(1500), autoRenew: true, maxRenewals: 2)
         let bodyCancelled = Flag()
         await #expect(throws: LockError.leaseLost(key: key, cause: .renewalLimit)) {
             try await lock.withLock {
