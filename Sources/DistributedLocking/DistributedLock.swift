@@ -340,13 +340,7 @@ public actor DistributedLock {
             return
         }
         let cause = lossSignal.cause
-        depth = 0
-        watchdog?.cancel()
-        watchdog = nil
-        generation += 1
-        if let heldSince { metrics.hold.recordNanoseconds(heldSince.duration(to: .now).nanoseconds) }
-        heldSince = nil
-        lease = nil
+        endHold()
         guard client != nil else {
             LocalLockTable.shared.release(key, token: token)
             return
@@ -445,6 +439,12 @@ public actor DistributedLock {
     /// last step): stop the watchdog and forget the hold without another round trip.
     public func releasedExternally() {
         guard depth > 0 else { return }
+        endHold()
+        keysReleasedCount += 1
+    }
+
+    /// Local bookkeeping of the outermost release: stop the watchdog, record the hold time.
+    private func endHold() {
         depth = 0
         watchdog?.cancel()
         watchdog = nil
@@ -452,7 +452,6 @@ public actor DistributedLock {
         if let heldSince { metrics.hold.recordNanoseconds(heldSince.duration(to: .now).nanoseconds) }
         heldSince = nil
         lease = nil
-        keysReleasedCount += 1
     }
 }
 
