@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks against baselines measured in the same run, on a private Redis.
-# Usage: Scripts/bench.sh [client|lock|all] [rounds]
+# Usage: Scripts/bench.sh [client|lock|worker|all] [rounds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Scripts/lib.sh
@@ -9,6 +9,7 @@ what=${1:-all}
 rounds=${2:-3}
 Scripts/setup.sh
 swift build -c release --product sgctl >&2
+swift build -c release --product stream-consumer >&2
 workdir=$(mktemp -d -t sg-bench.XXXXXX)
 trap 'stop_redis; rm -rf "$workdir"' EXIT
 trap 'exit 130' INT TERM
@@ -52,5 +53,11 @@ print(f"lock: redis-benchmark claim+release script ceiling {ceiling:,.0f} cycles
       f"on executor {ours['executor_cycles_per_sec']:,.0f}/s ({ours['executor_cycles_per_sec']/ceiling:.2f}x) | "
       f"hand-off p50 {ours['handoff_p50_ms']:.3f} ms, p99 {ours['handoff_p99_ms']:.3f} ms")
 PY
+  fi
+  if [ "$what" = worker ] || [ "$what" = all ]; then
+    for workers in 1 3; do
+      echo "worker: $(.build/release/sgctl bench worker --redis-url "$url" --messages 20000 --channels 200 --workers "$workers")" | tr '\n' ' '
+      echo
+    done
   fi
 done

@@ -12,7 +12,7 @@ struct SGCtl: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (release builds give meaningful numbers).",
-        subcommands: [BenchClient.self, BenchLock.self]
+        subcommands: [BenchClient.self, BenchLock.self, BenchWorker.self]
     )
 }
 

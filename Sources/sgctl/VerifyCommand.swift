@@ -17,7 +17,30 @@ struct VerifyCommand: AsyncParsableCommand {
     func run() async throws {
         let client = try RedisClient(url: redis.redisURL)
         defer { client.close() }
-        let keys = WorkerKeys(prefix: keyPrefix)
+        let report = try await HistoryReport.collect(client: client, keys: WorkerKeys(prefix: keyPrefix))
+        if json {
+            printJSONLine(report.json)
+        } else {
+            print(report.summary)
+        }
+        if !report.ok { throw ExitCode(1) }
+    }
+}
+
+/// Per-channel history check shared by `verify` and `bench worker`.
+struct HistoryReport {
+    var channels = 0, entries = 0, outOfOrder = 0, duplicates = 0, missing = 0
+
+    var ok: Bool { outOfOrder + duplicates == 0 }
+    var json: [String: Any] {
+        ["channels": channels, "entries": entries, "out_of_order": outOfOrder, "duplicates": duplicates, "missing": missing]
+    }
+    var summary: String {
+        "channels \(channels), entries \(entries), out of order \(outOfOrder), duplicates \(duplicates), missing seqs \(missing)"
+    }
+
+    static func collect(client: RedisClient, keys: WorkerKeys) async throws -> HistoryReport {
+        var report = HistoryReport()
         var cursor = "0"
         var channels = 0, entries = 0, outOfOrder = 0, duplicates = 0, missing = 0
         repeat {
@@ -25,26 +48,21 @@ struct VerifyCommand: AsyncParsableCommand {
             guard let parts = reply.array, parts.count == 2, let next = parts[0].string else { break }
             cursor = next
             for key in parts[1].array?.compactMap(\.string) ?? [] {
-                channels += 1
+                report.channels += 1
                 let history = try await client.send("LRANGE", key, 0, -1).array ?? []
                 var last: Int64 = 0
                 var seen = Set<Int64>()
                 for item in history {
-                    entries += 1
+                    report.entries += 1
                     guard let data = item.bytes, let object = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any],
                           let seq = (object["seq"] as? NSNumber)?.int64Value else { continue }
-                    if !seen.insert(seq).inserted { duplicates += 1 }
-                    else if seq < last { outOfOrder += 1 }
-                    else if seq > last + 1 { missing += Int(seq - last - 1) }
+                    if !seen.insert(seq).inserted { report.duplicates += 1 }
+                    else if seq < last { report.outOfOrder += 1 }
+                    else if seq > last + 1 { report.missing += Int(seq - last - 1) }
                     last = max(last, seq)
                 }
             }
         } while cursor != "0"
-        if json {
-            printJSONLine(["channels": channels, "entries": entries, "out_of_order": outOfOrder, "duplicates": duplicates, "missing": missing])
-        } else {
-            print("channels \(channels), entries \(entries), out of order \(outOfOrder), duplicates \(duplicates), missing seqs \(missing)")
-        }
-        if outOfOrder + duplicates > 0 { throw ExitCode(1) }
+        return report
     }
 }

@@ -1,0 +1,116 @@
+import ArgumentParser
+import Foundation
+import RedisClient
+import StreamWorker
+
+/// Produces a workload, runs K stream-consumer processes until everything is acknowledged,
+/// verifies the histories, and reports throughput, latency, commands per message and peak RSS.
+struct BenchWorker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Throughput and latency of a pool of stream-consumer processes (built next to sgctl)."
+    )
+
+    @OptionGroup var redis: RedisOptions
+    @Option(help: "Messages to produce.") var messages = 20_000
+    @Option(help: "Channels to spread them over.") var channels = 200
+    @Option(help: "Worker processes.") var workers = 1
+    @Option(help: "Simulated work per message, in ms.") var workMs = 0
+    @Flag(help: "Print one JSON object line.") var json = false
+
+    func run() async throws {
+        let client = try RedisClient(url: redis.redisURL)
+        defer { client.close() }
+        let prefix = "bench" + UUID().uuidString.prefix(8).lowercased()
+        let keys = WorkerKeys(prefix: prefix)
+        let stream = prefix + ":in", audit = prefix + ":audit"
+        try await client.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM")
+        let producer = Producer(client: client, keys: keys)
+        let perChannel = max(1, messages / channels)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for c in 0..<channels {
+                group.addTask { for _ in 0..<perChannel { try await producer.send(stream: stream, channel: "ch\(c)") } }
+            }
+            try await group.waitForAll()
+        }
+        let total = perChannel * channels
+        let roundTripsBefore = try await Self.topLevelCalls(client)
+
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("stream-consumer").path
+        var environment = ProcessInfo.processInfo.environment
+        environment["SG_AUDIT_STREAM"] = audit
+        let start = ContinuousClock.now
+        let processes = try (0..<workers).map { i -> Process in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = ["--redis-url", redis.redisURL, "--stream", stream, "--group", "g", "--consumer", "bench-\(i)",
+                                 "--key-prefix", prefix, "--history-max", String(perChannel), "--work-ms", String(workMs), "--log-level", "error"]
+            process.environment = environment
+            try process.run()
+            return process
+        }
+        var peakRSS = 0
+        while true {
+            try await Task.sleep(for: .milliseconds(50))
+            let info = try await client.send("XINFO", "GROUPS", stream).array?.first?.array ?? []
+            var fields: [String: Int64] = [:]
+            for i in stride(from: 0, to: info.count - 1, by: 2) { if let k = info[i].string, let v = info[i + 1].int { fields[k] = v } }
+            peakRSS = max(peakRSS, processes.map { Self.peakRSSKiB($0.processIdentifier) }.max() ?? 0)
+            if (fields["entries-read"] ?? 0) - (fields["pending"] ?? 1) >= Int64(total) { break }
+            if processes.allSatisfy({ !$0.isRunning }) { throw ValidationError("all workers exited early") }
+        }
+        let elapsed = start.duration(to: .now)
+        let roundTrips = try await Self.topLevelCalls(client) - roundTripsBefore
+        for process in processes { process.terminate() }
+
+        // Latency: XADD time (entry id) to the handler's exit just before the commit.
+        var latencies = LatencySamples(capacity: total)
+        for record in try await client.send("XRANGE", audit, "-", "+").array ?? [] {
+            let flat = record.array?.last?.array?.compactMap(\.string) ?? []
+            var f: [String: String] = [:]
+            for i in stride(from: 0, to: flat.count - 1, by: 2) { f[flat[i]] = flat[i + 1] }
+            guard let entry = f["entry"], let ms = entry.split(separator: "-").first.flatMap({ Int64($0) }),
+                  let exit = f["exit_us"].flatMap({ Int64($0) }) else { continue }
+            latencies.add(.microseconds(max(0, exit - ms * 1000)))
+        }
+        let report = try await HistoryReport.collect(client: client, keys: keys)
+        let rate = Double(total) / seconds(elapsed)
+        let roundTripsPerMessage = Double(roundTrips) / Double(total)
+        if json {
+            printJSONLine([
+                "bench": "worker", "messages": total, "channels": channels, "workers": workers, "msgs_per_sec": rate,
+                "latency_p50_ms": latencies.percentileMicros(50) / 1000, "latency_p99_ms": latencies.percentileMicros(99) / 1000,
+                "round_trips_per_message": roundTripsPerMessage, "peak_rss_kib": peakRSS, "verified": report.ok,
+            ])
+        } else {
+            print("\(total) messages, \(channels) channels, \(workers) worker(s): \(fmt(rate)) msg/s, enqueue→commit p50 \(fmt(latencies.percentileMicros(50) / 1000)) ms, p99 \(fmt(latencies.percentileMicros(99) / 1000)) ms")
+            print("Redis round trips per message \(String(format: "%.2f", roundTripsPerMessage)), peak worker RSS \(peakRSS / 1024) MiB; \(report.summary)")
+        }
+        if !report.ok { throw ExitCode(1) }
+    }
+
+    /// Calls of the commands the worker sends as their own round trip. Script-internal calls also
+    /// land in commandstats, so only commands the scripts never run are counted: the claim (its state
+    /// reads ride in the same round trip) and commit EVALSHAs, reads, reclaims and idle refreshes.
+    /// The audit XADD used for latency is left out.
+    static func topLevelCalls(_ client: RedisClient) async throws -> Int64 {
+        let info = try await client.send("INFO", "commandstats").string ?? ""
+        let counted = ["evalsha", "xreadgroup", "xautoclaim", "xclaim", "xpending", "subscribe", "unsubscribe"]
+        var total: Int64 = 0
+        for line in info.split(whereSeparator: \.isNewline) {
+            guard line.hasPrefix("cmdstat_"), let colon = line.firstIndex(of: ":") else { continue }
+            let name = line[line.index(line.startIndex, offsetBy: 8)..<colon]
+            let parts = line.split(separator: "calls=")
+            guard counted.contains(String(name)), parts.count > 1, let calls = parts[1].split(separator: ",").first else { continue }
+            total += Int64(calls) ?? 0
+        }
+        return total
+    }
+
+    /// VmHWM of a process, in KiB (0 if it is gone).
+    static func peakRSSKiB(_ pid: Int32) -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
+        return Int(line.split(whereSeparator: \.isWhitespace)[1]) ?? 0
+    }
+}
