@@ -48,6 +48,12 @@ final class ConnectionLoop: @unchecked Sendable {
         // Our short coalescing sleeps must not be stretched by the default 50 µs timer slack.
         _ = sg_set_timer_slack(2_000)
         bindToCurrentThread()
+        // A write to a socket the server closed raises SIGPIPE in the writing thread, which would
+        // kill the process. Blocked here, the write fails with EPIPE and the loop reconnects.
+        var pipe = sigset_t()
+        sigemptyset(&pipe)
+        sigaddset(&pipe, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &pipe, nil)
         while true {
             runJobs()
             let (incoming, closed, interrupt) = shared.state.withLock { state in

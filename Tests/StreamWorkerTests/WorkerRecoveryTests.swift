@@ -1,0 +1,106 @@
+import DistributedLocking
+import Foundation
+import Logging
+import RedisClient
+import StreamWorker
+import TestSupport
+import Testing
+
+/// A worker in this process, with a handler of the test's choosing.
+@Suite struct WorkerRecoveryTests {
+    struct AlwaysFails: MessageHandler {
+        struct Boom: Error {}
+        var needsState: Bool { false }
+        func handle(_ message: InboundMessage, state: ChannelState) async throws -> StateUpdate { throw Boom() }
+    }
+
+    @Test func aMessageWhoseHandlerKeepsFailingIsRedeliveredThenDeadLettered() async throws {
+        let client = try TestRedis.client()
+        defer { client.close() }
+        let keys = WorkerKeys(prefix: TestRedis.uniqueKey("r"))
+        let stream = keys.prefix + ":in"
+        var configuration = WorkerConfiguration.defaults
+        configuration.streams = [stream]
+        configuration.group = "g"
+        configuration.consumer = "solo"
+        configuration.keyPrefix = keys.prefix
+        configuration.lockTTL = .milliseconds(500)
+        configuration.claimIdle = .seconds(1)
+        configuration.maxDeliveries = 2
+        configuration.blockTime = .milliseconds(100)
+        _ = try await client.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM")
+        try await Producer(client: client, keys: keys).send(stream: stream, channel: "c", fields: [StreamField("text", "x")])
+
+        let worker = StreamWorker(configuration: configuration, client: client, handler: AlwaysFails(), logger: Logger(label: "test"))
+        let running = Task { try await worker.run() }
+        defer { running.cancel() }
+
+        let dead = WorkerKeys.deadLetters(of: stream)
+        try await waitUntil(timeout: .seconds(60)) { try await client.send("XLEN", dead).int == 1 }
+        let entry = try await client.send("XRANGE", dead, "-", "+").array?.first?.array?.last?.array?.compactMap(\.string) ?? []
+        var record: [String: String] = [:]
+        for i in stride(from: 0, to: entry.count - 1, by: 2) { record[entry[i]] = entry[i + 1] }
+        #expect(record["reason"] == "max_deliveries")
+        #expect(record["deliveries"] == "3")
+        #expect(record["f:text"] == "x")
+        #expect(try await client.send("XPENDING", stream, "g").array?.first?.int == 0)
+        // Dead-lettering seq 1 lets the channel move on.
+        #expect(try await client.send("HGET", keys.state(channel: "c"), "last_seq").string == "1")
+        #expect(try await client.send("HGET", keys.state(channel: "c"), "count").isNull)
+    }
+
+    @Test func aWorkerRidesOutDroppedConnectionsWithoutLosingOrRepeatingWork() async throws {
+        let server = try await PrivateRedisServer()
+        defer { server.stop() }
+        let client = RedisClient(configuration: try server.configuration(commandTimeout: .seconds(5)))
+        let admin = RedisClient(configuration: try server.configuration())
+        defer { client.close(); admin.close() }
+        let keys = WorkerKeys(prefix: "outage")
+        let stream = "outage:in"
+        var configuration = WorkerConfiguration.defaults
+        configuration.streams = [stream]
+        configuration.group = "g"
+        configuration.consumer = "solo"
+        configuration.keyPrefix = keys.prefix
+        configuration.lockTTL = .seconds(2)
+        configuration.claimIdle = .seconds(4)
+        configuration.historyMax = 10_000
+        configuration.blockTime = .milliseconds(100)
+        _ = try await admin.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM")
+        let producer = Producer(client: admin, keys: keys)
+        let channels = 20, perChannel = 100
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for c in 0..<channels {
+                group.addTask { for _ in 0..<perChannel { try await producer.send(stream: stream, channel: "ch\(c)") } }
+            }
+            try await group.waitForAll()
+        }
+        let worker = StreamWorker(configuration: configuration, client: client, logger: Logger(label: "test"))
+        let running = Task { try await worker.run() }
+        defer { running.cancel() }
+
+        func applied() async throws -> Int64 {
+            let replies = try await admin.pipeline((0..<channels).map { RedisCommand("HGET", keys.state(channel: "ch\($0)"), "count") })
+            return replies.reduce(0) { $0 + ((try? $1.get().int) ?? 0) }
+        }
+        try await waitUntil(timeout: .seconds(60)) { try await applied() > 200 }
+        // Drop every connection the worker has, twice, while it works.
+        for _ in 0..<2 {
+            _ = try? await admin.send("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            _ = try? await admin.send("CLIENT", "KILL", "TYPE", "pubsub")
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        try await waitUntil(timeout: .seconds(120)) {
+            let pending = try await admin.send("XPENDING", stream, "g").array?.first?.int ?? 1
+            return try await applied() == Int64(channels * perChannel) && pending == 0
+        }
+        for c in 0..<channels {
+            let history = try await admin.send("LRANGE", keys.history(channel: "ch\(c)"), 0, -1).array ?? []
+            let seqs = history.compactMap { item -> Int? in
+                guard let data = item.bytes, let object = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any] else { return nil }
+                return object["seq"] as? Int
+            }
+            #expect(seqs == Array(1...perChannel), "ch\(c)")
+        }
+    }
+}
