@@ -311,10 +311,11 @@ public actor DistributedLock {
         case .renewalLimit: logger.warning("Lease given up: renewal limit reached", metadata: ["max": "\(maxRenewals)"])
         }
         if abortOnLoss { logger.error("Aborting the work running under the lock") }
+        // Mark the delete as in flight before anyone hears of the loss, so release() waits for it.
+        if cause == .renewalLimit { releasing = releasing ?? [] }
         lossSignal.fire(cause)
         if cause == .renewalLimit {
             // Giving up means letting the next holder in now rather than at expiry.
-            releasing = releasing ?? []
             if await deleteKeyIfOurs() { keysReleasedCount += 1 }
             finishReleasing()
         }
@@ -345,8 +346,13 @@ public actor DistributedLock {
             LocalLockTable.shared.release(key, token: token)
             return
         }
-        // A stolen key is someone else's, and a given-up one is already gone.
-        if cause == .stolen || cause == .renewalLimit { return }
+        // A stolen key is someone else's. A given-up one is being deleted by the watchdog:
+        // wait for that, so the key is gone when release() returns.
+        if cause == .stolen { return }
+        if cause == .renewalLimit {
+            while releasing != nil { await withCheckedContinuation { releasing!.append($0) } }
+            return
+        }
         releasing = releasing ?? []
         if await deleteKeyIfOurs() {
             keysReleasedCount += 1
