@@ -8,6 +8,19 @@ import Testing
 
 /// A worker in this process, with a handler of the test's choosing.
 @Suite struct WorkerRecoveryTests {
+    /// One consumer "solo" in group "g", reclaiming after two TTLs.
+    static func configuration(stream: String, keys: WorkerKeys, lockTTL: Duration) -> WorkerConfiguration {
+        var configuration = WorkerConfiguration.defaults
+        configuration.streams = [stream]
+        configuration.group = "g"
+        configuration.consumer = "solo"
+        configuration.keyPrefix = keys.prefix
+        configuration.lockTTL = lockTTL
+        configuration.claimIdle = lockTTL * 2
+        configuration.blockTime = .milliseconds(100)
+        return configuration
+    }
+
     struct AlwaysFails: MessageHandler {
         struct Boom: Error {}
         var needsState: Bool { false }
@@ -19,15 +32,8 @@ import Testing
         defer { client.close() }
         let keys = WorkerKeys(prefix: TestRedis.uniqueKey("r"))
         let stream = keys.prefix + ":in"
-        var configuration = WorkerConfiguration.defaults
-        configuration.streams = [stream]
-        configuration.group = "g"
-        configuration.consumer = "solo"
-        configuration.keyPrefix = keys.prefix
-        configuration.lockTTL = .milliseconds(500)
-        configuration.claimIdle = .seconds(1)
+        var configuration = Self.configuration(stream: stream, keys: keys, lockTTL: .milliseconds(500))
         configuration.maxDeliveries = 2
-        configuration.blockTime = .milliseconds(100)
         _ = try await client.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM")
         try await Producer(client: client, keys: keys).send(stream: stream, channel: "c", fields: [StreamField("text", "x")])
 
@@ -57,15 +63,8 @@ import Testing
         defer { client.close(); admin.close() }
         let keys = WorkerKeys(prefix: "outage")
         let stream = "outage:in"
-        var configuration = WorkerConfiguration.defaults
-        configuration.streams = [stream]
-        configuration.group = "g"
-        configuration.consumer = "solo"
-        configuration.keyPrefix = keys.prefix
-        configuration.lockTTL = .seconds(2)
-        configuration.claimIdle = .seconds(4)
+        var configuration = Self.configuration(stream: stream, keys: keys, lockTTL: .seconds(2))
         configuration.historyMax = 10_000
-        configuration.blockTime = .milliseconds(100)
         _ = try await admin.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM")
         let producer = Producer(client: admin, keys: keys)
         let channels = 20, perChannel = 100
