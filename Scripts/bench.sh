@@ -10,12 +10,7 @@ rounds=${2:-3}
 Scripts/setup.sh
 swift build -c release --product sgctl >&2
 swift build -c release --product stream-consumer >&2
-workdir=$(mktemp -d -t sg-bench.XXXXXX)
-trap 'stop_redis; rm -rf "$workdir"' EXIT
-trap 'exit 130' INT TERM
-port=$(free_port)
-start_redis "$workdir" "$port"
-url="redis://127.0.0.1:$port"
+start_private_redis bench
 
 rps() { # redis-benchmark args... -> requests per second
   redis-benchmark -p "$port" "$@" 2>/dev/null | tr '\r' '\n' | grep -oE '[0-9.]+ requests per second' | tail -1 | cut -d' ' -f1

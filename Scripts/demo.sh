@@ -14,20 +14,12 @@ swift build -c release --product stream-consumer >&2
 swift build -c release --product sgctl >&2
 bin=.build/release
 
-workdir=$(mktemp -d -t sg-demo.XXXXXX)
 pids=()
-cleanup() {
+extra_cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  stop_redis
-  rm -rf "$workdir"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port=$(free_port)
-start_redis "$workdir" "$port"
-url="redis://127.0.0.1:$port"
+start_private_redis demo
 stream=sg:stream:inbound
 
 redis-cli -p "$port" XGROUP CREATE "$stream" workers 0 MKSTREAM >/dev/null

@@ -39,3 +39,14 @@ stop_redis() {
   fi
   REDIS_PID=""
 }
+
+# start_private_redis NAME: a private Redis in a fresh temporary directory, stopped and removed
+# on exit. Sets workdir, port and url. A script that defines extra_cleanup has it run first.
+start_private_redis() {
+  workdir=$(mktemp -d -t "sg-$1.XXXXXX")
+  trap '[ "$(type -t extra_cleanup)" = function ] && extra_cleanup; stop_redis; rm -rf "$workdir"' EXIT
+  trap 'exit 130' INT TERM
+  port=$(free_port)
+  start_redis "$workdir" "$port"
+  url="redis://127.0.0.1:$port"
+}

@@ -7,17 +7,8 @@ source Scripts/lib.sh
 
 Scripts/setup.sh
 
-workdir=$(mktemp -d -t sg-test.XXXXXX)
-cleanup() {
-  stop_redis
-  rm -rf "$workdir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port=$(free_port)
-start_redis "$workdir" "$port"
-export SG_TEST_REDIS_URL="redis://127.0.0.1:$port"
+start_private_redis test
+export SG_TEST_REDIS_URL="$url"
 echo "test: Redis at $SG_TEST_REDIS_URL" >&2
 
 swift build --build-tests

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -8,6 +9,8 @@ import Glibc
 /// signals (SIGSTOP, SIGKILL) and exit precisely, without Foundation's run-loop waits.
 public final class ChildProcess: Sendable {
     public let pid: pid_t
+    /// Once reaped, the pid may belong to someone else: never signal it again.
+    private let reaped = Mutex(false)
 
     public init(_ executable: String, _ arguments: [String], stdout: String? = nil, environment: [String: String] = [:]) throws {
         var actions = posix_spawn_file_actions_t()
@@ -29,7 +32,7 @@ public final class ChildProcess: Sendable {
     }
 
     public func signal(_ signal: Int32) {
-        kill(pid, signal)
+        reaped.withLock { if !$0 { _ = kill(pid, signal) } }
     }
 
     /// Waits up to `timeout` for exit; returns the exit status, or nil if it is still running.
@@ -37,7 +40,12 @@ public final class ChildProcess: Sendable {
         let deadline = ContinuousClock.now + timeout
         while true {
             var status: Int32 = 0
-            let r = waitpid(pid, &status, WNOHANG)
+            let r: pid_t = reaped.withLock { done in
+                if done { return -1 }
+                let r = waitpid(pid, &status, WNOHANG)
+                if r == pid || r < 0 { done = true }
+                return r
+            }
             if r == pid { return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f) }
             if r < 0 { return -1 }
             if ContinuousClock.now >= deadline { return nil }
@@ -47,8 +55,12 @@ public final class ChildProcess: Sendable {
 
     /// SIGKILL and reap, without suspending (for `defer` and `deinit`).
     public func killNow() {
-        kill(pid, SIGKILL)
-        var status: Int32 = 0
-        _ = waitpid(pid, &status, 0)
+        reaped.withLock { done in
+            guard !done else { return }
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, 0)
+            done = true
+        }
     }
 }
