@@ -29,7 +29,15 @@ public actor DistributedLock {
     public nonisolated let abortOnLoss: Bool
 
     private let client: RedisClient?
-    private let logger: Logger
+    private let baseLogger: Logger
+    /// Built on first use: setting metadata re-renders it in most handlers, and a lock is made per
+    /// message while most locks never log.
+    private lazy var logger: Logger = {
+        var logger = baseLogger
+        logger[metadataKey: "lock.key"] = .string(key)
+        logger[metadataKey: "lock.token"] = .string(String(token.prefix(8)))
+        return logger
+    }()
     private let metrics: LockMetrics
     private let releaseChannel: String
 
@@ -66,17 +74,14 @@ public actor DistributedLock {
         self.client = client
         self.key = key
         self.fenceKey = fenceKey ?? LockKeys.fenceKey(forLock: key)
-        self.token = UUID().uuidString.lowercased()
+        self.token = Self.randomUUID4()
         self.ttl = ttl
         self.autoRenew = autoRenew
         self.maxRenewals = maxRenewals
         self.abortOnLoss = abortOnLoss
         self.releaseChannel = LockKeys.releaseChannel(forLock: key)
-        self.metrics = LockMetrics(prefix: LockKeys.metricPrefix(forLock: key))
-        var logger = logger
-        logger[metadataKey: "lock.key"] = .string(key)
-        logger[metadataKey: "lock.token"] = .string(String(token.prefix(8)))
-        self.logger = logger
+        self.metrics = LockMetrics.shared(prefix: LockKeys.metricPrefix(forLock: key))
+        self.baseLogger = logger
     }
 
     deinit {
@@ -480,5 +485,28 @@ func sleepIgnoringCancellation(_ duration: Duration) async {
             try? await Task.sleep(for: duration)
             continuation.resume()
         }
+    }
+}
+
+extension DistributedLock {
+    /// A lowercase random UUID4. Foundation's `UUID()` opened /dev/urandom per call, and a lock is
+    /// made per message; the system generator uses getrandom(2).
+    static func randomUUID4() -> String {
+        var generator = SystemRandomNumberGenerator()
+        var high = generator.next() as UInt64
+        var low = generator.next() as UInt64
+        high = (high & ~0xF000) | 0x4000               // version 4
+        low = (low & ~(0xC << 60)) | (0x8 << 60)       // RFC 4122 variant
+        let hex = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(36)
+        for (index, word) in [high, low].enumerated() {
+            for nibble in 0..<16 {
+                let position = index * 16 + nibble
+                if position == 8 || position == 12 || position == 16 || position == 20 { out.append(UInt8(ascii: "-")) }
+                out.append(hex[Int((word >> UInt64(60 - 4 * nibble)) & 0xF)])
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -30,13 +30,17 @@ struct MessageProcessor: Sendable {
 
     /// - Parameter notReadySince: when this message first met a gap; past `gapTimeout` it is applied anyway.
     func process(_ message: InboundMessage, notReadySince: ContinuousClock.Instant? = nil) async -> Result {
-        var logger = logger
-        logger[metadataKey: "channel"] = .string(message.channel)
-        logger[metadataKey: "entry"] = .string(message.id)
+        // Built on first use: most messages never log, and setting metadata is not free.
+        lazy var logger: Logger = {
+            var logger = self.logger
+            logger[metadataKey: "channel"] = .string(message.channel)
+            logger[metadataKey: "entry"] = .string(message.id)
+            return logger
+        }()
         let keys = settings.keys
         let lock = DistributedLock(
             client: client, key: keys.lock(channel: message.channel), ttl: settings.lockTTL,
-            autoRenew: true, maxRenewals: 0, abortOnLoss: true, logger: logger)
+            autoRenew: true, maxRenewals: 0, abortOnLoss: true, logger: self.logger)
         let gapDeadline = (notReadySince ?? .now) + settings.gapTimeout
         var handlerFailures = 0
         var retries = 0

@@ -20,7 +20,7 @@ actor ChannelDispatcher {
     private let maxQueued: Int
     private let process: @Sendable (DispatchJob) async -> DispatchOutcome
 
-    private var queues: [String: [DispatchJob]] = [:]
+    private var queues: [String: ChannelQueue] = [:]
     /// Channels waiting out a retry pause; they hold no slot.
     private var parked: Set<String> = []
     private var running: [String: Task<Void, Never>] = [:]
@@ -80,8 +80,8 @@ actor ChannelDispatcher {
     /// their entries stay pending and are redelivered).
     func cancelAll() {
         for task in running.values { task.cancel() }
-        for (channel, jobs) in queues where running[channel] == nil {
-            jobs.forEach { finished($0.message) }
+        for (channel, queue) in queues where running[channel] == nil {
+            queue.jobs.forEach { finished($0.message) }
             queues[channel] = nil
         }
         ready.removeAll()
@@ -112,24 +112,20 @@ actor ChannelDispatcher {
     }
 
     private func next(for channel: String) -> DispatchJob? {
-        guard var queue = queues[channel], !queue.isEmpty else {
+        guard let job = queues[channel]?.popFirst() else {
             queues[channel] = nil
             running[channel] = nil
             startReadyChannels()
             return nil
         }
-        let job = queue.removeFirst()
-        queues[channel] = queue.isEmpty ? nil : queue
+        if queues[channel]?.isEmpty == true { queues[channel] = nil }
         return job
     }
 
     /// Keeps a channel's queue in stream order even when entries arrive late (reclaimed from a
     /// dead worker): a later message at the head would otherwise wait forever for one behind it.
     private func insertInOrder(_ job: DispatchJob) {
-        var queue = queues[job.message.channel] ?? []
-        let index = queue.lastIndex(where: { !Self.precedes(job.message, $0.message) }).map { $0 + 1 } ?? 0
-        queue.insert(job, at: index)
-        queues[job.message.channel] = queue
+        queues[job.message.channel, default: ChannelQueue()].insertInOrder(job)
     }
 
     /// Stream order: by seq when both have one, else by entry id within a stream.
@@ -156,7 +152,7 @@ actor ChannelDispatcher {
 
     private func unpark(_ channel: String) {
         parked.remove(channel)
-        if running[channel] == nil, queues[channel]?.isEmpty == false, !ready.contains(channel) {
+        if running[channel] == nil, queues[channel].map({ !$0.isEmpty }) == true, !ready.contains(channel) {
             ready.append(channel)
         }
         startReadyChannels()
@@ -175,6 +171,37 @@ actor ChannelDispatcher {
             drainWaiters.removeAll()
             waiters.forEach { $0.resume() }
         }
+    }
+}
+
+/// One channel's jobs in stream order. Popping advances a head index instead of shifting the
+/// array, and jobs are mutated in place in the dispatcher's dictionary (no copy per message).
+struct ChannelQueue {
+    private var storage: [DispatchJob] = []
+    private var head = 0
+
+    var isEmpty: Bool { head == storage.count }
+    var jobs: ArraySlice<DispatchJob> { storage[head...] }
+
+    mutating func popFirst() -> DispatchJob? {
+        guard head < storage.count else { return nil }
+        let job = storage[head]
+        head += 1
+        if head == storage.count {
+            storage.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 64, head * 2 >= storage.count {
+            storage.removeSubrange(0..<head)
+            head = 0
+        }
+        return job
+    }
+
+    /// Usually an append: entries arrive in order, and only reclaimed or parked ones go earlier.
+    mutating func insertInOrder(_ job: DispatchJob) {
+        var index = storage.count
+        while index > head, ChannelDispatcher.precedes(job.message, storage[index - 1].message) { index -= 1 }
+        storage.insert(job, at: index)
     }
 }
 

@@ -48,21 +48,31 @@ public struct HistoryHandler: MessageHandler {
         return StateUpdate(increment: ["count": 1], append: [Self.historyEntry(message)], listCap: historyMax)
     }
 
-    /// One JSON object per message. Field values that are not UTF-8 are base64 with a `b64:` prefix.
+    /// One JSON object per message, keys sorted: `{"fields":{…},"id":…,"seq":…}`. Field values that
+    /// are not UTF-8 are base64 with a `b64:` prefix; a repeated field name keeps its last value.
     public static func historyEntry(_ message: InboundMessage) -> String {
-        var fields: [String: String] = [:]
-        for field in message.fields {
-            let name = String(decoding: field.name, as: UTF8.self)
-            if let text = String(validating: field.value, as: UTF8.self) {
-                fields[name] = text
+        var latest: [[UInt8]: [UInt8]] = [:]
+        for field in message.fields { latest[field.name] = field.value }
+        let names = latest.keys.sorted { $0.lexicographicallyPrecedes($1) }
+        var json = JSONText(capacity: 64 + message.fields.reduce(0) { $0 + $1.name.count + $1.value.count + 8 })
+        json.raw("{\"fields\":{")
+        for (index, name) in names.enumerated() {
+            if index > 0 { json.raw(",") }
+            json.string(name)
+            json.raw(":")
+            let value = latest[name] ?? []
+            if String(validating: value, as: UTF8.self) != nil {
+                json.string(value)
             } else {
-                fields[name] = "b64:" + Data(field.value).base64EncodedString()
+                json.string(Array("b64:".utf8) + Array(Data(value).base64EncodedString().utf8))
             }
         }
-        var object: [String: Any] = ["id": message.id, "fields": fields]
-        object["seq"] = message.seq.map { NSNumber(value: $0) } ?? NSNull()
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+        json.raw("},\"id\":")
+        json.string(message.id.utf8)
+        json.raw(",\"seq\":")
+        if let seq = message.seq { json.number(seq) } else { json.raw("null") }
+        json.raw("}")
+        return json.string
     }
 }
 

@@ -16,6 +16,8 @@ struct BenchWorker: AsyncParsableCommand {
     @Option(help: "Channels to spread them over.") var channels = 200
     @Option(help: "Worker processes.") var workers = 1
     @Option(help: "Simulated work per message, in ms.") var workMs = 0
+    @Flag(inversion: .prefixedNo, help: "Record an audit entry per message (gives enqueue→commit latency; costs an XADD per message).")
+    var audit = true
     @Flag(help: "Print one JSON object line.") var json = false
 
     func run() async throws {
@@ -38,7 +40,8 @@ struct BenchWorker: AsyncParsableCommand {
 
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("stream-consumer").path
         var environment = ProcessInfo.processInfo.environment
-        environment["SG_AUDIT_STREAM"] = audit
+        if self.audit { environment["SG_AUDIT_STREAM"] = audit } else { environment["SG_AUDIT_STREAM"] = nil }
+        let redisCPUBefore = try await Self.redisCPUSeconds(client)
         let start = ContinuousClock.now
         let processes = try (0..<workers).map { i -> Process in
             let process = Process()
@@ -61,6 +64,8 @@ struct BenchWorker: AsyncParsableCommand {
         }
         let elapsed = start.duration(to: .now)
         let roundTrips = try await Self.topLevelCalls(client) - roundTripsBefore
+        let redisCPU = try await Self.redisCPUSeconds(client) - redisCPUBefore
+        let workerCPU = processes.map { Self.cpuSeconds($0.processIdentifier) }.reduce(0, +)
         for process in processes { process.terminate() }
 
         // Latency: XADD time (entry id) to the handler's exit just before the commit.
@@ -81,10 +86,12 @@ struct BenchWorker: AsyncParsableCommand {
                 "bench": "worker", "messages": total, "channels": channels, "workers": workers, "msgs_per_sec": rate,
                 "latency_p50_ms": latencies.percentileMicros(50) / 1000, "latency_p99_ms": latencies.percentileMicros(99) / 1000,
                 "round_trips_per_message": roundTripsPerMessage, "peak_rss_kib": peakRSS, "verified": report.ok,
+                "worker_cpu_us_per_message": workerCPU * 1e6 / Double(total), "redis_cpu_us_per_message": redisCPU * 1e6 / Double(total),
             ])
         } else {
             print("\(total) messages, \(channels) channels, \(workers) worker(s): \(fmt(rate)) msg/s, enqueue→commit p50 \(fmt(latencies.percentileMicros(50) / 1000)) ms, p99 \(fmt(latencies.percentileMicros(99) / 1000)) ms")
             print("Redis round trips per message \(String(format: "%.2f", roundTripsPerMessage)), peak worker RSS \(peakRSS / 1024) MiB; \(report.summary)")
+            print("CPU per message: workers \(fmt(workerCPU * 1e6 / Double(total))) µs, Redis \(fmt(redisCPU * 1e6 / Double(total))) µs")
         }
         if !report.ok { throw ExitCode(1) }
     }
@@ -105,6 +112,27 @@ struct BenchWorker: AsyncParsableCommand {
             total += Int64(calls) ?? 0
         }
         return total
+    }
+
+    /// Redis's own CPU time (user + system), from INFO cpu.
+    static func redisCPUSeconds(_ client: RedisClient) async throws -> Double {
+        let info = try await client.send("INFO", "cpu").string ?? ""
+        var total = 0.0
+        for line in info.split(whereSeparator: \.isNewline) {
+            let parts = line.split(separator: ":")
+            if parts.count == 2, parts[0] == "used_cpu_sys" || parts[0] == "used_cpu_user" { total += Double(parts[1]) ?? 0 }
+        }
+        return total
+    }
+
+    /// CPU time (user + system) a live process has used, in seconds, from /proc (0 if it is gone).
+    static func cpuSeconds(_ pid: Int32) -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return 0 }
+        // Fields after the command name start at field 3; utime and stime are fields 14 and 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     /// VmHWM of a process, in KiB (0 if it is gone).
