@@ -32,6 +32,10 @@ public actor DistributedLock {
     private let baseLogger: Logger
     /// Built on first use: setting metadata re-renders it in most handlers, and a lock is made per
     /// message while most locks never log.
+    private func debug(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata? = nil) {
+        if baseLogger.logLevel <= .debug { logger.debug(message(), metadata: metadata()) }
+    }
+
     private lazy var logger: Logger = {
         var logger = baseLogger
         logger[metadataKey: "lock.key"] = .string(key)
@@ -179,7 +183,7 @@ public actor DistributedLock {
         }
         if depth > 0 {
             depth += 1
-            logger.debug("Re-entered lock", metadata: ["depth": "\(depth)"])
+            debug("Re-entered lock", metadata: ["depth": "\(depth)"])
             return .acquired([])
         }
         guard let client else {
@@ -218,7 +222,7 @@ public actor DistributedLock {
     private func contended(quiet: Bool) {
         metrics.contention.increment()
         if quiet {
-            logger.debug("Lock contention, retrying")
+            debug("Lock contention, retrying")
         } else {
             logger.info("Lock contention, skipping execution")
         }
@@ -231,7 +235,7 @@ public actor DistributedLock {
         generation += 1
         lossSignal = LossSignal()
         heldSince = .now
-        logger.debug("Acquired lock", metadata: ["fence": "\(fence)"])
+        debug("Acquired lock", metadata: ["fence": "\(fence)"])
         guard client != nil else { return }
         lease = Lease(claimSentAt: claimSentAt, ttl: ttl, maxRenewals: maxRenewals)
         if autoRenew { startWatchdog() }
@@ -288,7 +292,7 @@ public actor DistributedLock {
             case .renewed:
                 self.lease?.renewed(sentAt: sentAt)
                 metrics.renewals.increment()
-                logger.debug("Lease renewed", metadata: ["renewals": "\(self.lease?.renewals ?? 0)", "max": "\(maxRenewals)"])
+                debug("Lease renewed", metadata: ["renewals": "\(self.lease?.renewals ?? 0)", "max": "\(maxRenewals)"])
             case .notOwned:
                 await loseLease(.stolen, generation: generation)
                 return .stop
@@ -342,7 +346,7 @@ public actor DistributedLock {
         guard depth > 0 else { return }
         if depth > 1 {
             depth -= 1
-            logger.debug("Released re-entered lock", metadata: ["depth": "\(depth)"])
+            debug("Released re-entered lock", metadata: ["depth": "\(depth)"])
             return
         }
         let cause = lossSignal.cause
@@ -361,7 +365,7 @@ public actor DistributedLock {
         releasing = releasing ?? []
         if await deleteKeyIfOurs() {
             keysReleasedCount += 1
-            logger.debug("Released lock")
+            debug("Released lock")
         }
         finishReleasing()
     }

@@ -65,6 +65,9 @@ import Testing
     @Test func companionKeysDeriveFromTheLockKey() {
         #expect(LockKeys.fenceKey(forLock: "sg:lock:channel:42") == "sg:fence:channel:42")
         #expect(LockKeys.fenceKey(forLock: "custom") == "custom:fence")
+        #expect(LockKeys.fenceKey(forLock: "a:lock:b:lock:c") == "a:fence:b:lock:c")
+        #expect(LockKeys.fenceKey(forLock: "lock:x") == "fence:x")
+        #expect(LockKeys.fenceKey(forLock: "é:lock:ü") == "é:fence:ü")
         #expect(LockKeys.metricPrefix(forLock: "sg:lock:channel:42") == "sg:lock:channel")
     }
 

@@ -61,6 +61,19 @@ import Testing
         #expect(fields?["bin"] == "b64:" + Data([0xFF, 0x00]).base64EncodedString())
     }
 
+    @Test func historyEntriesEscapeEveryStringAndKeepTheLastOfRepeatedFields() throws {
+        let tricky = "quote\" back\\ nl\n tab\t bell\u{07} é 🙂"
+        let message = InboundMessage(stream: "s", id: "7-0", channel: "c", seq: nil,
+                                     fields: [StreamField("a\"b", tricky), StreamField("dup", "first"), StreamField("dup", "last")])
+        let text = HistoryHandler.historyEntry(message)
+        let json = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+        let fields = json?["fields"] as? [String: String]
+        #expect(fields?["a\"b"] == tricky)
+        #expect(fields?["dup"] == "last")
+        #expect(json?["seq"] is NSNull)
+        #expect(text.hasPrefix("{\"fields\":{\"a\\\"b\":"))
+    }
+
     @Test func deadSeqsJustAboveLastSeqCountAsDone() {
         let results: [Result<RESPValue, RedisError>] = [.success(.bulk(Array("4".utf8))), .success(.array([.bulk(Array("5".utf8)), .bulk(Array("6".utf8)), .bulk(Array("9".utf8))]))]
         let (_, last) = MessageProcessor.decodeState(results, needsState: false, hasSeq: true)

@@ -64,6 +64,25 @@ import Testing
         #expect(try await f.client.send("EXISTS", lock.key) == .integer(0))
     }
 
+    @Test func aCommitOverStateOfTheWrongTypeFailsAndChangesNothing() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        let id = try await f.pendingEntry(seq: 1)
+        let lock = await f.lock()
+        try await f.client.send("SET", f.keys.state(channel: f.channel), "not a hash")
+        await #expect { try await f.commit(lock, id: id, seq: 1) } throws: { ($0 as? RedisError)?.serverCode == "WRONGTYPE" }
+        try await f.client.send("DEL", f.keys.state(channel: f.channel))
+        try await f.client.send("SET", f.keys.history(channel: f.channel), "not a list")
+        let append = StateUpdate(increment: ["count": 1], append: ["x"], listCap: 10)
+        await #expect { try await f.commit(lock, id: id, seq: 1, update: append) } throws: { ($0 as? RedisError)?.serverCode == "WRONGTYPE" }
+        try await f.client.send("HSET", f.keys.state(channel: f.channel), "count", "many")
+        await #expect { try await f.commit(lock, id: id, seq: 1) } throws: { ($0 as? RedisError)?.serverCode == "ERR" }
+        // Nothing acknowledged, applied or released.
+        #expect(try await f.pendingCount() == 1)
+        #expect(try await f.state("last_id") == nil)
+        #expect(try await f.client.send("GET", lock.key).string == lock.token)
+    }
+
     @Test func aCommitWithoutTheLockAppliesNothing() async throws {
         let f = try Fixture()
         defer { f.client.close() }
