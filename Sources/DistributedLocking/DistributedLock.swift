@@ -49,6 +49,8 @@ public actor DistributedLock {
     private var lease: Lease?
     private var generation = 0
     private var watchdog: Task<Void, Never>?
+    /// The generation whose watchdog start is waiting in the shared scheduler.
+    private var watchdogScheduledFor: Int?
     private var lossSignal = LossSignal()
     private var heldSince: ContinuousClock.Instant?
     /// Set while the outermost release talks to Redis, so a concurrent acquire on this instance waits for it.
@@ -244,7 +246,23 @@ public actor DistributedLock {
     /// Without auto-renewal the deadline is still enforced: lazily by ``isHeld``, and actively
     /// (so `withLock` can abort its body) once someone waits for a loss.
     private func startWatchdog() {
-        guard watchdog == nil, lease != nil else { return }
+        guard watchdog == nil, watchdogScheduledFor != generation, let lease else { return }
+        // Until the first decision is due there is nothing to do: leave it to the shared scheduler.
+        if case .sleep(let until) = lease.decision(at: .now, autoRenew: autoRenew) {
+            watchdogScheduledFor = generation
+            WatchdogScheduler.shared.schedule(self, generation: generation, at: until)
+            return
+        }
+        runWatchdog()
+    }
+
+    /// Called by the scheduler when the first decision of `generation` is due.
+    func watchdogDue(generation: Int) {
+        guard generation == self.generation, watchdog == nil, lease != nil else { return }
+        runWatchdog()
+    }
+
+    private func runWatchdog() {
         let generation = generation
         // Weak, and sleeping outside the actor: a lock dropped without release() must not renew forever.
         watchdog = Task { [weak self] in
