@@ -36,9 +36,11 @@ public final class StreamWorker: Service, Sendable {
             maxQueued: max(configuration.batch * 2, configuration.concurrency * 4)
         ) { job in
             switch await processor.process(job.message, notReadySince: job.notReadySince) {
-            case .notReady:
-                // Back off per message: 5 ms, 10 ms, … up to 200 ms between looks.
-                return .retry(after: .milliseconds(min(200, 5 << min(job.retries, 6))))
+            case .notReady(_, let advance):
+                // Woken by the channel's next release; without one, back off 5 ms, 10 ms, … up to 200 ms.
+                guard let advance else { return .retry(after: .milliseconds(min(200, 5 << min(job.retries, 6)))) }
+                let wake: @Sendable (Duration) async -> Void = { timeout in await advance.wait(timeout: timeout) }
+                return .retry(after: .milliseconds(250), wake: wake)
             case .applied, .duplicate, .leftPending:
                 return .done
             }

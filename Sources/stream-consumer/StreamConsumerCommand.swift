@@ -76,7 +76,9 @@ struct StreamConsumerCommand: AsyncParsableCommand {
         var handler: any MessageHandler = HistoryHandler(historyMax: configuration.historyMax, work: configuration.workTime)
         if let audit = ProcessInfo.processInfo.environment["SG_AUDIT_STREAM"], !audit.isEmpty {
             let jitter = Int(ProcessInfo.processInfo.environment["SG_AUDIT_JITTER_MS"] ?? "") ?? 0
-            handler = AuditingHandler(wrapping: handler, client: client, stream: audit, consumer: configuration.consumer, jitter: .milliseconds(jitter))
+            let sample = Int(ProcessInfo.processInfo.environment["SG_AUDIT_SAMPLE"] ?? "") ?? 1
+            handler = AuditingHandler(wrapping: handler, client: client, stream: audit, consumer: configuration.consumer,
+                                      jitter: .milliseconds(jitter), sampleEvery: sample)
         }
         let worker = StreamWorker(configuration: configuration, client: client, handler: handler, logger: logger)
         let group = ServiceGroup(

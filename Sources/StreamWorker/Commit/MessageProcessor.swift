@@ -14,10 +14,11 @@ struct MessageProcessor: Sendable {
         var handlerAttempts = 3
     }
 
-    enum Result: Sendable, Equatable {
+    enum Result: Sendable {
         case applied, duplicate
-        /// An earlier seq of the channel is not applied yet; the lock is released. Retry later.
-        case notReady(lastSeq: Int64)
+        /// An earlier seq of the channel is not applied yet; the lock is released. Retry when
+        /// `advance` fires (if there is one) or after a pause.
+        case notReady(lastSeq: Int64, advance: ChannelAdvance?)
         /// Not committed; the entry stays pending and will be redelivered (and eventually dead-lettered).
         case leftPending(String)
     }
@@ -64,9 +65,11 @@ struct MessageProcessor: Sendable {
                     // Acknowledge without running the handler; the commit script re-checks atomically.
                     break
                 case .gap(let last) where ContinuousClock.now < gapDeadline:
+                    // Subscribe while still holding the lock, so the next holder's release reaches us.
+                    let advance = try? await client.subscriber.subscribe(LockKeys.releaseChannel(forLock: lock.key))
                     await lock.release()
                     logger.debug("Earlier messages of the channel are not applied yet", metadata: ["seq": "\(seq)", "last_seq": "\(last)"])
-                    return .notReady(lastSeq: last)
+                    return .notReady(lastSeq: last, advance: advance.map { ChannelAdvance(subscription: $0, ownToken: lock.token) })
                 case .gap(let last):
                     force = true
                     metrics.gapTimeout()
@@ -126,8 +129,9 @@ struct MessageProcessor: Sendable {
                 metrics.committed("duplicate")
                 return .duplicate
             case .gap(let last):
+                // Released by the script itself; a release after it could be missed, so this waits by polling.
                 await lock.releasedExternally()
-                return .notReady(lastSeq: last)
+                return .notReady(lastSeq: last, advance: nil)
             case .lost, .stale:
                 metrics.committed(outcome == .lost ? "lost" : "stale")
                 logger.warning("Commit rejected; retrying from the lock", metadata: ["outcome": "\(outcome)"])

@@ -1,9 +1,10 @@
 /// What processing one message asks of the dispatcher.
-enum DispatchOutcome: Sendable, Equatable {
+enum DispatchOutcome: Sendable {
     case done
-    /// Not ready yet (an earlier seq of the channel is elsewhere): retry after the pause, without
-    /// holding a slot meanwhile, so the workers holding the earlier messages can make progress.
-    case retry(after: Duration)
+    /// Not ready yet (an earlier seq of the channel is elsewhere): retry after the pause, or when
+    /// `wake` returns if sooner, without holding a slot meanwhile, so the workers holding the
+    /// earlier messages can make progress. `wake` is given the pause as its timeout.
+    case retry(after: Duration, wake: (@Sendable (Duration) async -> Void)? = nil)
 }
 
 /// A queued message and when it first found its channel not ready.
@@ -104,8 +105,8 @@ actor ChannelDispatcher {
             switch await process(job) {
             case .done:
                 finished(job.message)
-            case .retry(let pause):
-                park(channel, job, for: pause)
+            case .retry(let pause, let wake):
+                park(channel, job, for: pause, wake: wake)
                 return
             }
         }
@@ -136,7 +137,7 @@ actor ChannelDispatcher {
     }
 
     /// Puts the job back at the head of its channel and frees the slot until the pause is over.
-    private func park(_ channel: String, _ job: DispatchJob, for pause: Duration) {
+    private func park(_ channel: String, _ job: DispatchJob, for pause: Duration, wake: (@Sendable (Duration) async -> Void)?) {
         var job = job
         job.notReadySince = job.notReadySince ?? .now
         job.retries += 1
@@ -145,7 +146,7 @@ actor ChannelDispatcher {
         parked.insert(channel)
         startReadyChannels()
         Task {
-            try? await Task.sleep(for: pause)
+            if let wake { await wake(pause) } else { try? await Task.sleep(for: pause) }
             self.unpark(channel)
         }
     }
