@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import Logging
 import RedisClient
@@ -33,27 +34,34 @@ public enum TestSetupError: Error { case noRedis, serverDidNotStart(String) }
 public final class PrivateRedisServer: Sendable {
     public let directory: URL
     public let socketPath: String
-    private let process: ChildProcess
+    private let arguments: [String]
+    private let process: Mutex<ChildProcess?>
 
     public init(arguments: [String] = []) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sg-redis-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.directory = directory
         self.socketPath = directory.appendingPathComponent("redis.sock").path
-        let log = directory.appendingPathComponent("redis.log").path
-        process = try ChildProcess(
-            ProcessInfo.processInfo.environment["SG_REDIS_SERVER"] ?? "/usr/bin/redis-server",
-            [
-                "--port", "0", "--unixsocket", socketPath, "--unixsocketperm", "700",
-                "--dir", directory.path, "--save", "", "--appendonly", "no", "--logfile", log,
-            ] + arguments
-        )
+        self.arguments = [
+            "--port", "0", "--unixsocket", socketPath, "--unixsocketperm", "700",
+            "--dir", directory.path, "--save", "", "--appendonly", "no",
+            "--logfile", directory.appendingPathComponent("redis.log").path,
+        ] + arguments
+        self.process = Mutex(nil)
+        try await start()
+    }
+
+    private func start() async throws {
+        try? FileManager.default.removeItem(atPath: socketPath)
+        let child = try ChildProcess(ProcessInfo.processInfo.environment["SG_REDIS_SERVER"] ?? "/usr/bin/redis-server", arguments)
+        process.withLock { $0 = child }
         for _ in 0..<400 {
             if FileManager.default.fileExists(atPath: socketPath) { return }
             try await Task.sleep(for: .milliseconds(25))
         }
-        process.killNow()
-        throw TestSetupError.serverDidNotStart((try? String(contentsOf: URL(fileURLWithPath: log), encoding: .utf8)) ?? "")
+        child.killNow()
+        let log = directory.appendingPathComponent("redis.log")
+        throw TestSetupError.serverDidNotStart((try? String(contentsOf: log, encoding: .utf8)) ?? "")
     }
 
     public var url: String { "unix://\(socketPath)" }
@@ -67,9 +75,21 @@ public final class PrivateRedisServer: Sendable {
         return configuration
     }
 
-    /// Kills the server at once (no shutdown save: persistence is off anyway).
+    /// Crashes the server (SIGKILL: no shutdown save or flush) and starts it again on the same
+    /// socket and directory, so it reloads whatever it had persisted.
+    public func crashAndRestart() async throws {
+        let old = process.withLock { process in
+            defer { process = nil }
+            return process
+        }
+        old?.killNow()
+        _ = await old?.wait(timeout: .seconds(10))
+        try await start()
+    }
+
+    /// Kills the server at once and removes its directory.
     public func stop() {
-        process.killNow()
+        process.withLock { $0?.killNow() }
         try? FileManager.default.removeItem(at: directory)
     }
 
