@@ -180,6 +180,26 @@ import Testing
         }
     }
 
+    @Test func aWorkerProcessWithTheHTTPHandlerCommitsAndExitsCleanlyOnSIGTERM() async throws {
+        let setup = try Setup()
+        defer { setup.client.close() }
+        let server = try await WebhookTestServer.start { _, _ in .init(body: #"{"increment":{"count":1}}"#) }
+        defer { server.stop() }
+        _ = try await setup.produce("p", ["one", "two"])
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("sg-webhook-\(UUID().uuidString.prefix(8)).log").path
+        let worker = try ChildProcess(builtProductPath("stream-consumer"), [
+            "--redis-url", try TestRedis.url(), "--stream", setup.stream, "--group", "g", "--consumer", "proc",
+            "--key-prefix", setup.keys.prefix, "--block-ms", "100",
+            "--handler", "http", "--handler-url", server.url, "--handler-timeout", "5",
+        ], stdout: log)
+        defer { worker.killNow() }
+        try await waitUntil(timeout: .seconds(60)) { try await setup.state("p")["last_seq"] == "2" }
+        #expect(try await setup.state("p")["count"] == "2")
+        #expect(server.received.count == 2)
+        worker.signal(SIGTERM)
+        #expect(await worker.wait(timeout: .seconds(60)) == 0, "the HTTP client is shut down and the process exits 0")
+    }
+
     @Test func errorsNameTheStatusTimeoutOrReasonWithoutCredentials() async throws {
         let server = try await WebhookTestServer.start { request, _ in
             switch (request.json["fields"] as? [String: String])?["case"] {
