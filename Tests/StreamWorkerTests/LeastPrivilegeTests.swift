@@ -127,4 +127,63 @@ import Testing
         let refused = try await admin.send("ACL", "LOG").array ?? []
         #expect(refused.count >= 7)
     }
+
+    @Test func craftedChannelIdsAreDeadLetteredOrStayInsideTheirOwnKeys() async throws {
+        let client = try TestRedis.client()
+        defer { client.close() }
+        let keys = WorkerKeys(prefix: TestRedis.uniqueKey("crafted"))
+        let stream = keys.prefix + ":in"
+        _ = try await client.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM")
+        let rejected: [([UInt8], String)] = [
+            (Array("a\r\nFLUSHALL\r\n".utf8), "channel_control_characters"),
+            (Array("x\u{0}y".utf8), "channel_control_characters"),
+            (Array("tab\there".utf8), "channel_control_characters"),
+            ([0x61, 0xff, 0xfe], "channel_not_utf8"),
+            ([], "empty_channel"),
+            (Array(repeating: 0x61, count: InboundMessage.maxChannelBytes + 1), "channel_too_long"),
+        ]
+        for (id, _) in rejected { _ = try await client.send("XADD", stream, "*", "channel_id", id, "text", "x") }
+        // Odd but harmless ids: processed, and confined to keys that end in exactly the id.
+        let accepted = ["../../etc", "a:b", "*", "{tag}", "sg:state:channel:victim", "\u{1F600} spaced id"]
+        for id in accepted { _ = try await client.send("XADD", stream, "*", "channel_id", id, "text", "x") }
+
+        var configuration = WorkerConfiguration.defaults
+        configuration.streams = [stream]
+        configuration.group = "g"
+        configuration.consumer = "solo"
+        configuration.keyPrefix = keys.prefix
+        configuration.blockTime = .milliseconds(100)
+        let worker = StreamWorker(configuration: configuration, client: client, handler: HistoryHandler(), logger: Logger(label: "test"))
+        let running = Task { try await worker.run() }
+        defer { running.cancel() }
+        let dead = WorkerKeys.deadLetters(of: stream)
+        try await waitUntil(timeout: .seconds(60)) {
+            let applied = try await client.pipeline(accepted.map { RedisCommand("HGET", keys.state(channel: $0), "count") })
+            let deadCount = try await client.send("XLEN", dead).int ?? 0
+            return applied.allSatisfy { (try? $0.get().int) == 1 } && deadCount == Int64(rejected.count)
+        }
+        running.cancel()
+        _ = await running.result
+
+        let reasons = try await client.send("XRANGE", dead, "-", "+").array?.compactMap { entry -> String? in
+            let flat = entry.array?.last?.array?.compactMap(\.string) ?? []
+            return flat.firstIndex(of: "reason").map { flat[$0 + 1] }
+        }
+        #expect(reasons == rejected.map(\.1))
+        var allowed: Set<String> = [stream, dead]
+        for id in accepted {
+            allowed.insert(keys.state(channel: id))
+            allowed.insert(keys.history(channel: id))
+            allowed.insert(keys.fence(channel: id))
+        }
+        var found: Set<String> = []
+        var cursor = "0"
+        repeat {
+            let reply = try await client.send("SCAN", cursor, "MATCH", keys.prefix + ":*", "COUNT", 1000).array ?? []
+            cursor = reply.first?.string ?? "0"
+            for key in reply.last?.array ?? [] { if let key = key.string { found.insert(key) } }
+        } while cursor != "0"
+        #expect(found.subtracting(allowed).isEmpty, "keys outside the accepted channels' own: \(found.subtracting(allowed))")
+        #expect(try await client.send("EXISTS", "sg:state:channel:victim").int == 0)
+    }
 }
