@@ -94,6 +94,7 @@ let package = Package(
                 "StreamWorker", "DistributedLocking", "RedisClient", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
     ],
