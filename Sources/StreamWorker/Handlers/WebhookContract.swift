@@ -98,7 +98,7 @@ public enum WebhookContract {
             }
         }
         if !update.append.isEmpty, update.listCap == nil { update.listCap = defaultCap }
-        do {
+        do throws(StateUpdateError) {
             try update.validate()
         } catch {
             throw .invalidUpdate(error)

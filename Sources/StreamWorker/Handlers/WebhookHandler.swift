@@ -57,7 +57,7 @@ public struct WebhookHandler: MessageHandler {
         guard (200..<300).contains(status) else {
             throw WebhookError.status(url: shownURL, code: status, body: String(decoding: body.prefix(200), as: UTF8.self))
         }
-        do {
+        do throws(WebhookResponseError) {
             return try WebhookContract.stateUpdate(fromResponse: body, defaultCap: defaultListCap)
         } catch {
             throw WebhookError.invalidResponse(url: shownURL, error)
