@@ -38,7 +38,7 @@ import Testing
     func aReservedFieldIsRejectedByName(field: String) {
         #expect(rejection(#"{"set":{"\#(field)":"9"}}"#) == .invalidUpdate(.reservedField(field)))
         #expect(rejection(#"{"increment":{"\#(field)":1}}"#) == .invalidUpdate(.reservedField(field)))
-        #expect(rejection(#"{"set":{"\#(field)":"9"}}"#)?.description.contains("'\#(field)'") == true)
+        #expect(rejection(#"{"set":{"\#(field)":"9"}}"#)?.description.contains("'\(field)'") == true)
     }
 
     @Test(arguments: [
