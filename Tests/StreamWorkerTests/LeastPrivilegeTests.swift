@@ -79,7 +79,8 @@ import Testing
         try await waitUntil(timeout: .seconds(120)) {
             let counts = try await admin.pipeline((0..<channels).map { RedisCommand("HGET", keys.state(channel: "ch\($0)"), "count") })
             let applied = counts.reduce(0) { $0 + ((try? $1.get().int) ?? 0) }
-            let pending = try await admin.send("XPENDING", stream, "workers").array?.first?.int ?? -1
+            // NOGROUP until the worker has created its group.
+            let pending = (try? await admin.send("XPENDING", stream, "workers"))?.array?.first?.int ?? -1
             let dead = try await admin.send("XLEN", WorkerKeys.deadLetters(of: stream)).int ?? 0
             return applied == Int64(channels * perChannel) && pending == 0 && dead == 1
         }
