@@ -129,6 +129,31 @@ import Testing
         #expect(refused.count >= 7)
     }
 
+    @Test func theUnrenderedTemplateDoesNotLoad() async throws {
+        let template = Self.repository.appendingPathComponent("Config/users.acl").path
+        await #expect(throws: TestSetupError.self, "a placeholder is not a hash, so Redis refuses to start") {
+            let server = try await PrivateRedisServer(arguments: ["--aclfile", template])
+            server.stop()
+        }
+    }
+
+    @Test func renderingWithoutEveryPasswordFailsAndWritesNothing() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sg-acl-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let output = directory.appendingPathComponent("users.acl").path
+        let log = directory.appendingPathComponent("render.log").path
+        let render = try ChildProcess(
+            Self.repository.appendingPathComponent("Scripts/render-acl.sh").path,
+            [Self.repository.appendingPathComponent("Config/users.acl").path, output],
+            stdout: log, environment: ["SG_WORKER_PASSWORD": "only-this-one", "SG_ADMIN_PASSWORD": "", "SG_ADMIN_PASSWORD_FILE": ""])
+        #expect(await render.wait(timeout: .seconds(30)) == 1)
+        #expect(!FileManager.default.fileExists(atPath: output))
+        let message = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(message.contains("SG_ADMIN_PASSWORD"))
+        #expect(!message.contains("only-this-one"))
+    }
+
     @Test func craftedChannelIdsAreDeadLetteredOrStayInsideTheirOwnKeys() async throws {
         let client = try TestRedis.client()
         defer { client.close() }
