@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import Logging
 import RedisClient
@@ -32,7 +33,9 @@ struct StreamConsumerCommand: AsyncParsableCommand {
     @Option(help: "Idle time before another worker reclaims an entry, in seconds (default 2 x lock-ttl).") var claimIdle: String?
     @Option(help: "Deliveries before an entry is dead-lettered (default 5).") var maxDeliveries: String?
     @Option(help: "How long to wait for a missing earlier seq, in seconds (default 30).") var gapTimeout: String?
-    @Option(help: "Message handler: history (default).") var handler: String?
+    @Option(help: "Message handler: history (default) or http (POST each message to --handler-url).") var handler: String?
+    @Option(help: "URL the http handler POSTs each message to.") var handlerURL: String?
+    @Option(help: "How long the http handler waits for an answer, in seconds (default 10).") var handlerTimeout: String?
     @Option(help: "History entries kept per channel (default 100).") var historyMax: String?
     @Option(help: "Simulated work per message, in ms (default 0).") var workMs: String?
     @Option(help: "Time to finish in-flight messages on SIGTERM, in seconds (default 30).") var shutdownGrace: String?
@@ -46,7 +49,8 @@ struct StreamConsumerCommand: AsyncParsableCommand {
             ("redis-url", redisURL), ("redis-password-file", redisPasswordFile), ("group", group), ("consumer", consumer),
             ("channel-field", channelField), ("concurrency", concurrency), ("batch", batch), ("block-ms", blockMs),
             ("lock-ttl", lockTTL), ("claim-idle", claimIdle), ("max-deliveries", maxDeliveries), ("gap-timeout", gapTimeout),
-            ("handler", handler), ("history-max", historyMax), ("work-ms", workMs), ("shutdown-grace", shutdownGrace),
+            ("handler", handler), ("handler-url", handlerURL), ("handler-timeout", handlerTimeout),
+            ("history-max", historyMax), ("work-ms", workMs), ("shutdown-grace", shutdownGrace),
             ("key-prefix", keyPrefix), ("max-entry-bytes", maxEntryBytes), ("log-level", logLevel),
         ]
         for (name, value) in pairs { if let value { flags[name] = value } }
@@ -73,7 +77,19 @@ struct StreamConsumerCommand: AsyncParsableCommand {
         let client = RedisClient(configuration: redis, logger: Logger(label: "redis"))
         defer { client.close() }
 
-        var handler: any MessageHandler = HistoryHandler(historyMax: configuration.historyMax, work: configuration.workTime)
+        // One HTTP client for the process: its connection pool is shared by every channel's requests.
+        var http: HTTPClient?
+        var handler: any MessageHandler
+        switch configuration.handler {
+        case .history:
+            handler = HistoryHandler(historyMax: configuration.historyMax, work: configuration.workTime)
+        case .http:
+            guard let url = configuration.handlerURL else { throw ValidationError("handler http needs --handler-url") }
+            let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+            http = httpClient
+            handler = WebhookHandler(
+                client: httpClient, url: url, timeout: configuration.handlerTimeout, defaultListCap: configuration.historyMax)
+        }
         if let audit = ProcessInfo.processInfo.environment["SG_AUDIT_STREAM"], !audit.isEmpty {
             let jitter = Int(ProcessInfo.processInfo.environment["SG_AUDIT_JITTER_MS"] ?? "") ?? 0
             let sample = Int(ProcessInfo.processInfo.environment["SG_AUDIT_SAMPLE"] ?? "") ?? 1
@@ -83,6 +99,12 @@ struct StreamConsumerCommand: AsyncParsableCommand {
         let worker = StreamWorker(configuration: configuration, client: client, handler: handler, logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: worker)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            try? await http?.shutdown()
+            throw error
+        }
+        try await http?.shutdown()
     }
 }

@@ -44,6 +44,7 @@ import Testing
         #expect(c.lockTTL == .seconds(10) && c.claimIdle == .seconds(20))
         #expect(c.maxDeliveries == 5 && c.gapTimeout == .seconds(30))
         #expect(c.handler == .history && c.historyMax == 100)
+        #expect(c.handlerURL == nil && c.handlerTimeout == .seconds(10))
         #expect(c.workTime == .zero && c.shutdownGrace == .seconds(30))
         #expect(c.keyPrefix == "sg" && c.maxEntryBytes == 65536 && c.logLevel == .info)
     }
@@ -84,7 +85,7 @@ import Testing
             maxDeliveries: 6, gapTimeout: .seconds(7), handler: .history, historyMax: 8, workTime: .milliseconds(9),
             shutdownGrace: .zero, keyPrefix: "p", maxEntryBytes: 10, logLevel: .error)
         #expect(c == expected)
-        #expect(WorkerConfiguration.optionNames.count == 20)
+        #expect(WorkerConfiguration.optionNames.count == 22)
         #expect(WorkerConfiguration.environmentVariable(for: "max-entry-bytes") == "SG_MAX_ENTRY_BYTES")
     }
 
@@ -218,6 +219,8 @@ import Testing
     @Test func handlerAndLogLevelErrorsListTheChoices() throws {
         let e = error { () throws(ConfigurationError) in try load(yaml: "log-level: loud") }
         #expect(e?.description.contains("one of trace, debug, info, notice, warning, error, critical") == true)
+        let h = error { () throws(ConfigurationError) in try load(yaml: "handler: echo") }
+        #expect(h?.description.contains("one of history, http") == true)
         #expect(try load(env: ["SG_LOG_LEVEL": "WARNING"]).logLevel == .warning)
     }
 
@@ -366,6 +369,62 @@ import Testing
         #expect(c.redactedDescription.contains("lock-ttl: 10s"))
         c.redisURL = "unix:///run/r.sock?password=hunter2&db=1"
         #expect(c.redactedDescription.contains("unix:///run/r.sock?password=***&db=1"))
+    }
+
+    // MARK: The http handler
+
+    @Test func theHTTPHandlerTakesItsURLAndTimeoutFromEveryLayer() throws {
+        let fromFile = try load(yaml: "handler: http\nhandler-url: http://infer:8080/v1/handle\nhandler-timeout: 2.5\n")
+        #expect(fromFile.handler == .http && fromFile.handlerURL == "http://infer:8080/v1/handle")
+        #expect(fromFile.handlerTimeout == .milliseconds(2500))
+        let fromEnv = try load(env: ["SG_HANDLER": "HTTP", "SG_HANDLER_URL": "https://h/x", "SG_HANDLER_TIMEOUT": "500ms"])
+        #expect(fromEnv.handler == .http && fromEnv.handlerURL == "https://h/x" && fromEnv.handlerTimeout == .milliseconds(500))
+        let fromFlags = try load(
+            flags: ["handler": "http", "handler-url": "http://a/", "handler-timeout": "30"], env: ["SG_HANDLER_URL": "http://b/"])
+        #expect(fromFlags.handlerURL == "http://a/" && fromFlags.handlerTimeout == .seconds(30))
+    }
+
+    @Test func theHTTPHandlerWithoutAURLNamesHandlerURL() {
+        let e = error { () throws(ConfigurationError) in try load(flags: ["handler": "http"]) }
+        #expect(e?.option == "handler-url")
+        #expect(e?.source == .flag("handler"))
+        #expect(e?.description.contains("handler http needs handler-url") == true)
+    }
+
+    @Test func aHandlerURLWithoutTheHTTPHandlerIsAConflict() {
+        let e = error { () throws(ConfigurationError) in try load(env: ["SG_HANDLER_URL": "http://h/"]) }
+        #expect(e?.option == "handler-url")
+        #expect(e?.source == .environment("SG_HANDLER_URL"))
+        #expect(e?.description.contains("handler is history") == true)
+    }
+
+    @Test(arguments: ["ftp://h/x", "http://", "h:8080/x", "http://a b/", "/relative", "redis://h"])
+    func aBadHandlerURLNamesTheOption(url: String) {
+        let e = error { () throws(ConfigurationError) in try load(flags: ["handler": "http", "handler-url": url]) }
+        #expect(e?.option == "handler-url")
+        #expect(e?.source == .flag("handler-url"))
+        #expect(e?.description.hasPrefix("handler-url: ") == true)
+    }
+
+    @Test(arguments: ["0", "-1", "soon"])
+    func aBadHandlerTimeoutNamesTheOption(value: String) {
+        let e = error { () throws(ConfigurationError) in
+            try load(flags: ["handler": "http", "handler-url": "http://h/", "handler-timeout": value])
+        }
+        #expect(e?.option == "handler-timeout")
+    }
+
+    @Test func handlerURLCredentialsAreRedacted() throws {
+        let c = try load(flags: ["handler": "http", "handler-url": "https://bot:t0ken@h/hook"])
+        #expect(c.handlerURL == "https://bot:t0ken@h/hook")
+        var dumped = ""
+        dump(c, to: &dumped)
+        for text in [c.redactedDescription, "\(c)", dumped] { #expect(!text.contains("t0ken")) }
+        #expect(c.redactedDescription.contains("handler-url: https://***@h/hook"))
+        let e = error { () throws(ConfigurationError) in
+            try load(flags: ["handler": "http", "handler-url": "gopher://bot:t0ken@h/hook"])
+        }
+        #expect(e?.description.contains("t0ken") == false)
     }
 
     // MARK: The shipped defaults file

@@ -56,7 +56,7 @@ public final class PrivateRedisServer: Sendable {
         let child = try ChildProcess(ProcessInfo.processInfo.environment["SG_REDIS_SERVER"] ?? "/usr/bin/redis-server", arguments)
         process.withLock { $0 = child }
         for _ in 0..<400 {
-            if FileManager.default.fileExists(atPath: socketPath) { return }
+            if Self.accepts(socketPath) { return }
             try await Task.sleep(for: .milliseconds(25))
         }
         child.killNow()
@@ -65,6 +65,26 @@ public final class PrivateRedisServer: Sendable {
     }
 
     public var url: String { "unix://\(socketPath)" }
+
+    /// Whether the server listens on `path`. The socket file appears at bind(), a moment before
+    /// listen(), so its existence alone lets a fast first client be refused.
+    private static func accepts(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            for (i, byte) in bytes.enumerated() { buffer[i] = byte }
+        }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
+            }
+        }
+    }
 
     public func configuration(password: String? = nil, username: String? = nil, commandTimeout: Duration = .seconds(10)) throws -> RedisConfiguration {
         var configuration = try RedisConfiguration(url: url)

@@ -109,6 +109,8 @@ enum ConfigurationOption: String, CaseIterable {
     case maxDeliveries = "max-deliveries"
     case gapTimeout = "gap-timeout"
     case handler
+    case handlerURL = "handler-url"
+    case handlerTimeout = "handler-timeout"
     case historyMax = "history-max"
     case workMs = "work-ms"
     case shutdownGrace = "shutdown-grace"
@@ -273,6 +275,35 @@ struct ConfigurationLoader {
             throw .invalidURL(value: Self.redactedURL(value), reason: reason, source: source)
         }
         return value
+    }
+
+    /// The webhook URL: absolute http or https with a host. Shown redacted in errors, since it may carry credentials.
+    func webhookURL() throws(ConfigurationError) -> String? {
+        guard let (value, source) = try scalar(.handlerURL) else { return nil }
+        if let reason = Self.webhookURLProblem(value) {
+            throw .invalidValue(
+                option: ConfigurationOption.handlerURL.rawValue, value: Self.redactedWebhookURL(value),
+                expected: "an http:// or https:// URL (\(reason))", source: source)
+        }
+        return value
+    }
+
+    static func webhookURLProblem(_ url: String) -> String? {
+        guard !url.contains(where: \.isWhitespace) else { return "it contains whitespace" }
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased() else {
+            return "it does not parse"
+        }
+        guard scheme == "http" || scheme == "https" else { return "scheme \(scheme) is not http or https" }
+        guard let host = components.host, !host.isEmpty else { return "it has no host" }
+        return nil
+    }
+
+    /// `url` with any user info replaced by `***`.
+    static func redactedWebhookURL(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.user != nil || components.password != nil else { return url }
+        components.user = "***"
+        components.password = nil
+        return components.string ?? "***"
     }
 
     /// The password and the file it came from. Flags beat the environment, which beats the file, as for every option.

@@ -1,10 +1,12 @@
 import Foundation
 import Logging
 
-/// What the worker does with each entry. Only `history` for now; more handlers arrive as new cases.
+/// What the worker does with each entry.
 public enum HandlerKind: String, Sendable, Equatable, CaseIterable {
     /// Appends each entry to its channel's capped history list.
     case history
+    /// POSTs each entry to `handler-url` and applies the state update it answers with (docs/webhook.md).
+    case http
 }
 
 /// Everything the stream worker can be told, resolved from flags, then environment, then a YAML file, then defaults.
@@ -41,6 +43,10 @@ public struct WorkerConfiguration: Sendable, Equatable {
     /// How long to wait for a missing sequence number before skipping past it.
     public var gapTimeout: Duration
     public var handler: HandlerKind
+    /// Where the `http` handler POSTs each message; required by it, refused without it.
+    public var handlerURL: String?
+    /// How long the `http` handler waits for an answer before counting a handler failure.
+    public var handlerTimeout: Duration
     /// Entries kept per channel by the history handler.
     public var historyMax: Int
     /// Extra time spent on each entry, to simulate real work (`work-ms`).
@@ -70,6 +76,8 @@ public struct WorkerConfiguration: Sendable, Equatable {
         maxDeliveries: Int = 5,
         gapTimeout: Duration = .seconds(30),
         handler: HandlerKind = .history,
+        handlerURL: String? = nil,
+        handlerTimeout: Duration = .seconds(10),
         historyMax: Int = 100,
         workTime: Duration = .zero,
         shutdownGrace: Duration = .seconds(30),
@@ -92,6 +100,8 @@ public struct WorkerConfiguration: Sendable, Equatable {
         self.maxDeliveries = maxDeliveries
         self.gapTimeout = gapTimeout
         self.handler = handler
+        self.handlerURL = handlerURL
+        self.handlerTimeout = handlerTimeout
         self.historyMax = historyMax
         self.workTime = workTime
         self.shutdownGrace = shutdownGrace
@@ -179,6 +189,18 @@ public struct WorkerConfiguration: Sendable, Equatable {
                     + "entries must not be claimed from a worker that may still hold their channel lock",
                 source: setting.source)
         }
+        let handler: HandlerKind = try l.choice(.handler, default: d.handler)
+        let handlerURL = try l.webhookURL()
+        if handler == .http, handlerURL == nil {
+            throw .conflict(
+                option: ConfigurationOption.handlerURL.rawValue, message: "handler http needs handler-url",
+                source: l.setting(.handler)?.source ?? .defaults)
+        }
+        if handler != .http, handlerURL != nil, let setting = l.setting(.handlerURL) {
+            throw .conflict(
+                option: ConfigurationOption.handlerURL.rawValue,
+                message: "is only used by handler http, but handler is \(handler.rawValue)", source: setting.source)
+        }
         return WorkerConfiguration(
             redisURL: redisURL,
             redisPassword: password,
@@ -194,7 +216,9 @@ public struct WorkerConfiguration: Sendable, Equatable {
             claimIdle: claimIdle,
             maxDeliveries: try l.integer(.maxDeliveries, default: d.maxDeliveries, minimum: 1),
             gapTimeout: try l.duration(.gapTimeout, default: d.gapTimeout, allowZero: false),
-            handler: try l.choice(.handler, default: d.handler),
+            handler: handler,
+            handlerURL: handlerURL,
+            handlerTimeout: try l.duration(.handlerTimeout, default: d.handlerTimeout, allowZero: false),
             historyMax: try l.integer(.historyMax, default: d.historyMax, minimum: 1),
             workTime: try l.milliseconds(.workMs, default: d.workTime),
             shutdownGrace: try l.duration(.shutdownGrace, default: d.shutdownGrace, allowZero: true),
@@ -222,6 +246,8 @@ public struct WorkerConfiguration: Sendable, Equatable {
             ("max-deliveries", "\(maxDeliveries)"),
             ("gap-timeout", Self.seconds(gapTimeout)),
             ("handler", handler.rawValue),
+            ("handler-url", handlerURL.map(ConfigurationLoader.redactedWebhookURL) ?? "(none)"),
+            ("handler-timeout", Self.seconds(handlerTimeout)),
             ("history-max", "\(historyMax)"),
             ("work-ms", Self.milliseconds(workTime)),
             ("shutdown-grace", Self.seconds(shutdownGrace)),
@@ -271,6 +297,8 @@ extension WorkerConfiguration: CustomStringConvertible, CustomDebugStringConvert
             "maxDeliveries": maxDeliveries,
             "gapTimeout": gapTimeout,
             "handler": handler,
+            "handlerURL": handlerURL.map(ConfigurationLoader.redactedWebhookURL) as Any,
+            "handlerTimeout": handlerTimeout,
             "historyMax": historyMax,
             "workTime": workTime,
             "shutdownGrace": shutdownGrace,

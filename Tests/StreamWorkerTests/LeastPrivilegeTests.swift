@@ -1,0 +1,215 @@
+import DistributedLocking
+import Foundation
+import Logging
+import RedisClient
+import StreamWorker
+import TestSupport
+import Testing
+
+/// Config/users.acl, rendered by Scripts/render-acl.sh and loaded by a private redis-server:
+/// a real worker process does all of its work as `sg-worker`, and nothing more is allowed.
+@Suite struct LeastPrivilegeTests {
+    static let repository = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// A server running the shipped ACL with fresh passwords.
+    struct Server {
+        let redis: PrivateRedisServer
+        let adminPassword = "admin-" + UUID().uuidString
+        let workerPassword = "worker-" + UUID().uuidString
+
+        init() async throws {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sg-acl-\(UUID().uuidString.prefix(8))")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let rendered = directory.appendingPathComponent("users.acl").path
+            let render = try ChildProcess(
+                repository.appendingPathComponent("Scripts/render-acl.sh").path,
+                [repository.appendingPathComponent("Config/users.acl").path, rendered],
+                stdout: directory.appendingPathComponent("render.log").path,
+                environment: ["SG_ADMIN_PASSWORD": adminPassword, "SG_WORKER_PASSWORD": workerPassword])
+            try #require(await render.wait(timeout: .seconds(30)) == 0, "render-acl.sh failed")
+            let text = try String(contentsOfFile: rendered, encoding: .utf8)
+            #expect(!text.contains(workerPassword) && !text.contains(adminPassword), "the rendered file holds hashes only")
+            redis = try await PrivateRedisServer(arguments: ["--aclfile", rendered])
+        }
+
+        func client(user: String?, password: String?) throws -> RedisClient {
+            RedisClient(configuration: try redis.configuration(password: password, username: user), logger: Logger(label: "acl-test"))
+        }
+
+        var admin: RedisClient { get throws { try client(user: "sg-admin", password: adminPassword) } }
+        var worker: RedisClient { get throws { try client(user: "sg-worker", password: workerPassword) } }
+    }
+
+    static func serverCode(_ body: () async throws -> RESPValue) async -> String? {
+        do {
+            let reply = try await body()
+            Issue.record("expected a refusal, got \(reply)")
+            return nil
+        } catch let error as RedisError {
+            return error.serverCode
+        } catch {
+            Issue.record("unexpected \(error)")
+            return nil
+        }
+    }
+
+    @Test func aWorkerProcessRunsEndToEndAsTheLeastPrivilegedUser() async throws {
+        let server = try await Server()
+        defer { server.redis.stop() }
+        let admin = try server.admin
+        defer { admin.close() }
+        let keys = WorkerKeys()
+        let stream = "sg:stream:inbound"
+        let channels = 4, perChannel = 25
+        let producer = Producer(client: admin, keys: keys)
+        for i in 0..<perChannel {
+            for c in 0..<channels { _ = try await producer.send(stream: stream, channel: "ch\(c)", fields: [StreamField("n", "\(i)")]) }
+        }
+        // One entry without a channel, so dead-lettering runs under the ACL too.
+        _ = try await admin.send("XADD", stream, "*", "text", "no channel")
+
+        let log = server.redis.directory.appendingPathComponent("worker.log").path
+        let worker = try ChildProcess(builtProductPath("stream-consumer"), [
+            "--redis-url", "\(server.redis.url)?user=sg-worker", "--consumer", "acl-worker",
+            "--lock-ttl", "1", "--block-ms", "100", "--log-level", "debug",
+        ], stdout: log, environment: ["SG_REDIS_PASSWORD": server.workerPassword])
+        defer { worker.killNow() }
+
+        try await waitUntil(timeout: .seconds(120)) {
+            let counts = try await admin.pipeline((0..<channels).map { RedisCommand("HGET", keys.state(channel: "ch\($0)"), "count") })
+            let applied = counts.reduce(0) { $0 + ((try? $1.get().int) ?? 0) }
+            // NOGROUP until the worker has created its group.
+            let pending = (try? await admin.send("XPENDING", stream, "workers"))?.array?.first?.int ?? -1
+            let dead = try await admin.send("XLEN", WorkerKeys.deadLetters(of: stream)).int ?? 0
+            return applied == Int64(channels * perChannel) && pending == 0 && dead == 1
+        }
+        // Long enough for the reclaim and idle-refresh loops (every claim-idle / 4 = 0.5 s) to run too.
+        try await Task.sleep(for: .seconds(2))
+        worker.signal(SIGTERM)
+        #expect(await worker.wait(timeout: .seconds(60)) == 0)
+
+        for c in 0..<channels {
+            #expect(try await admin.send("HGET", keys.state(channel: "ch\(c)"), "last_seq").string == "\(perChannel)")
+        }
+        // Nothing the worker did was refused: the grant covers every command and key it uses.
+        let denied = try await admin.send("ACL", "LOG").array ?? []
+        #expect(denied.isEmpty, "the worker was refused: \(denied)")
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(!output.contains("NOPERM"))
+        #expect(!output.contains(server.workerPassword), "the password never reaches the log")
+    }
+
+    @Test func theWorkerUserIsRefusedEverythingOutsideItsGrant() async throws {
+        let server = try await Server()
+        defer { server.redis.stop() }
+        let worker = try server.worker
+        defer { worker.close() }
+        let admin = try server.admin
+        defer { admin.close() }
+
+        #expect(try await worker.send("SET", "sg:state:channel:x", "1").string == "OK", "inside the grant")
+        #expect(await Self.serverCode { try await worker.send("FLUSHALL") } == "NOPERM")
+        #expect(await Self.serverCode { try await worker.send("CONFIG", "GET", "requirepass") } == "NOPERM")
+        #expect(await Self.serverCode { try await worker.send("KEYS", "*") } == "NOPERM")
+        #expect(await Self.serverCode { try await worker.send("EVAL", "return 1", 0) } == "NOPERM")
+        #expect(await Self.serverCode { try await worker.send("XGROUP", "DESTROY", "sg:stream:inbound", "workers") } == "NOPERM")
+        #expect(await Self.serverCode { try await worker.send("GET", "app:secret") } == "NOPERM", "a key outside sg:*")
+        #expect(await Self.serverCode { try await worker.send("PUBLISH", "app:events", "x") } == "NOPERM", "a channel outside sg:*")
+        // Scripts run with the caller's rights, so a script cannot reach outside sg:* either.
+        let sha = try await worker.send("SCRIPT", "LOAD", "return redis.call('SET', KEYS[1], 'x')").string ?? ""
+        #expect(try await worker.send("EVALSHA", sha, 1, "sg:ok").string == "OK")
+        #expect(await Self.serverCode { try await worker.send("EVALSHA", sha, 1, "app:secret") } == "NOPERM")
+        #expect(try await admin.send("EXISTS", "app:secret").int == 0)
+        // The default user is off: a client without credentials can do nothing.
+        let anonymous = try server.client(user: nil, password: nil)
+        defer { anonymous.close() }
+        #expect(await Self.serverCode { try await anonymous.send("GET", "sg:state:channel:x") } == "NOAUTH")
+        let refused = try await admin.send("ACL", "LOG").array ?? []
+        #expect(refused.count >= 7)
+    }
+
+    @Test func theUnrenderedTemplateDoesNotLoad() async throws {
+        let template = Self.repository.appendingPathComponent("Config/users.acl").path
+        await #expect(throws: TestSetupError.self, "a placeholder is not a hash, so Redis refuses to start") {
+            let server = try await PrivateRedisServer(arguments: ["--aclfile", template])
+            server.stop()
+        }
+    }
+
+    @Test func renderingWithoutEveryPasswordFailsAndWritesNothing() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sg-acl-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let output = directory.appendingPathComponent("users.acl").path
+        let log = directory.appendingPathComponent("render.log").path
+        let render = try ChildProcess(
+            Self.repository.appendingPathComponent("Scripts/render-acl.sh").path,
+            [Self.repository.appendingPathComponent("Config/users.acl").path, output],
+            stdout: log, environment: ["SG_WORKER_PASSWORD": "only-this-one", "SG_ADMIN_PASSWORD": "", "SG_ADMIN_PASSWORD_FILE": ""])
+        #expect(await render.wait(timeout: .seconds(30)) == 1)
+        #expect(!FileManager.default.fileExists(atPath: output))
+        let message = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(message.contains("SG_ADMIN_PASSWORD"))
+        #expect(!message.contains("only-this-one"))
+    }
+
+    @Test func craftedChannelIdsAreDeadLetteredOrStayInsideTheirOwnKeys() async throws {
+        let client = try TestRedis.client()
+        defer { client.close() }
+        let keys = WorkerKeys(prefix: TestRedis.uniqueKey("crafted"))
+        let stream = keys.prefix + ":in"
+        _ = try await client.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM")
+        let rejected: [([UInt8], String)] = [
+            (Array("a\r\nFLUSHALL\r\n".utf8), "channel_control_characters"),
+            (Array("x\u{0}y".utf8), "channel_control_characters"),
+            (Array("tab\there".utf8), "channel_control_characters"),
+            ([0x61, 0xff, 0xfe], "channel_not_utf8"),
+            ([], "empty_channel"),
+            (Array(repeating: 0x61, count: InboundMessage.maxChannelBytes + 1), "channel_too_long"),
+        ]
+        for (id, _) in rejected { _ = try await client.send("XADD", stream, "*", "channel_id", id, "text", "x") }
+        // Odd but harmless ids: processed, and confined to keys that end in exactly the id.
+        let accepted = ["../../etc", "a:b", "*", "{tag}", "sg:state:channel:victim", "\u{1F600} spaced id"]
+        for id in accepted { _ = try await client.send("XADD", stream, "*", "channel_id", id, "text", "x") }
+
+        var configuration = WorkerConfiguration.defaults
+        configuration.streams = [stream]
+        configuration.group = "g"
+        configuration.consumer = "solo"
+        configuration.keyPrefix = keys.prefix
+        configuration.blockTime = .milliseconds(100)
+        let worker = StreamWorker(configuration: configuration, client: client, handler: HistoryHandler(), logger: Logger(label: "test"))
+        let running = Task { try await worker.run() }
+        defer { running.cancel() }
+        let dead = WorkerKeys.deadLetters(of: stream)
+        try await waitUntil(timeout: .seconds(60)) {
+            let applied = try await client.pipeline(accepted.map { RedisCommand("HGET", keys.state(channel: $0), "count") })
+            let deadCount = try await client.send("XLEN", dead).int ?? 0
+            return applied.allSatisfy { (try? $0.get().int) == 1 } && deadCount == Int64(rejected.count)
+        }
+        running.cancel()
+        _ = await running.result
+
+        let reasons = try await client.send("XRANGE", dead, "-", "+").array?.compactMap { entry -> String? in
+            let flat = entry.array?.last?.array?.compactMap(\.string) ?? []
+            return flat.firstIndex(of: "reason").map { flat[$0 + 1] }
+        }
+        #expect(reasons == rejected.map(\.1))
+        var allowed: Set<String> = [stream, dead]
+        for id in accepted {
+            allowed.insert(keys.state(channel: id))
+            allowed.insert(keys.history(channel: id))
+            allowed.insert(keys.fence(channel: id))
+        }
+        var found: Set<String> = []
+        var cursor = "0"
+        repeat {
+            let reply = try await client.send("SCAN", cursor, "MATCH", keys.prefix + ":*", "COUNT", 1000).array ?? []
+            cursor = reply.first?.string ?? "0"
+            for key in reply.last?.array ?? [] { if let key = key.string { found.insert(key) } }
+        } while cursor != "0"
+        #expect(found.subtracting(allowed).isEmpty, "keys outside the accepted channels' own: \(found.subtracting(allowed))")
+        #expect(try await client.send("EXISTS", "sg:state:channel:victim").int == 0)
+    }
+}
