@@ -72,7 +72,7 @@ public actor DistributedLock {
         self.maxRenewals = maxRenewals
         self.abortOnLoss = abortOnLoss
         self.releaseChannel = LockKeys.releaseChannel(forLock: key)
-        self.metrics = LockMetrics(prefix: LockKeys.metricPrefix(forLock: key))
+        self.metrics = LockMetrics.forPrefix(LockKeys.metricPrefix(forLock: key))
         var logger = logger
         logger[metadataKey: "lock.key"] = .string(key)
         logger[metadataKey: "lock.token"] = .string(String(token.prefix(8)))
