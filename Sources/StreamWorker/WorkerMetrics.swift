@@ -1,5 +1,6 @@
 import Foundation
 import Metrics
+import RedisClient
 import Synchronization
 
 /// The worker's metrics (`sg_` names, never a per-channel label).
@@ -113,5 +114,17 @@ final class GroupMetrics: Sendable {
         g.pending.record(pending)
         // Redis reports no lag when it cannot tell (after XDEL or XTRIM past the group's position): -1 says so.
         g.lag.record(lag ?? -1)
+    }
+}
+
+/// Counters for the Redis client's connections.
+public enum RedisConnectionMetrics {
+    /// Hooks that count reconnects (`sg_redis_reconnects_total`) and failed connection attempts
+    /// (`sg_redis_connect_failures_total`); give them to `RedisClient(configuration:logger:events:)`
+    /// after the metrics backend is bootstrapped.
+    public static func events() -> RedisConnectionEvents {
+        let reconnects = Counter(label: "sg_redis_reconnects_total")
+        let failures = Counter(label: "sg_redis_connect_failures_total")
+        return RedisConnectionEvents(reconnected: { reconnects.increment() }, connectFailed: { failures.increment() })
     }
 }
