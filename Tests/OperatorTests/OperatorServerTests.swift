@@ -70,7 +70,8 @@ import Testing
 
     @Test func anUnknownPathIs404() async throws {
         try await withServer(registry: PrometheusCollectorRegistry(), readiness: Readiness()) { base in
-            #expect(try await HTTPGet.get(base + "/nope").status == 404)
+            let reply = try await HTTPGet.get(base + "/nope")
+            #expect(reply.status == 404)
         }
     }
 }

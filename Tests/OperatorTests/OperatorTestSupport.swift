@@ -44,6 +44,10 @@ func freeLoopbackPort() throws -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
+struct ExitedEarly: Error {
+    var status: Int32
+}
+
 /// A stream-consumer process whose output goes to a file the test reads.
 final class WorkerProcess: Sendable {
     let process: ChildProcess
@@ -62,7 +66,7 @@ final class WorkerProcess: Sendable {
         try await waitUntil(timeout: .seconds(120)) {
             if let exited = await process.wait(timeout: .zero) {
                 Issue.record("stream-consumer exited with \(exited) before listening:\n\(log)")
-                throw WaitTimeout()
+                throw ExitedEarly(status: exited)
             }
             guard let line = log.split(separator: "\n").first(where: { $0.contains("Operator HTTP listening") }),
                   let match = line.firstMatch(of: /"?port"?[=:]"?([0-9]+)/) else { return false }

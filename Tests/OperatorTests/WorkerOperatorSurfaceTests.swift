@@ -45,13 +45,21 @@ import Testing
             return total
         }
         func pending() async throws -> Int64 { try await admin.send("XPENDING", stream, "g").array?.first?.int ?? -1 }
-        try await waitUntil(timeout: .seconds(120)) { try await applied() == 50 && pending() == 0 }
+        try await waitUntil(timeout: .seconds(120)) {
+            let done = try await applied()
+            let open = try await pending()
+            return done == 50 && open == 0
+        }
 
         // Drop every worker connection: each reconnects on its next command.
         let killed = try await admin.send("CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal").int ?? 0
         #expect(killed >= 1)
         for channel in channels { try await producer.send(stream: stream, channel: channel, fields: [StreamField("n", "after")]) }
-        try await waitUntil(timeout: .seconds(120)) { try await applied() == 55 && pending() == 0 }
+        try await waitUntil(timeout: .seconds(120)) {
+            let done = try await applied()
+            let open = try await pending()
+            return done == 55 && open == 0
+        }
 
         var metrics = ""
         // The group sampler runs every 2 s; wait for a sample taken after everything was acknowledged.
