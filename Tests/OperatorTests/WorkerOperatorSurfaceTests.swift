@@ -62,7 +62,7 @@ import Testing
         }
 
         var metrics = ""
-        // The group sampler runs every 2 s; wait for a sample taken after everything was acknowledged.
+        // The group sampler runs every 2 s: its gauges show the drained group; the reconnects are counted.
         try await waitUntil(timeout: .seconds(60)) {
             metrics = try await HTTPGet.get(base + "/metrics").body
             return Self.value(metrics, "sg_group_pending{stream=\"\(stream)\"}") == 0

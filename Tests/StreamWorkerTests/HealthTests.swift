@@ -1,5 +1,6 @@
 import RedisClient
 @testable import StreamWorker
+import TestSupport
 import Testing
 
 @Suite struct ReadinessStateTests {
@@ -91,5 +92,20 @@ import Testing
     @Test func aMissingGroupIsNil() {
         #expect(GroupInfo.parse(.array([group("other", pending: 1, lag: .integer(0))]), group: "g") == nil)
         #expect(GroupInfo.parse(.array([]), group: "g") == nil)
+    }
+}
+
+@Suite struct GroupInfoAgainstRedisTests {
+    @Test func pendingAndLagMatchWhatTheGroupHasRead() async throws {
+        let client = try TestRedis.client()
+        defer { client.close() }
+        let stream = TestRedis.uniqueKey()
+        try await client.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM")
+        for i in 0..<5 { try await client.send("XADD", stream, "*", "n", i) }
+        try await client.send("XREADGROUP", "GROUP", "g", "c", "COUNT", 2, "STREAMS", stream, ">")
+        let info = GroupInfo.parse(try await client.send("XINFO", "GROUPS", stream), group: "g")
+        #expect(info == GroupInfo(pending: 2, lag: 3))
+        #expect(GroupInfo.parse(try await client.send("XINFO", "GROUPS", stream), group: "other") == nil)
+        try await client.send("DEL", stream)
     }
 }
