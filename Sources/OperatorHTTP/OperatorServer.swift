@@ -2,6 +2,7 @@ import Hummingbird
 import Logging
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 
 /// The operator's HTTP endpoint, run as a service next to the worker:
 ///
@@ -12,6 +13,8 @@ import ServiceLifecycle
 /// Readiness is asked on every probe, so it should be cheap (a lock, not a round trip).
 public struct OperatorServer: Service {
     private let application: Application<RouterResponder<BasicRequestContext>>
+    private let address: String
+    private let listening = ListeningFlag()
 
     /// - Parameters:
     ///   - port: 0 picks a free port; `onListening` is told which.
@@ -23,17 +26,27 @@ public struct OperatorServer: Service {
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
         let router = Self.router(registry: registry, readiness: readiness)
+        let listening = listening
+        address = "\(host):\(port)"
         application = Application(
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in
+                listening.set()
                 if let port = channel.localAddress?.port { await onListening(port) }
             },
             logger: logger)
     }
 
+    /// Serves until graceful shutdown. A failure to bind (port taken, bad host) throws
+    /// ``OperatorServerError/cannotListen(address:reason:)``.
     public func run() async throws {
-        try await application.run()
+        do {
+            try await application.run()
+        } catch {
+            if listening.isSet { throw error }
+            throw OperatorServerError.cannotListen(address: address, reason: "\(error)")
+        }
     }
 
     static func router(
@@ -67,4 +80,24 @@ public struct OperatorServer: Service {
             headers: [.contentType: "text/plain; charset=utf-8"],
             body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
     }
+}
+
+/// Why the operator server could not run.
+public enum OperatorServerError: Error, CustomStringConvertible {
+    /// Binding `address` failed, e.g. because the port is taken.
+    case cannotListen(address: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .cannotListen(let address, let reason):
+            return "metrics-port: cannot listen on \(address): \(reason)"
+        }
+    }
+}
+
+/// Set once the server accepts connections.
+final class ListeningFlag: Sendable {
+    private let state = Mutex(false)
+    func set() { state.withLock { $0 = true } }
+    var isSet: Bool { state.withLock { $0 } }
 }

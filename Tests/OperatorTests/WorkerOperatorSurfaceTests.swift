@@ -128,4 +128,19 @@ import Testing
         worker.process.signal(SIGTERM)
         #expect(await worker.process.wait(timeout: .seconds(60)) == 0, "\(worker.log)")
     }
+
+    @Test func aTakenMetricsPortStopsTheWorkerWithAnErrorNamingTheOption() async throws {
+        let server = try await PrivateRedisServer()
+        defer { server.stop() }
+        let taken = try TakenPort()
+        let directory = server.directory.deletingLastPathComponent().appendingPathComponent("sg-ops-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let worker = try WorkerProcess([
+            "--redis-url", server.url, "--stream", "ops:in", "--group", "g", "--consumer", "ops-1",
+            "--metrics-port", "\(taken.port)", "--metrics-host", "127.0.0.1",
+        ], logPath: directory.appendingPathComponent("worker.log").path)
+        let status = await worker.process.wait(timeout: .seconds(60))
+        #expect(status != nil && status != 0)
+        #expect(worker.log.contains("metrics-port: cannot listen on 127.0.0.1:\(taken.port)"), "\(worker.log)")
+    }
 }
