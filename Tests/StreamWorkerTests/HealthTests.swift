@@ -52,6 +52,16 @@ import Testing
         #expect(state.readiness == .ready)
     }
 
+    @Test func aGoodSampleDoesNotHideAFailingReader() {
+        var state = ReadinessState(group: "g")
+        state.groupsEnsured()
+        state.readFailed(streams: ["s1"], error: RedisError.server(RedisServerError(line: "NOPERM this user has no permissions")))
+        state.sampled(groupExists: ["s1": true])
+        #expect(reason(state)?.hasPrefix("Redis read failed: Redis error: NOPERM") == true)
+        state.readSucceeded(streams: ["s1"])
+        #expect(state.readiness == .ready)
+    }
+
     @Test func shuttingDownIsNeverReady() {
         var state = ReadinessState(group: "g")
         state.groupsEnsured()

@@ -12,15 +12,19 @@ public enum WorkerReadiness: Sendable, Equatable {
 
 /// The readiness rule as a plain value: fed by what the reader and the group sampler see, no I/O.
 ///
-/// Ready means: started (the groups were created or found), the last exchange with Redis worked,
-/// no stream is known to miss its group, and not shutting down. The newest observation wins, so
-/// a Redis that comes back makes the worker ready again with its next successful read.
+/// Ready means: started (the groups were created or found), the reader's last read and the
+/// sampler's last sample both worked, no stream is known to miss its group, and not shutting down.
+/// Each source clears only its own problem, so a sampler that gets through cannot hide a reader
+/// that does not (say, an ACL that refuses XREADGROUP). A Redis that comes back makes the worker
+/// ready again with the next successful read and sample.
 struct ReadinessState: Sendable, Equatable {
     enum Phase: Sendable, Equatable { case starting, running, stopping }
 
     private(set) var phase = Phase.starting
-    /// What went wrong in the last exchange with Redis, if it failed.
-    private(set) var redisProblem: String?
+    /// What went wrong in the reader's last read, if it failed.
+    private(set) var readProblem: String?
+    /// What went wrong in the sampler's last sample, if it failed.
+    private(set) var sampleProblem: String?
     /// Streams whose group was found missing.
     private(set) var missingGroups: Set<String> = []
     let group: String
@@ -38,20 +42,21 @@ struct ReadinessState: Sendable, Equatable {
         if !missingGroups.isEmpty {
             return .notReady("consumer group '\(group)' does not exist on \(missingGroups.sorted().joined(separator: ", "))")
         }
-        if let redisProblem { return .notReady(redisProblem) }
+        if let problem = readProblem ?? sampleProblem { return .notReady(problem) }
         return .ready
     }
 
     mutating func groupsEnsured() {
         guard phase == .starting else { return }
         phase = .running
-        redisProblem = nil
+        readProblem = nil
+        sampleProblem = nil
         missingGroups = []
     }
 
     /// An XREADGROUP over `streams` answered: Redis is reachable and their groups exist.
     mutating func readSucceeded(streams: some Sequence<String>) {
-        redisProblem = nil
+        readProblem = nil
         missingGroups.subtract(streams)
     }
 
@@ -59,20 +64,20 @@ struct ReadinessState: Sendable, Equatable {
         if Self.isMissingGroup(error) {
             missingGroups.formUnion(streams)
         } else {
-            redisProblem = "Redis read failed: \(error)"
+            readProblem = "Redis read failed: \(error)"
         }
     }
 
     /// One sampling of the group's stats: which streams still have the group.
     mutating func sampled(groupExists: [String: Bool]) {
-        redisProblem = nil
+        sampleProblem = nil
         for (stream, exists) in groupExists {
             if exists { missingGroups.remove(stream) } else { missingGroups.insert(stream) }
         }
     }
 
     mutating func sampleFailed(error: any Error) {
-        redisProblem = "Redis unreachable: \(error)"
+        sampleProblem = "Redis unreachable: \(error)"
     }
 
     mutating func stopping() {
