@@ -88,9 +88,14 @@ struct WorkerMetrics: Sendable {
     /// Records the time from the entry's id (the Redis server's clock when it was added) to now.
     /// The worker's clock may differ from the server's; a negative difference counts as zero.
     func endToEnd(entryID: String, now: Date = Date()) {
-        guard let id = StreamID(entryID) else { return }
+        if let nanoseconds = Self.endToEndNanoseconds(entryID: entryID, now: now) { endToEnd(nanoseconds) }
+    }
+
+    /// Milliseconds from the id's time to `now`, in nanoseconds; nil for an id that is not `<ms>-<seq>`.
+    static func endToEndNanoseconds(entryID: String, now: Date) -> Int64? {
+        guard let id = StreamID(entryID) else { return nil }
         let nowMs = Int64(now.timeIntervalSince1970 * 1000)
-        endToEnd(max(0, nowMs - Int64(clamping: id.ms)) * 1_000_000)
+        return max(0, nowMs - Int64(clamping: id.ms)) * 1_000_000
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import RedisClient
 @testable import StreamWorker
 import TestSupport
@@ -117,5 +118,21 @@ import Testing
         #expect(info == GroupInfo(pending: 2, lag: 3))
         #expect(GroupInfo.parse(try await client.send("XINFO", "GROUPS", stream), group: "other") == nil)
         try await client.send("DEL", stream)
+    }
+}
+
+@Suite struct EndToEndLatencyTests {
+    @Test func latencyRunsFromTheEntryIdTimeToNow() {
+        let now = Date(timeIntervalSince1970: 1_700_000_001.250)
+        #expect(WorkerMetrics.endToEndNanoseconds(entryID: "1700000000000-7", now: now) == 1_250_000_000)
+    }
+
+    @Test func aServerClockAheadOfOursCountsAsZero() {
+        let now = Date(timeIntervalSince1970: 1_700_000_000)
+        #expect(WorkerMetrics.endToEndNanoseconds(entryID: "1700000005000-0", now: now) == 0)
+    }
+
+    @Test func anIdThatIsNotAStreamIdIsSkipped() {
+        #expect(WorkerMetrics.endToEndNanoseconds(entryID: "not-an-id", now: Date()) == nil)
     }
 }
