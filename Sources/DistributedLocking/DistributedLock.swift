@@ -86,7 +86,7 @@ public actor DistributedLock {
         self.maxRenewals = maxRenewals
         self.abortOnLoss = abortOnLoss
         self.releaseChannel = LockKeys.releaseChannel(forLock: key)
-        self.metrics = LockMetrics.shared(prefix: LockKeys.metricPrefix(forLock: key))
+        self.metrics = LockMetrics.forPrefix(LockKeys.metricPrefix(forLock: key))
         self.baseLogger = logger
     }
 

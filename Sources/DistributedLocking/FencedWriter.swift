@@ -25,7 +25,7 @@ public struct FencedWriter: Sendable {
         case .applied:
             return
         case .staleFence(let recorded):
-            LockMetrics(prefix: LockKeys.metricPrefix(forLock: lock.key)).fenceRejections.increment()
+            LockMetrics.forPrefix(LockKeys.metricPrefix(forLock: lock.key)).fenceRejections.increment()
             throw LockError.staleFence(key: lock.key, fence: fence, recorded: recorded)
         }
     }

@@ -1,5 +1,5 @@
 /// Why a holder stopped holding.
-public enum LeaseLossCause: String, Sendable, Equatable, CustomStringConvertible {
+public enum LeaseLossCause: String, Sendable, Equatable, CaseIterable, CustomStringConvertible {
     /// A renewal found the key gone or owned by another token.
     case stolen
     /// The local validity deadline passed without a successful renewal (Redis unreachable or slow, or the process was paused).

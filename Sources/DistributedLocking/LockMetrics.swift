@@ -8,32 +8,35 @@ struct LockMetrics: Sendable {
     let contention: Counter
     let renewals: Counter
     let fenceRejections: Counter
-    private let prefix: String
+    private let losses: [LeaseLossCause: Counter]
+
+    /// The metrics for `prefix`, made once per prefix: a lock is created per message, and with a real
+    /// backend every metric made is a registry lookup under a lock.
+    static func forPrefix(_ prefix: String) -> LockMetrics {
+        if let cached = cache.withLock({ $0[prefix] }) { return cached }
+        let made = LockMetrics(prefix: prefix)
+        cache.withLock { cache in
+            // Prefixes come from code, not input, so a handful is expected; the bound is a safety net.
+            if cache.count < 64 { cache[prefix] = made }
+        }
+        return made
+    }
+
+    private static let cache = Mutex<[String: LockMetrics]>([:])
 
     init(prefix: String) {
-        self.prefix = prefix
         let dimensions = [("prefix", prefix)]
         acquireWait = Metrics.Timer(label: "sg_lock_acquire_wait_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
         hold = Metrics.Timer(label: "sg_lock_hold_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
         contention = Counter(label: "sg_lock_contention_total", dimensions: dimensions)
         renewals = Counter(label: "sg_lock_renewals_total", dimensions: dimensions)
         fenceRejections = Counter(label: "sg_lock_fence_rejections_total", dimensions: dimensions)
-    }
-
-    private static let cache = Mutex<[String: LockMetrics]>([:])
-
-    /// The metrics for a prefix, created once: a lock is made per message, and creating metric
-    /// objects is a registry lookup each.
-    static func shared(prefix: String) -> LockMetrics {
-        cache.withLock { cache in
-            if let metrics = cache[prefix] { return metrics }
-            let metrics = LockMetrics(prefix: prefix)
-            cache[prefix] = metrics
-            return metrics
-        }
+        losses = Dictionary(uniqueKeysWithValues: LeaseLossCause.allCases.map {
+            ($0, Counter(label: "sg_lock_lease_losses_total", dimensions: [("prefix", prefix), ("cause", $0.rawValue)]))
+        })
     }
 
     func leaseLost(_ cause: LeaseLossCause) {
-        Counter(label: "sg_lock_lease_losses_total", dimensions: [("prefix", prefix), ("cause", cause.rawValue)]).increment()
+        losses[cause]?.increment()
     }
 }

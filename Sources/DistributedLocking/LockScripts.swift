@@ -61,8 +61,15 @@ public enum LockKeys {
         key + ":released"
     }
 
-    /// A low-cardinality metric label: the key without its last segment (`sg:lock:channel`).
+    /// A low-cardinality metric label: the key up to the segment after `:lock:` (`sg:lock:channel`),
+    /// else the key without its last segment. Ids may contain colons themselves
+    /// (`sg:lock:channel:a:b`), so cutting at the last colon would put part of an id in the label.
     public static func metricPrefix(forLock key: String) -> String {
+        if let lock = key.range(of: ":lock:") {
+            let afterLock = key[lock.upperBound...]
+            guard let colon = afterLock.firstIndex(of: ":") else { return String(key[..<lock.lowerBound]) + ":lock" }
+            return String(key[..<colon])
+        }
         guard let colon = key.lastIndex(of: ":") else { return key }
         return String(key[..<colon])
     }

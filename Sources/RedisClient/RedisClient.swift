@@ -12,16 +12,20 @@ import Synchronization
 public final class RedisClient: Sendable {
     public let configuration: RedisConfiguration
     let logger: Logger
+    /// Passed to every connection this client opens.
+    private let events: RedisConnectionEvents
     private let pool: [RedisConnection]
     private let cursor = Atomic<Int>(0)
     private let idleDedicated = Mutex<[RedisConnection]>([])
     private let subscriberSlot = Mutex<RedisSubscriber?>(nil)
 
-    public init(configuration: RedisConfiguration, logger: Logger = Logger(label: "redis")) {
+    /// - Parameter events: hooks told of every connection's reconnects and failed attempts (for metrics).
+    public init(configuration: RedisConfiguration, logger: Logger = Logger(label: "redis"), events: RedisConnectionEvents = RedisConnectionEvents()) {
         self.configuration = configuration
         self.logger = logger
+        self.events = events
         self.pool = (0..<max(1, configuration.poolSize)).map { i in
-            RedisConnection(configuration: configuration, options: .init(name: "pool-\(i)"), logger: logger)
+            RedisConnection(configuration: configuration, options: .init(name: "pool-\(i)", events: events), logger: logger)
         }
     }
 
@@ -92,7 +96,7 @@ public final class RedisClient: Sendable {
         _ body: (RedisConnection) async throws -> T
     ) async throws -> T {
         let connection = idleDedicated.withLock { $0.popLast() }
-            ?? RedisConnection(configuration: configuration, options: .init(name: "dedicated", cancelDropsConnection: true), logger: logger)
+            ?? RedisConnection(configuration: configuration, options: .init(name: "dedicated", cancelDropsConnection: true, events: events), logger: logger)
         do {
             let result = try await body(connection)
             // A cancellation that arrived after the reply leaves an interrupt pending: don't lend that on.
@@ -115,7 +119,7 @@ public final class RedisClient: Sendable {
     public var subscriber: RedisSubscriber {
         subscriberSlot.withLock { slot in
             if let existing = slot { return existing }
-            let created = RedisSubscriber(configuration: configuration, logger: logger)
+            let created = RedisSubscriber(configuration: configuration, events: events, logger: logger)
             slot = created
             return created
         }

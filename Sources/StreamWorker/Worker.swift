@@ -16,6 +16,10 @@ public final class StreamWorker: Service, Sendable {
     private let dispatcher: ChannelDispatcher
     private let deadLetterer: DeadLetterer
     private let stopping = StopFlag()
+    /// Readiness for health probes, kept current by the reader and the sampler.
+    public let health: WorkerHealth
+    private let metrics = WorkerMetrics()
+    private let sampler: GroupSampler
 
     public init(configuration: WorkerConfiguration, client: RedisClient, handler: (any MessageHandler)? = nil, logger: Logger) {
         self.configuration = configuration
@@ -46,19 +50,26 @@ public final class StreamWorker: Service, Sendable {
             }
         }
         self.deadLetterer = DeadLetterer(client: client, group: configuration.group, consumer: configuration.consumer, keys: keys, logger: logger)
+        self.health = WorkerHealth(group: configuration.group)
+        self.sampler = GroupSampler(
+            client: client, streams: configuration.streams, group: configuration.group, interval: .seconds(2),
+            dispatcher: dispatcher, metrics: metrics, groupMetrics: GroupMetrics(), health: health, logger: logger)
     }
 
     public func run() async throws {
         try await ensureGroups()
+        health.update { $0.groupsEnsured() }
         logger.info("Worker started", metadata: ["streams": "\(configuration.streams)", "group": "\(configuration.group)"])
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.readLoop() }
                 group.addTask { await self.reclaimLoop() }
                 group.addTask { await self.refreshLoop() }
+                group.addTask { await self.sampler.run(until: self.stopping) }
                 await group.waitForAll()
             }
         } onGracefulShutdown: {
+            self.health.update { $0.stopping() }
             self.stopping.set()
         }
         // Stopped reading: finish what is in flight within the grace period, then abandon the rest
@@ -111,8 +122,10 @@ public final class StreamWorker: Service, Sendable {
                         let read = command
                         reply = try await self.withStopInterrupt { try await connection.send(read) }
                         backoff = .milliseconds(100)
+                        self.health.update { $0.readSucceeded(streams: streams) }
                     } catch {
                         if self.stopping.isSet || Task.isCancelled { return }
+                        self.health.update { $0.readFailed(streams: streams, error: error) }
                         self.logger.warning("Read failed; retrying", metadata: ["error": "\(error)", "retry_in_ms": "\(backoff.redisMilliseconds)"])
                         try? await Task.sleep(for: backoff)
                         backoff = min(backoff * 2, .seconds(5))
@@ -205,7 +218,7 @@ public final class StreamWorker: Service, Sendable {
                     let claimed = StreamReplies.autoClaim(reply)
                     cursors[stream] = claimed.cursor
                     if claimed.entries.isEmpty { continue }
-                    WorkerMetrics().reclaimed(claimed.entries.count)
+                    metrics.reclaimed(claimed.entries.count)
                     logger.info("Reclaimed idle entries", metadata: ["stream": "\(stream)", "count": "\(claimed.entries.count)"])
                     let counts = await deliveryCounts(claimed.entries.map { (stream, $0.0) })
                     // No backpressure wait here: the queue may be full of later messages that wait for

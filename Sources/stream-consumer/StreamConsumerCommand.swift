@@ -1,7 +1,9 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import JSONLogging
 import Logging
+import OperatorHTTP
 import RedisClient
 import ServiceLifecycle
 import StreamWorker
@@ -42,6 +44,9 @@ struct StreamConsumerCommand: AsyncParsableCommand {
     @Option(help: "Key prefix (default sg).") var keyPrefix: String?
     @Option(help: "Largest entry accepted, in bytes (default 65536).") var maxEntryBytes: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default info).") var logLevel: String?
+    @Option(help: "Log format: text or json (one object per line) (default text).") var logFormat: String?
+    @Option(help: "Serve /metrics, /health/live and /health/ready on this port (default off; 0 picks a free port).") var metricsPort: String?
+    @Option(help: "Address the metrics and health server listens on (default 0.0.0.0).") var metricsHost: String?
 
     func run() async throws {
         var flags: [String: String] = [:]
@@ -52,6 +57,7 @@ struct StreamConsumerCommand: AsyncParsableCommand {
             ("handler", handler), ("handler-url", handlerURL), ("handler-timeout", handlerTimeout),
             ("history-max", historyMax), ("work-ms", workMs), ("shutdown-grace", shutdownGrace),
             ("key-prefix", keyPrefix), ("max-entry-bytes", maxEntryBytes), ("log-level", logLevel),
+            ("log-format", logFormat), ("metrics-port", metricsPort), ("metrics-host", metricsHost),
         ]
         for (name, value) in pairs { if let value { flags[name] = value } }
         if !stream.isEmpty { flags["stream"] = stream.joined(separator: ",") }
@@ -63,18 +69,29 @@ struct StreamConsumerCommand: AsyncParsableCommand {
             throw ValidationError("invalid configuration: \(error)")
         }
         let level = configuration.logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        switch configuration.logFormat {
+        case .text:
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        case .json:
+            LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
         }
-        let logger = Logger(label: "stream-consumer")
-        logger.info("Starting", metadata: ["configuration": "\(configuration.redactedDescription)"])
+        var logger = Logger(label: "stream-consumer")
+        logger[metadataKey: "consumer"] = .string(configuration.consumer)
+        logger.info("Starting", metadata: ["configuration": .string(configuration.redactedSummary)])
+
+        // Before any metric object exists: those made earlier would stay no-ops.
+        let registry = configuration.metricsPort == nil ? nil : MetricsBackend.bootstrap()
 
         var redis = try RedisConfiguration(url: configuration.redisURL)
         if let password = configuration.redisPassword { redis.password = password }
         redis.clientName = "stream-consumer:\(configuration.consumer)"
-        let client = RedisClient(configuration: redis, logger: Logger(label: "redis"))
+        var redisLogger = Logger(label: "redis")
+        redisLogger[metadataKey: "consumer"] = .string(configuration.consumer)
+        let client = RedisClient(configuration: redis, logger: redisLogger, events: RedisConnectionMetrics.events())
         defer { client.close() }
 
         // One HTTP client for the process: its connection pool is shared by every channel's requests.
@@ -97,8 +114,31 @@ struct StreamConsumerCommand: AsyncParsableCommand {
                                       jitter: .milliseconds(jitter), sampleEvery: sample)
         }
         let worker = StreamWorker(configuration: configuration, client: client, handler: handler, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let registry, let port = configuration.metricsPort {
+            let health = worker.health
+            let host = configuration.metricsHost
+            var httpLogger = Logger(label: "operator-http")
+            httpLogger[metadataKey: "consumer"] = .string(configuration.consumer)
+            let server = OperatorServer(
+                host: host, port: port, registry: registry,
+                readiness: {
+                    switch health.readiness {
+                    case .ready: return .ok
+                    case .notReady(let reason): return .unavailable(reason: reason)
+                    }
+                },
+                logger: httpLogger,
+                onListening: { [httpLogger] port in
+                    httpLogger.info("Operator HTTP listening", metadata: ["host": .string(host), "port": .stringConvertible(port)])
+                })
+            services.append(.init(service: server))
+        }
+        // Graceful shutdown runs in reverse order: the worker drains first while the HTTP server
+        // still answers probes (readiness says "shutting down"), then the server stops.
+        services.append(.init(service: worker))
         let group = ServiceGroup(
-            configuration: .init(services: [.init(service: worker)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {

@@ -71,6 +71,13 @@ import Testing
         #expect(LockKeys.metricPrefix(forLock: "sg:lock:channel:42") == "sg:lock:channel")
     }
 
+    @Test func theMetricPrefixNeverHoldsPartOfAnIdWithColons() {
+        #expect(LockKeys.metricPrefix(forLock: "sg:lock:channel:a:b:c") == "sg:lock:channel")
+        #expect(LockKeys.metricPrefix(forLock: "app:v2:lock:channel:x:y") == "app:v2:lock:channel")
+        #expect(LockKeys.metricPrefix(forLock: "sg:lock:bare") == "sg:lock")
+        #expect(LockKeys.metricPrefix(forLock: "custom") == "custom")
+    }
+
     @Test func stateUpdatesRejectStoreManagedAndConflictingFields() {
         #expect(throws: StateUpdateError.reservedField("fence")) { try StateUpdate(setFields: ["fence": "9"]).validate() }
         #expect(throws: StateUpdateError.conflictingField("n")) { try StateUpdate(setFields: ["n": "1"], increment: ["n": 1]).validate() }

@@ -1,5 +1,6 @@
 import Foundation
 import RedisClient
+import Synchronization
 import TestSupport
 import Testing
 
@@ -36,6 +37,39 @@ import Testing
         #expect(try await worker.send("ACL", "WHOAMI").string == "worker")
         #expect(try await worker.send("SET", "sg:x", "1").isOK)
         await #expect { try await worker.send("SET", "other", "1") } throws: { ($0 as? RedisError)?.serverCode == "NOPERM" }
+    }
+
+    @Test func connectionEventsCountReconnectsButNotTheFirstConnect() async throws {
+        let server = try await PrivateRedisServer()
+        defer { server.stop() }
+        let reconnects = Atomic<Int>(0)
+        var configuration = try server.configuration()
+        configuration.poolSize = 1
+        let events = RedisConnectionEvents(reconnected: { reconnects.add(1, ordering: .relaxed) })
+        let client = RedisClient(configuration: configuration, events: events)
+        let admin = RedisClient(configuration: try server.configuration())
+        defer { client.close(); admin.close() }
+        try await client.send("CLIENT", "SETNAME", "watched")
+        #expect(reconnects.load(ordering: .relaxed) == 0)
+        let killed = try await admin.send("CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal").int
+        #expect(killed == 1)
+        // The kill is noticed by the next command at the latest; it may fail, the one after reconnects.
+        _ = try? await client.send("PING")
+        try await waitUntil {
+            _ = try? await client.send("PING")
+            return reconnects.load(ordering: .relaxed) == 1
+        }
+    }
+
+    @Test func connectionEventsCountFailedAttempts() async throws {
+        let server = try await PrivateRedisServer()
+        let configuration = try server.configuration(commandTimeout: .milliseconds(500))
+        server.stop()
+        let failures = Atomic<Int>(0)
+        let client = RedisClient(configuration: configuration, events: RedisConnectionEvents(connectFailed: { failures.add(1, ordering: .relaxed) }))
+        defer { client.close() }
+        await #expect(throws: RedisError.self) { try await client.send("PING") }
+        #expect(failures.load(ordering: .relaxed) >= 1)
     }
 
     @Test func aCommandAgainstAPausedServerTimesOut() async throws {

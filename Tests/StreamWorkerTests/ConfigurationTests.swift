@@ -47,6 +47,7 @@ import Testing
         #expect(c.handlerURL == nil && c.handlerTimeout == .seconds(10))
         #expect(c.workTime == .zero && c.shutdownGrace == .seconds(30))
         #expect(c.keyPrefix == "sg" && c.maxEntryBytes == 65536 && c.logLevel == .info)
+        #expect(c.logFormat == .text && c.metricsPort == nil && c.metricsHost == "0.0.0.0")
     }
 
     @Test func theDefaultConsumerIsHostnameDashPid() {
@@ -77,15 +78,17 @@ import Testing
             "SG_LOCK_TTL": "5", "SG_CLAIM_IDLE": "11", "SG_MAX_DELIVERIES": "6", "SG_GAP_TIMEOUT": "7",
             "SG_HANDLER": "history", "SG_HISTORY_MAX": "8", "SG_WORK_MS": "9", "SG_SHUTDOWN_GRACE": "0",
             "SG_KEY_PREFIX": "p", "SG_MAX_ENTRY_BYTES": "10", "SG_LOG_LEVEL": "error",
+            "SG_LOG_FORMAT": "json", "SG_METRICS_PORT": "9100", "SG_METRICS_HOST": "127.0.0.1",
         ]
         let c = try load(env: env)
         let expected = WorkerConfiguration(
             redisURL: "redis://r:1", streams: ["a"], group: "g", consumer: "c", channelField: "ch",
             concurrency: 2, batch: 3, blockTime: .milliseconds(4), lockTTL: .seconds(5), claimIdle: .seconds(11),
             maxDeliveries: 6, gapTimeout: .seconds(7), handler: .history, historyMax: 8, workTime: .milliseconds(9),
-            shutdownGrace: .zero, keyPrefix: "p", maxEntryBytes: 10, logLevel: .error)
+            shutdownGrace: .zero, keyPrefix: "p", maxEntryBytes: 10, logLevel: .error,
+            logFormat: .json, metricsPort: 9100, metricsHost: "127.0.0.1")
         #expect(c == expected)
-        #expect(WorkerConfiguration.optionNames.count == 22)
+        #expect(WorkerConfiguration.optionNames.count == 25)
         #expect(WorkerConfiguration.environmentVariable(for: "max-entry-bytes") == "SG_MAX_ENTRY_BYTES")
     }
 
@@ -206,7 +209,8 @@ import Testing
     @Test(arguments: [
         ("concurrency", "0"), ("batch", "-3"), ("max-deliveries", "many"), ("history-max", "1.5"),
         ("max-entry-bytes", "0"), ("handler", "echo"), ("log-level", "loud"), ("key-prefix", "a b"),
-        ("group", ""), ("channel-field", " "),
+        ("group", ""), ("channel-field", " "), ("log-format", "xml"), ("metrics-port", "65536"),
+        ("metrics-port", "-1"), ("metrics-port", "http"), ("metrics-host", ""), ("metrics-host", "a b"),
     ])
     func aBadValueNamesTheOptionValueAndSource(option: String, value: String) {
         let e = error { () throws(ConfigurationError) in try load(flags: [option: value]) }
@@ -425,6 +429,41 @@ import Testing
             try load(flags: ["handler": "http", "handler-url": "gopher://bot:t0ken@h/hook"])
         }
         #expect(e?.description.contains("t0ken") == false)
+
+    @Test func theMetricsPortIsOffUnlessSetAndFollowsThePrecedence() throws {
+        #expect(try load().metricsPort == nil)
+        #expect(try load(yaml: "metrics-port: 9100").metricsPort == 9100)
+        #expect(try load(env: ["SG_METRICS_PORT": "9200"], yaml: "metrics-port: 9100").metricsPort == 9200)
+        #expect(try load(flags: ["metrics-port": "0"], env: ["SG_METRICS_PORT": "9200"]).metricsPort == 0)
+        #expect(try load(env: ["SG_METRICS_PORT": ""], yaml: "metrics-port:").metricsPort == nil)
+    }
+
+    @Test func aBadMetricsPortSaysWhichPortsAreAllowed() {
+        let e = error { () throws(ConfigurationError) in try load(env: ["SG_METRICS_PORT": "70000"]) }
+        #expect(e?.description == "metrics-port: \"70000\" is not an integer in 0...65535 (from SG_METRICS_PORT)")
+    }
+
+    @Test func theLogFormatIsTextOrJSONFromAnySource() throws {
+        #expect(try load(yaml: "log-format: json").logFormat == .json)
+        #expect(try load(env: ["SG_LOG_FORMAT": "JSON"], yaml: "log-format: text").logFormat == .json)
+        #expect(try load(flags: ["log-format": "text"], env: ["SG_LOG_FORMAT": "json"]).logFormat == .text)
+        let e = error { () throws(ConfigurationError) in try load(flags: ["log-format": "xml"]) }
+        #expect(e?.description.contains("one of text, json") == true)
+    }
+
+    @Test func theStartupSummaryIsOneRedactedLineWithEveryOption() throws {
+        let c = try load(
+            flags: ["redis-url": "redis://worker:hunter2@host:6379/0", "consumer": "worker \"one\"", "metrics-port": "9100"],
+            env: ["SG_REDIS_PASSWORD": "s3cret"])
+        let summary = c.redactedSummary
+        #expect(!summary.contains("\n"))
+        #expect(!summary.contains("hunter2") && !summary.contains("s3cret"))
+        #expect(summary.hasPrefix("redis-url=redis://worker:***@host:6379/0 redis-password=*** "))
+        #expect(summary.contains(" consumer=\"worker \\\"one\\\"\" "))
+        #expect(summary.contains(" metrics-port=9100 "))
+        for name in WorkerConfiguration.optionNames {
+            #expect(summary.contains("\(name)="), "summary lacks \(name)")
+        }
     }
 
     // MARK: The shipped defaults file

@@ -92,6 +92,7 @@ final class ConnectionLoop: @unchecked Sendable {
                 do {
                     try connect()
                     failedAttempts = 0
+                    if hasConnected { options.events.reconnected?() }
                     // Tell subscribers "reconnected" only once the server confirmed the last
                     // re-subscription, so a re-check after the event cannot miss a message.
                     let replay = options.onConnect?().compactMap { try? EncodedCommand($0) } ?? []
@@ -108,6 +109,7 @@ final class ConnectionLoop: @unchecked Sendable {
                     let delay = configuration.backoff.delay(attempt: failedAttempts)
                     failedAttempts += 1
                     nextAttempt = .now + delay
+                    options.events.connectFailed?()
                     logger.warning("Redis connect failed", metadata: ["error": "\(error)", "retry_in_ms": "\(delay.redisMilliseconds)"])
                     failPending(error)
                     continue

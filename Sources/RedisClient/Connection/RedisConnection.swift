@@ -28,6 +28,7 @@ public final class RedisConnection: Sendable {
         var push: (@Sendable (Push) -> Void)?
         /// Commands replayed after every (re)connect, e.g. SUBSCRIBE for each channel.
         var onConnect: (@Sendable () -> [RedisCommand])?
+        var events = RedisConnectionEvents()
     }
 
     let shared: ConnectionShared

@@ -9,7 +9,7 @@ public final class RedisSubscriber: Sendable {
     private let connection: RedisConnection
     private let registry: SubscriptionRegistry
 
-    init(configuration: RedisConfiguration, logger: Logger) {
+    init(configuration: RedisConfiguration, events: RedisConnectionEvents = RedisConnectionEvents(), logger: Logger) {
         let registry = SubscriptionRegistry()
         self.registry = registry
         self.connection = RedisConnection(
@@ -17,7 +17,8 @@ public final class RedisSubscriber: Sendable {
             options: .init(
                 name: "subscriber",
                 push: { push in registry.deliver(push) },
-                onConnect: { registry.channels().map { RedisCommand("SUBSCRIBE", $0) } }
+                onConnect: { registry.channels().map { RedisCommand("SUBSCRIBE", $0) } },
+                events: events
             ),
             logger: logger
         )

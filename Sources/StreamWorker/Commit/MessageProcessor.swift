@@ -123,6 +123,7 @@ struct MessageProcessor: Sendable {
             case .applied:
                 await lock.releasedExternally()
                 metrics.committed("applied")
+                metrics.endToEnd(entryID: message.id)
                 return .applied
             case .duplicate:
                 await lock.releasedExternally()

@@ -117,6 +117,9 @@ enum ConfigurationOption: String, CaseIterable {
     case keyPrefix = "key-prefix"
     case maxEntryBytes = "max-entry-bytes"
     case logLevel = "log-level"
+    case logFormat = "log-format"
+    case metricsPort = "metrics-port"
+    case metricsHost = "metrics-host"
 
     var environmentName: String { Self.environmentName(rawValue) }
 
@@ -203,6 +206,17 @@ struct ConfigurationLoader {
                 source: source)
         }
         return value
+    }
+
+    /// An integer in `range`, or `nil` when the option is not set (an option that is off by default).
+    func optionalInteger(_ option: ConfigurationOption, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
+        guard let (value, source) = try scalar(option) else { return nil }
+        guard let n = Int(value), range.contains(n) else {
+            throw .invalidValue(
+                option: option.rawValue, value: value,
+                expected: "an integer in \(range.lowerBound)...\(range.upperBound)", source: source)
+        }
+        return n
     }
 
     func integer(_ option: ConfigurationOption, default fallback: Int, minimum: Int) throws(ConfigurationError) -> Int {

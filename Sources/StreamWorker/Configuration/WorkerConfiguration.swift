@@ -9,6 +9,14 @@ public enum HandlerKind: String, Sendable, Equatable, CaseIterable {
     case http
 }
 
+/// How log lines are written.
+public enum LogFormat: String, Sendable, Equatable, CaseIterable {
+    /// swift-log's human-readable lines.
+    case text
+    /// One JSON object per line, for log collectors.
+    case json
+}
+
 /// Everything the stream worker can be told, resolved from flags, then environment, then a YAML file, then defaults.
 ///
 /// Build one with ``load(flags:environment:file:)``; the memberwise ``init`` does not validate.
@@ -58,6 +66,12 @@ public struct WorkerConfiguration: Sendable, Equatable {
     /// Entries larger than this are dead-lettered as oversized instead of handled.
     public var maxEntryBytes: Int
     public var logLevel: Logger.Level
+    public var logFormat: LogFormat
+    /// Port of the operator HTTP server (`/metrics`, `/health/live`, `/health/ready`); `nil` means no server.
+    /// 0 picks a free port, which the worker logs.
+    public var metricsPort: Int?
+    /// Address the operator HTTP server listens on.
+    public var metricsHost: String
 
     /// A configuration with the given values, unchecked. `claimIdle` defaults to 2 x `lockTTL`.
     public init(
@@ -83,7 +97,10 @@ public struct WorkerConfiguration: Sendable, Equatable {
         shutdownGrace: Duration = .seconds(30),
         keyPrefix: String = "sg",
         maxEntryBytes: Int = 65536,
-        logLevel: Logger.Level = .info
+        logLevel: Logger.Level = .info,
+        logFormat: LogFormat = .text,
+        metricsPort: Int? = nil,
+        metricsHost: String = "0.0.0.0"
     ) {
         self.redisURL = redisURL
         self.redisPassword = redisPassword
@@ -108,6 +125,9 @@ public struct WorkerConfiguration: Sendable, Equatable {
         self.keyPrefix = keyPrefix
         self.maxEntryBytes = maxEntryBytes
         self.logLevel = logLevel
+        self.logFormat = logFormat
+        self.metricsPort = metricsPort
+        self.metricsHost = metricsHost
     }
 
     /// Every option at its default; `consumer` is this machine's `<hostname>-<pid>`.
@@ -224,12 +244,15 @@ public struct WorkerConfiguration: Sendable, Equatable {
             shutdownGrace: try l.duration(.shutdownGrace, default: d.shutdownGrace, allowZero: true),
             keyPrefix: try l.string(.keyPrefix, default: d.keyPrefix, allowWhitespace: false),
             maxEntryBytes: try l.integer(.maxEntryBytes, default: d.maxEntryBytes, minimum: 1),
-            logLevel: try l.choice(.logLevel, default: d.logLevel)
+            logLevel: try l.choice(.logLevel, default: d.logLevel),
+            logFormat: try l.choice(.logFormat, default: d.logFormat),
+            metricsPort: try l.optionalInteger(.metricsPort, in: 0...65535),
+            metricsHost: try l.string(.metricsHost, default: d.metricsHost, allowWhitespace: false)
         )
     }
 
-    /// The effective configuration, one `option: value` per line, with every password shown as `***`.
-    public var redactedDescription: String {
+    /// Every option and its effective value, in documentation order, with every password shown as `***`.
+    public var redactedOptions: [(String, String)] {
         let lines: [(String, String)] = [
             ("redis-url", ConfigurationLoader.redactedURL(redisURL)),
             ("redis-password", redisPassword == nil ? "(none)" : "***"),
@@ -254,8 +277,26 @@ public struct WorkerConfiguration: Sendable, Equatable {
             ("key-prefix", keyPrefix),
             ("max-entry-bytes", "\(maxEntryBytes)"),
             ("log-level", logLevel.rawValue),
+            ("log-format", logFormat.rawValue),
+            ("metrics-port", metricsPort.map(String.init) ?? "(off)"),
+            ("metrics-host", metricsHost),
         ]
-        return lines.map { "\($0.0): \($0.1)" }.joined(separator: "\n")
+        return lines
+    }
+
+    /// The effective configuration, one `option: value` per line, with every password shown as `***`.
+    public var redactedDescription: String {
+        redactedOptions.map { "\($0.0): \($0.1)" }.joined(separator: "\n")
+    }
+
+    /// The same on one line (`option=value`, separated by spaces, values with spaces quoted), for a log line.
+    public var redactedSummary: String {
+        redactedOptions.map { name, value in
+            let quoted = value.contains(where: { $0.isWhitespace || $0 == "\"" })
+                ? "\"" + value.replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n") + "\""
+                : value
+            return "\(name)=\(quoted)"
+        }.joined(separator: " ")
     }
 
     /// `10s`, `1.5s`: seconds with only the digits needed, in a form the duration parser reads back.
@@ -305,6 +346,9 @@ extension WorkerConfiguration: CustomStringConvertible, CustomDebugStringConvert
             "keyPrefix": keyPrefix,
             "maxEntryBytes": maxEntryBytes,
             "logLevel": logLevel,
+            "logFormat": logFormat,
+            "metricsPort": metricsPort as Any,
+            "metricsHost": metricsHost,
         ])
     }
 }

@@ -36,9 +36,11 @@ struct DeadLetterer: Sendable {
         let moved = reply.int == 1
         if moved {
             metrics.deadLettered(reason)
-            logger.warning("Dead-lettered entry", metadata: [
+            var metadata: Logger.Metadata = [
                 "stream": "\(stream)", "entry": "\(id)", "reason": "\(reason)", "detail": "\(detail)", "deliveries": "\(deliveries)",
-            ])
+            ]
+            if let channel { metadata["channel"] = .string(channel) }
+            logger.warning("Dead-lettered entry", metadata: metadata)
         }
         return moved
     }
