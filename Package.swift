@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "RedisClient", targets: ["RedisClient"]),
         .library(name: "DistributedLocking", targets: ["DistributedLocking"]),
         .library(name: "StreamWorker", targets: ["StreamWorker"]),
+        .library(name: "Chaos", targets: ["Chaos"]),
         .executable(name: "stream-consumer", targets: ["stream-consumer"]),
         .executable(name: "sgctl", targets: ["sgctl"]),
     ],
@@ -53,6 +54,7 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        .target(name: "Chaos"),
         .executableTarget(
             name: "stream-consumer",
             dependencies: [
@@ -69,13 +71,14 @@ let package = Package(
                 "RedisClient",
                 "DistributedLocking",
                 "StreamWorker",
+                "Chaos",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["RedisClient", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RedisClient", "Chaos", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport"
         ),
         .testTarget(
@@ -89,6 +92,10 @@ let package = Package(
         .testTarget(
             name: "StreamWorkerTests",
             dependencies: ["StreamWorker", "DistributedLocking", "RedisClient", "TestSupport"]
+        ),
+        .testTarget(
+            name: "ChaosTests",
+            dependencies: ["Chaos", "TestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -102,8 +102,10 @@ struct MessageProcessor: Sendable {
             }
 
             let outcome: CommitOutcome
+            let fence = await lock.fence ?? 0
             do {
                 outcome = try await commit(message, lock: lock, update: update, force: force)
+                await handler.committed(message, fence: fence, outcome: outcome)
             } catch {
                 logger.warning("Commit failed; retrying", metadata: ["error": "\(error)"])
                 metrics.retry("commit_error")

@@ -2,9 +2,16 @@ import DistributedLocking
 import Foundation
 import RedisClient
 
-/// Wraps a handler and records, per message, when this worker entered and left the channel's
-/// critical section, to an audit stream. Chaos runs and pool tests use it to prove exclusion.
+/// Wraps a handler and records, per attempt, when this worker entered and left the channel's
+/// critical section, and what the commit script then did, to an audit stream. Chaos runs and pool
+/// tests use it to prove exclusion and to count late writes the store refused.
 /// Enabled in `stream-consumer` by the `SG_AUDIT_STREAM` environment variable.
+///
+/// Two kinds of entries, both with `consumer, channel, entry, seq, fence` (the fence identifies
+/// the lease: it grows with every fresh claim of the channel):
+/// - `kind=handle`: `enter_us, exit_us, status` where status is `completed`, `cancelled` (the lease
+///   was lost and the handler cancelled) or `failed`;
+/// - `kind=commit`: `at_us, outcome` where outcome is `applied`, `duplicate`, `lost`, `stale` or `gap`.
 public struct AuditingHandler: MessageHandler {
     public let inner: any MessageHandler
     public let client: RedisClient
@@ -25,14 +32,54 @@ public struct AuditingHandler: MessageHandler {
 
     public func handle(_ message: InboundMessage, state: ChannelState) async throws -> StateUpdate {
         let enter = Self.nowMicros()
-        let update = try await inner.handle(message, state: state)
-        if jitter > .zero { try await Task.sleep(for: jitter * Double.random(in: 0...1)) }
+        let result: Result<StateUpdate, any Error>
+        do {
+            let update = try await inner.handle(message, state: state)
+            if jitter > .zero { try await Task.sleep(for: jitter * Double.random(in: 0...1)) }
+            result = .success(update)
+        } catch {
+            result = .failure(error)
+        }
         let exit = Self.nowMicros()
-        try await client.send(
-            "XADD", stream, "*", "consumer", consumer, "channel", message.channel, "entry", message.id,
-            "seq", message.seq.map(String.init) ?? "", "fence", String(LeaseContext.fence ?? 0),
-            "enter_us", String(enter), "exit_us", String(exit))
+        let status: String
+        switch result {
+        case .success: status = "completed"
+        case .failure: status = Task.isCancelled ? "cancelled" : "failed"
+        }
+        // A cancelled attempt is recorded too (pool connections ignore cancellation): it is the
+        // half of an overlap that a paused or robbed holder leaves behind.
+        var recordError: (any Error)?
+        do {
+            try await record(message, ["enter_us", String(enter), "exit_us", String(exit), "status", status], kind: "handle")
+        } catch {
+            recordError = error
+        }
+        let update = try result.get()
+        if let recordError { throw recordError }
         return update
+    }
+
+    public func committed(_ message: InboundMessage, fence: Int64, outcome: CommitOutcome) async {
+        await inner.committed(message, fence: fence, outcome: outcome)
+        // Best effort: a missing commit entry only leaves that attempt's outcome unknown to the checker.
+        _ = try? await record(message, ["at_us", String(Self.nowMicros()), "outcome", Self.label(outcome)], kind: "commit", fence: fence)
+    }
+
+    private func record(_ message: InboundMessage, _ extra: [String], kind: String, fence: Int64? = nil) async throws {
+        let fence = fence ?? LeaseContext.fence ?? 0
+        let fields = ["kind", kind, "consumer", consumer, "channel", message.channel, "entry", message.id,
+                      "seq", message.seq.map(String.init) ?? "", "fence", String(fence)] + extra
+        try await client.send(RedisCommand("XADD", [stream, "*"] + fields))
+    }
+
+    static func label(_ outcome: CommitOutcome) -> String {
+        switch outcome {
+        case .applied: return "applied"
+        case .duplicate: return "duplicate"
+        case .lost: return "lost"
+        case .stale: return "stale"
+        case .gap: return "gap"
+        }
     }
 
     /// Wall-clock microseconds: comparable across the worker processes of one machine.

@@ -10,10 +10,14 @@ public protocol MessageHandler: Sendable {
     /// Whether ``handle(_:state:)`` reads the state; if not, the worker skips loading it.
     var needsState: Bool { get }
     func handle(_ message: InboundMessage, state: ChannelState) async throws -> StateUpdate
+    /// Told what the commit script did with a message handled (or found duplicate) under the lease
+    /// with `fence`. Audit trails use it to count late writes the store refused; the default does nothing.
+    func committed(_ message: InboundMessage, fence: Int64, outcome: CommitOutcome) async
 }
 
 extension MessageHandler {
     public var needsState: Bool { true }
+    public func committed(_ message: InboundMessage, fence: Int64, outcome: CommitOutcome) async {}
 }
 
 /// A channel's state hash as the handler sees it.
