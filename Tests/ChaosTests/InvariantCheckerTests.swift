@@ -15,7 +15,8 @@ struct InvariantCheckerTests {
     }
 
     static func observation(history: [Int64], produced: Int64? = nil, audit: [AuditEvent], faults: [FaultEvent] = []) -> ChaosObservation {
-        ChaosObservation(produced: ["ch": produced ?? Int64(history.count)], histories: ["ch": history], audit: audit, faults: faults)
+        ChaosObservation(produced: ["ch": produced ?? Int64(history.count)], histories: ["ch": history.map { HistoryEntry(seq: $0) }],
+                         audit: audit, faults: faults)
     }
 
     @Test func aCleanSerialRunPassesUnderStrictExclusion() {
@@ -90,6 +91,35 @@ struct InvariantCheckerTests {
         let results = InvariantChecker.check(Self.observation(history: [1, 2], audit: audit), policy: .olderHolderRefused)
         #expect(results.unresolvedOverlaps == 1)
         #expect(!results.ok)
+    }
+
+    @Test func theHistorysFencesSettleAnOlderHolderWhoseOutcomeWasNotRecorded() {
+        // w0 (fence 1) left no commit record; the history shows seq 1 was written under fence 2.
+        let audit = [
+            Self.handled("w0", fence: 1, seq: 1, 100, 700),
+            Self.handled("w1", fence: 2, seq: 1, 300, 400),
+        ]
+        var observation = Self.observation(history: [1], audit: audit)
+        observation.histories["ch"] = [HistoryEntry(seq: 1, fence: 2)]
+        let settled = InvariantChecker.check(observation, policy: .olderHolderRefused)
+        #expect(settled.ok)
+        #expect(settled.unknownOutcomes == 0)
+        // Written under the older fence instead: the older holder did write during the overlap.
+        observation.histories["ch"] = [HistoryEntry(seq: 1, fence: 1)]
+        #expect(!InvariantChecker.check(observation, policy: .olderHolderRefused).ok)
+    }
+
+    @Test func historyFencesMustIncreaseAndMustNotBeStolen() {
+        var observation = Self.observation(history: [1, 2, 3], audit: [])
+        observation.histories["ch"] = [HistoryEntry(seq: 1, fence: 4), HistoryEntry(seq: 2, fence: 9), HistoryEntry(seq: 3, fence: 9)]
+        #expect(InvariantChecker.check(observation, policy: .strict).fenceRegressions == 1)
+
+        observation.histories["ch"] = [HistoryEntry(seq: 1, fence: 4), HistoryEntry(seq: 2, fence: 9), HistoryEntry(seq: 3, fence: 11)]
+        #expect(InvariantChecker.check(observation, policy: .strict).ok)
+        observation.faults = [FaultEvent(kind: .steal, atMicros: 1, stolen: FenceKey(channel: "ch", fence: 9), detail: "DEL")]
+        let stolen = InvariantChecker.check(observation, policy: .olderHolderRefused)
+        #expect(stolen.stolenLeaseCommits == 1)
+        #expect(!stolen.ok)
     }
 
     @Test func outOfOrderDuplicateAndLostSeqsAreFlagged() {

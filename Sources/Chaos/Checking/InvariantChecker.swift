@@ -2,13 +2,13 @@
 public struct ChaosObservation: Sendable {
     /// The highest seq produced per channel (seqs 1…n were produced).
     public var produced: [String: Int64]
-    /// Each channel's history, as seqs in the order they were applied.
-    public var histories: [String: [Int64]]
+    /// Each channel's history, in the order the entries were applied.
+    public var histories: [String: [HistoryEntry]]
     /// The audit trail, in stream order.
     public var audit: [AuditEvent]
     public var faults: [FaultEvent]
 
-    public init(produced: [String: Int64], histories: [String: [Int64]], audit: [AuditEvent], faults: [FaultEvent]) {
+    public init(produced: [String: Int64], histories: [String: [HistoryEntry]], audit: [AuditEvent], faults: [FaultEvent]) {
         self.produced = produced
         self.histories = histories
         self.audit = audit
@@ -41,7 +41,8 @@ public struct InvariantResults: Sendable, Equatable, Codable {
     public var fenceRegressions = 0
     /// Violation: a commit applied under a lease that chaos had stolen.
     public var stolenLeaseCommits = 0
-    /// Attempts whose commit outcome was not recorded (the worker died first); reported, not judged.
+    /// Attempts whose commit outcome was not recorded (the worker died first, or the reply was lost)
+    /// and that the history cannot settle either; reported, not judged.
     public var unknownOutcomes = 0
     /// Human-readable descriptions of the first violations.
     public var violations: [String] = []
@@ -63,18 +64,48 @@ public enum InvariantChecker {
         var results = InvariantResults(policy: policy)
         checkHistories(observation, into: &results)
         let attempts = Attempt.join(observation.audit)
-        checkExclusion(attempts, policy: policy, into: &results)
-        checkFencing(observation, into: &results)
+        let evidence = Evidence(observation)
+        checkExclusion(attempts, policy: policy, evidence: evidence, into: &results)
+        checkFencing(observation, evidence: evidence, into: &results)
         results.abandonedAttempts = attempts.filter { $0.status == .cancelled }.count
-        results.unknownOutcomes = attempts.filter { $0.outcome == nil && $0.status == .completed }.count
+        results.unknownOutcomes = attempts.filter { $0.outcome == nil && $0.status == .completed && !evidence.settles($0) }.count
         return results
+    }
+
+    /// What the histories say about who applied what: the fence each applied seq was written under.
+    struct Evidence {
+        var appliedUnder: [String: [Int64: Int64]] = [:]
+
+        init(_ observation: ChaosObservation) {
+            for (channel, entries) in observation.histories {
+                for entry in entries {
+                    if let fence = entry.fence, appliedUnder[channel]?[entry.seq] == nil { appliedUnder[channel, default: [:]][entry.seq] = fence }
+                }
+            }
+        }
+
+        /// The attempt's seq was applied exactly by another lease, so this attempt wrote nothing
+        /// (the history check separately rejects a seq applied twice).
+        func appliedElsewhere(_ attempt: Attempt) -> Bool {
+            guard let seq = attempt.seq, let fence = appliedUnder[attempt.channel]?[seq] else { return false }
+            return fence != attempt.fence
+        }
+
+        /// The history knows which lease applied the attempt's seq, so the attempt's effect is known.
+        func settles(_ attempt: Attempt) -> Bool {
+            attempt.seq.flatMap { appliedUnder[attempt.channel]?[$0] } != nil
+        }
+
+        func changedNothing(_ attempt: Attempt) -> Bool {
+            attempt.certainlyNotApplied || appliedElsewhere(attempt)
+        }
     }
 
     /// Exactly once and in order, from the histories the commits wrote.
     static func checkHistories(_ observation: ChaosObservation, into results: inout InvariantResults) {
         results.messages = Int(observation.produced.values.reduce(0, +))
         for channel in Set(observation.produced.keys).union(observation.histories.keys).sorted() {
-            let seqs = observation.histories[channel] ?? []
+            let seqs = (observation.histories[channel] ?? []).map(\.seq)
             results.applied += seqs.count
             var seen = Set<Int64>()
             var highest: Int64 = 0
@@ -98,7 +129,7 @@ public enum InvariantChecker {
     }
 
     /// Overlapping attempts per channel, each judged by the policy.
-    static func checkExclusion(_ attempts: [Attempt], policy: ExclusionPolicy, into results: inout InvariantResults) {
+    static func checkExclusion(_ attempts: [Attempt], policy: ExclusionPolicy, evidence: Evidence, into results: inout InvariantResults) {
         for (channel, list) in Dictionary(grouping: attempts, by: \.channel).sorted(by: { $0.key < $1.key }) {
             let sorted = list.sorted { ($0.enterMicros, $0.fence) < ($1.enterMicros, $1.fence) }
             for i in sorted.indices {
@@ -109,7 +140,7 @@ public enum InvariantChecker {
                     guard a.fence != b.fence else { continue }
                     results.overlaps += 1
                     let older = a.fence < b.fence ? a : b
-                    let resolved = policy == .olderHolderRefused && older.certainlyNotApplied
+                    let resolved = policy == .olderHolderRefused && evidence.changedNothing(older)
                     if !resolved {
                         results.unresolvedOverlaps += 1
                         let why = policy == .strict ? "no fault in this run may end a live holder's lease"
@@ -121,29 +152,42 @@ public enum InvariantChecker {
         }
     }
 
-    /// Applied commits carry strictly increasing fences in apply order; stolen leases never commit.
-    static func checkFencing(_ observation: ChaosObservation, into results: inout InvariantResults) {
+    /// Applied entries carry strictly increasing fences in apply order; stolen leases never commit.
+    /// The history's own fences are authoritative; channels without them fall back to the commit records.
+    static func checkFencing(_ observation: ChaosObservation, evidence: Evidence, into results: inout InvariantResults) {
         var applied: [String: [CommitRecord]] = [:]
         for case .committed(let commit) in observation.audit {
             if commit.outcome.isRejection { results.rejectedStaleCommits += 1 }
             if commit.outcome == .applied { applied[commit.channel, default: []].append(commit) }
         }
-        for (channel, commits) in applied.sorted(by: { $0.key < $1.key }) {
-            // Apply order is seq order when seqs are known (the commit script enforces it).
-            let ordered = commits.enumerated().sorted { a, b in
-                (a.element.seq ?? Int64.max, a.offset) < (b.element.seq ?? Int64.max, b.offset)
-            }.map(\.element)
-            for (previous, next) in zip(ordered, ordered.dropFirst()) where next.fence <= previous.fence {
+        let channels = Set(applied.keys).union(observation.histories.keys).sorted()
+        for channel in channels {
+            let history = observation.histories[channel] ?? []
+            var sequence: [(seq: Int64?, fence: Int64)]
+            if history.contains(where: { $0.fence != nil }) {
+                sequence = history.compactMap { entry in entry.fence.map { (entry.seq, $0) } }
+            } else {
+                // Apply order is seq order when seqs are known (the commit script enforces it).
+                sequence = (applied[channel] ?? []).enumerated().sorted { a, b in
+                    (a.element.seq ?? Int64.max, a.offset) < (b.element.seq ?? Int64.max, b.offset)
+                }.map { ($0.element.seq, $0.element.fence) }
+            }
+            for (previous, next) in zip(sequence, sequence.dropFirst()) where next.fence <= previous.fence {
                 results.fenceRegressions += 1
                 note(&results, "channel \(channel): seq \(next.seq.map(String.init) ?? "?") applied with fence \(next.fence) after fence \(previous.fence)")
             }
         }
         let stolen = Set(observation.faults.compactMap(\.stolen))
+        var committedStolen = Set<FenceKey>()
         for case .committed(let commit) in observation.audit where commit.outcome == .applied {
-            if stolen.contains(FenceKey(channel: commit.channel, fence: commit.fence)) {
-                results.stolenLeaseCommits += 1
-                note(&results, "channel \(commit.channel): \(commit.consumer) applied entry \(commit.entry) under stolen fence \(commit.fence)")
-            }
+            committedStolen.insert(FenceKey(channel: commit.channel, fence: commit.fence))
+        }
+        for (channel, entries) in observation.histories {
+            for entry in entries { if let fence = entry.fence { committedStolen.insert(FenceKey(channel: channel, fence: fence)) } }
+        }
+        for key in committedStolen.intersection(stolen).sorted(by: { ($0.channel, $0.fence) < ($1.channel, $1.fence) }) {
+            results.stolenLeaseCommits += 1
+            note(&results, "channel \(key.channel): a write was applied under stolen fence \(key.fence)")
         }
     }
 

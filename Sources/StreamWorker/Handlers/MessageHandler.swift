@@ -53,6 +53,8 @@ public struct HistoryHandler: MessageHandler {
     }
 
     /// One JSON object per message. Field values that are not UTF-8 are base64 with a `b64:` prefix.
+    /// `fence` is the lease the entry was applied under (from ``LeaseContext``), so the history itself
+    /// shows which holder wrote each entry.
     public static func historyEntry(_ message: InboundMessage) -> String {
         var fields: [String: String] = [:]
         for field in message.fields {
@@ -65,6 +67,7 @@ public struct HistoryHandler: MessageHandler {
         }
         var object: [String: Any] = ["id": message.id, "fields": fields]
         object["seq"] = message.seq.map { NSNumber(value: $0) } ?? NSNull()
+        if let fence = LeaseContext.fence { object["fence"] = NSNumber(value: fence) }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
     }

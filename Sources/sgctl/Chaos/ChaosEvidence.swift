@@ -36,11 +36,11 @@ struct ChaosEvidence {
         try await client.send("XPENDING", stream, group).array?.first?.int ?? 0
     }
 
-    func histories() async throws -> [String: [Int64]] {
-        var out: [String: [Int64]] = [:]
+    func histories() async throws -> [String: [HistoryEntry]] {
+        var out: [String: [HistoryEntry]] = [:]
         for channel in channels {
             let entries = try await client.send("LRANGE", keys.history(channel: channel), 0, -1).array ?? []
-            out[channel] = ChannelHistory.seqs(fromEntries: entries.compactMap(\.bytes))
+            out[channel] = HistoryEntry.decode(entries.compactMap(\.bytes))
         }
         return out
     }
