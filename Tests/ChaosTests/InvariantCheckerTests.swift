@@ -175,6 +175,18 @@ struct InvariantCheckerTests {
         #expect(AuditEvent(fields: ["something": "else"]) == nil)
     }
 
+    @Test func aWorkerIsInsideFromItsEnterRecordUntilItsHandlerRecord() {
+        let events: [AuditEvent] = [
+            .entered(consumer: "w0", lease: FenceKey(channel: "a", fence: 1), atMicros: 10),
+            .entered(consumer: "w1", lease: FenceKey(channel: "b", fence: 7), atMicros: 11),
+            Self.handled("w0", "a", fence: 1, seq: 1, 10, 20),
+            .entered(consumer: "w2", lease: FenceKey(channel: "a", fence: 2), atMicros: 21),
+        ]
+        #expect(AuditEvent.workersInside(events) == ["w1", "w2"])
+        #expect(AuditEvent(fields: ["kind": "enter", "consumer": "w1", "channel": "b", "entry": "1-0", "seq": "", "fence": "7", "at_us": "11"])
+            == events[1])
+    }
+
     @Test func thePolicyIsStrictOnlyWhenNoFaultCanEndALiveHoldersLease() {
         #expect(ExclusionPolicy.forFaults([]) == .strict)
         #expect(ExclusionPolicy.forFaults([.kill]) == .strict)

@@ -1,5 +1,7 @@
 /// One entry of the audit stream that `AuditingHandler` writes (see its documentation for the fields).
 public enum AuditEvent: Sendable, Equatable {
+    /// A worker started the handler under the lease `(channel, fence)` at `atMicros`.
+    case entered(consumer: String, lease: FenceKey, atMicros: Int64)
     case handled(HandledRecord)
     case committed(CommitRecord)
 
@@ -10,6 +12,9 @@ public enum AuditEvent: Sendable, Equatable {
               let fence = fields["fence"].flatMap({ Int64($0) }) else { return nil }
         let seq = fields["seq"].flatMap { Int64($0) }
         switch fields["kind"] ?? "handle" {
+        case "enter":
+            guard let at = fields["at_us"].flatMap({ Int64($0) }) else { return nil }
+            self = .entered(consumer: consumer, lease: FenceKey(channel: channel, fence: fence), atMicros: at)
         case "handle":
             guard let enter = fields["enter_us"].flatMap({ Int64($0) }), let exit = fields["exit_us"].flatMap({ Int64($0) }) else { return nil }
             let status = fields["status"].flatMap(HandledRecord.Status.init(rawValue:)) ?? .completed
@@ -23,6 +28,22 @@ public enum AuditEvent: Sendable, Equatable {
         default:
             return nil
         }
+    }
+}
+
+extension AuditEvent {
+    /// Workers inside a channel at the end of `events` (a recent stretch of the trail, oldest first):
+    /// they wrote an enter record and no handler record for the same lease yet.
+    public static func workersInside(_ events: [AuditEvent]) -> Set<String> {
+        var inside: [FenceKey: String] = [:]
+        for event in events {
+            switch event {
+            case .entered(let consumer, let lease, _): inside[lease] = consumer
+            case .handled(let h): inside[FenceKey(channel: h.channel, fence: h.fence)] = nil
+            case .committed: break
+            }
+        }
+        return Set(inside.values)
     }
 }
 

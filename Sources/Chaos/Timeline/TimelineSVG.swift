@@ -112,12 +112,17 @@ public enum TimelineSVG {
         }
     }
 
-    /// A stable colour per channel (FNV-1a of the name picks the hue).
+    /// A stable colour per channel: FNV-1a of the name picks one of twelve well-separated colours.
     static func color(for channel: String) -> String {
         var hash: UInt32 = 2_166_136_261
         for byte in channel.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
-        return "hsl(\(hash % 360),55%,\(42 + (hash >> 9) % 16)%)"
+        return palette[Int(hash % UInt32(palette.count))]
     }
+
+    static let palette = [
+        "rgb(31,119,180)", "rgb(44,160,44)", "rgb(148,103,189)", "rgb(140,86,75)", "rgb(227,119,194)", "rgb(127,127,127)",
+        "rgb(188,189,34)", "rgb(23,190,207)", "rgb(57,59,121)", "rgb(99,121,57)", "rgb(140,109,49)", "rgb(123,65,115)",
+    ]
 
     static func niceStep(_ raw: Double) -> Double {
         guard raw > 0, raw.isFinite else { return 1 }

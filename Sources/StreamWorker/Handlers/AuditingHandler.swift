@@ -7,8 +7,10 @@ import RedisClient
 /// tests use it to prove exclusion and to count late writes the store refused.
 /// Enabled in `stream-consumer` by the `SG_AUDIT_STREAM` environment variable.
 ///
-/// Two kinds of entries, both with `consumer, channel, entry, seq, fence` (the fence identifies
+/// Three kinds of entries, all with `consumer, channel, entry, seq, fence` (the fence identifies
 /// the lease: it grows with every fresh claim of the channel):
+/// - `kind=enter`: `at_us`, written as the handler starts, so an observer can tell who is inside a
+///   channel right now (chaos pauses such a worker);
 /// - `kind=handle`: `enter_us, exit_us, status` where status is `completed`, `cancelled` (the lease
 ///   was lost and the handler cancelled) or `failed`;
 /// - `kind=commit`: `at_us, outcome` where outcome is `applied`, `duplicate`, `lost`, `stale` or `gap`.
@@ -32,6 +34,7 @@ public struct AuditingHandler: MessageHandler {
 
     public func handle(_ message: InboundMessage, state: ChannelState) async throws -> StateUpdate {
         let enter = Self.nowMicros()
+        try await record(message, ["at_us", String(enter)], kind: "enter")
         let result: Result<StateUpdate, any Error>
         do {
             let update = try await inner.handle(message, state: state)

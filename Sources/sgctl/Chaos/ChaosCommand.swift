@@ -125,7 +125,7 @@ struct ChaosCommand: AsyncParsableCommand {
             logDirectory: logs)
         let pool = ChaosPool(launcher: launcher)
         let injector = FaultInjector(client: client, pool: pool, keys: keys, server: server, lockTTL: ttl,
-                                     pauseFor: pauseMs.map { .milliseconds($0) } ?? ttl * 2.5)
+                                     pauseFor: pauseMs.map { .milliseconds($0) } ?? ttl * 2.5, auditStream: audit)
         let evidence = ChaosEvidence(client: client, keys: keys, channels: channelNames, stream: stream, group: group)
 
         let startMicros = wallMicros()
@@ -218,7 +218,7 @@ struct ChaosCommand: AsyncParsableCommand {
                         group.addTask { (event, event == nil ? "\(planned.kind.rawValue) at \(planned.at): nothing to hit" : nil) }
                     case .pause:
                         // Runs alongside later faults; the victim is chosen now.
-                        guard let victim = choice(await injector.pool.live()) else {
+                        guard let victim = choice(await injector.candidates()) else {
                             group.addTask { (nil, "pause at \(planned.at): no live worker to pause") }
                             continue
                         }

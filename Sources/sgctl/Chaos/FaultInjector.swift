@@ -14,10 +14,28 @@ struct FaultInjector: Sendable {
     let server: ChaosRedisServer?
     let lockTTL: Duration
     let pauseFor: Duration
+    /// The workers' audit stream: its tail tells who is inside a channel right now.
+    let auditStream: String
+
+    /// Live workers, narrowed to those inside a channel right now when there are any: a fault
+    /// that hits a holder mid-turn is the one that tests lease loss.
+    func candidates() async -> [String] {
+        let live = await pool.live()
+        guard let tail = try? await client.send("XREVRANGE", auditStream, "+", "-", "COUNT", 400).array else { return live }
+        let events = tail.reversed().compactMap { entry -> AuditEvent? in
+            let flat = entry.array?.last?.array?.compactMap(\.string) ?? []
+            var fields: [String: String] = [:]
+            for i in stride(from: 0, to: flat.count - 1, by: 2) { fields[flat[i]] = flat[i + 1] }
+            return AuditEvent(fields: fields)
+        }
+        let inside = AuditEvent.workersInside(Array(events))
+        let busy = live.filter(inside.contains)
+        return busy.isEmpty ? live : busy
+    }
 
     /// SIGKILL one live worker and start a fresh one in its place.
     func kill(pick: ([String]) -> String?) async throws -> FaultEvent? {
-        guard let victim = pick(await pool.live()) else { return nil }
+        guard let victim = pick(await candidates()) else { return nil }
         let at = wallMicros()
         await pool.kill(victim)
         let replacement = try await pool.startWorker()
@@ -27,7 +45,7 @@ struct FaultInjector: Sendable {
 
     /// SIGSTOP one live worker for `pauseFor` (longer than the lock TTL), then SIGCONT.
     func pause(pick: ([String]) -> String?) async -> FaultEvent? {
-        guard let victim = pick(await pool.live()) else { return nil }
+        guard let victim = pick(await candidates()) else { return nil }
         let at = wallMicros()
         await pool.pause(victim)
         try? await Task.sleep(for: pauseFor)
@@ -61,7 +79,7 @@ struct FaultInjector: Sendable {
 
     /// CLIENT KILL every connection of one live worker (found by its `stream-consumer:<name>` client name).
     func killConnections(pick: ([String]) -> String?) async throws -> FaultEvent? {
-        guard let victim = pick(await pool.live()) else { return nil }
+        guard let victim = pick(await candidates()) else { return nil }
         let list = try await client.send("CLIENT", "LIST").string ?? ""
         let ids = list.split(whereSeparator: \.isNewline).compactMap { line -> String? in
             let fields = Self.clientFields(String(line))
