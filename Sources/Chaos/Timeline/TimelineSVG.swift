@@ -61,6 +61,10 @@ public enum TimelineSVG {
                 let detail = "\(segment.channel) · fence \(segment.fence)" + (segment.seq.map { " · seq \($0)" } ?? "")
                     + " · \(segment.ending.rawValue) · \(fmt(Double(segment.endMicros - segment.startMicros) / 1000)) ms"
                 out.append(#"<rect class="segment \#(segment.ending.rawValue)" x="\#(fmt(x0))" y="\#(fmt(y + 3))" width="\#(fmt(w))" height="\#(fmt(laneHeight - 6))" fill="\#(color(for: segment.channel))" fill-opacity="\#(opacity)"\#(stroke)><title>\#(escape(detail))</title></rect>"#)
+                if segment.ending == .refused || segment.ending == .abandoned {
+                    // Late writes are rare and short: a flag above the lane keeps them findable.
+                    out.append(#"<path class="flag" d="M\#(fmt(x0)) \#(fmt(y + 2)) l4 -7 l-8 0 z" fill="rgb(208,0,0)"><title>\#(escape(detail))</title></path>"#)
+                }
                 if w >= Double(segment.channel.count) * 6.5 + 6 {
                     out.append(#"<text x="\#(fmt(x0 + w / 2))" y="\#(fmt(y + laneHeight / 2 + 4))" text-anchor="middle" fill="rgb(255,255,255)" pointer-events="none">\#(escape(segment.channel))</text>"#)
                 }
@@ -94,7 +98,7 @@ public enum TimelineSVG {
             lx += 20 + Double(text.count) * 6 + 18
         }
         item(#"<rect width="14" height="10" fill="rgb(68,119,170)"/>"#, "inside a channel (colour = channel)")
-        item(#"<rect width="14" height="10" fill="rgb(68,119,170)" stroke="rgb(208,0,0)" stroke-width="2"/>"#, "late commit refused")
+        item(#"<rect width="14" height="10" fill="rgb(68,119,170)" stroke="rgb(208,0,0)" stroke-width="2"/><path d="M7 0 l4 -7 l-8 0 z" fill="rgb(208,0,0)"/>"#, "late commit refused")
         item(#"<rect width="14" height="10" fill="rgb(68,119,170)" stroke="rgb(208,0,0)" stroke-dasharray="3,2"/>"#, "lease lost, abandoned")
         for kind in FaultKind.allCases {
             item(#"<rect width="3" height="12" y="-1" fill="\#(faultColour(kind))"/>"#, kind.rawValue)

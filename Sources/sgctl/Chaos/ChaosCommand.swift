@@ -100,7 +100,10 @@ struct ChaosCommand: AsyncParsableCommand {
     private func execute(plan: FaultSchedule, url: String, server: ChaosRedisServer?) async throws -> ChaosReport {
         var configuration = try RedisConfiguration(url: url)
         configuration.clientName = "sgctl-chaos"
-        let client = RedisClient(configuration: configuration, logger: Logger(label: "sgctl-chaos"))
+        // Dropped connections are the point of connkill and restart; only errors are worth a line.
+        var logger = Logger(label: "sgctl-chaos")
+        logger.logLevel = .error
+        let client = RedisClient(configuration: configuration, logger: logger)
         defer { client.close() }
 
         let keys = WorkerKeys(prefix: "chaos" + UUID().uuidString.prefix(8).lowercased())
