@@ -27,9 +27,10 @@ import Testing
         return Run(status: status, output: text, report: report)
     }
 
-    static func common(messages: Int) throws -> [String] {
+    /// A longer `workMs` keeps workers inside channels most of the time, so a fault finds a holder mid-turn.
+    static func common(messages: Int, workMs: Int = 5) throws -> [String] {
         ["--redis-url", try TestRedis.url(), "--json", "--workers", "3", "--messages", String(messages), "--channels", "8",
-         "--duration", "6", "--warmup", "1", "--work-ms", "5", "--jitter-ms", "5", "--drain-timeout", "90"]
+         "--duration", "6", "--warmup", "1", "--work-ms", String(workMs), "--jitter-ms", "5", "--drain-timeout", "90"]
     }
 
     /// Exactly once, in order, no overlap the run's policy forbids, no stolen or regressed fence.
@@ -53,8 +54,8 @@ import Testing
     }
 
     @Test func pausedHoldersPastTheirTTLNeverGetALateWriteIn() async throws {
-        let messages = 480
-        let run = try await Self.chaos(Self.common(messages: messages) + ["--faults", "pause:2.5", "--lock-ttl", "1", "--pause-ms", "2500"])
+        let messages = 240
+        let run = try await Self.chaos(Self.common(messages: messages, workMs: 100) + ["--faults", "pause:2.5", "--lock-ttl", "1", "--pause-ms", "2500"])
         Self.expectInvariantsHeld(run, messages: messages)
         #expect(run.injected("pause") >= 2)
         #expect(run.invariants["policy"] as? String == "older_holder_refused")
@@ -65,7 +66,7 @@ import Testing
 
     @Test func stolenLocksNeverLetTheRobbedHolderCommit() async throws {
         let messages = 480
-        let run = try await Self.chaos(Self.common(messages: messages) + ["--faults", "steal:0.5", "--lock-ttl", "1"])
+        let run = try await Self.chaos(Self.common(messages: messages, workMs: 40) + ["--faults", "steal:0.5", "--lock-ttl", "1"])
         Self.expectInvariantsHeld(run, messages: messages)
         #expect(run.injected("steal") >= 4)
         // Every theft names the lease it took, and some robbed holder tried to commit or saw the theft.
