@@ -91,7 +91,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StreamWorkerTests",
-            dependencies: ["StreamWorker", "DistributedLocking", "RedisClient", "TestSupport"]
+            dependencies: ["StreamWorker", "DistributedLocking", "RedisClient", "Chaos", "TestSupport"]
         ),
         .testTarget(
             name: "ChaosTests",

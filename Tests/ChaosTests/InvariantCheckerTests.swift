@@ -81,6 +81,16 @@ struct InvariantCheckerTests {
         let results = InvariantChecker.check(Self.observation(history: [1], audit: audit), policy: .olderHolderRefused)
         #expect(results.ok)
         #expect(results.abandonedAttempts == 1)
+
+        // The handler finished, but the worker saw the lease gone before sending the commit.
+        let lostFirst = [
+            Self.handled("w0", fence: 1, seq: 1, 100, 700), Self.committed("w0", fence: 1, seq: 1, at: 710, .leaseLost),
+            Self.handled("w1", fence: 2, seq: 1, 300, 400), Self.committed("w1", fence: 2, seq: 1, at: 410, .applied),
+        ]
+        let settled = InvariantChecker.check(Self.observation(history: [1], audit: lostFirst), policy: .olderHolderRefused)
+        #expect(settled.ok)
+        #expect(settled.abandonedAttempts == 1)
+        #expect(settled.rejectedStaleCommits == 0)
     }
 
     @Test func anOverlapWhoseOlderHolderHasNoRecordedOutcomeIsNotExcused() {

@@ -78,7 +78,7 @@ public struct HandledRecord: Sendable, Equatable {
     }
 }
 
-/// What the commit script answered to a worker holding the lease with `fence`.
+/// How an attempt under the lease with `fence` ended: the commit script's answer, or lease loss before it.
 public struct CommitRecord: Sendable, Equatable {
     public enum Outcome: String, Sendable {
         case applied, duplicate, gap
@@ -86,6 +86,8 @@ public struct CommitRecord: Sendable, Equatable {
         case lost
         /// A newer holder had already committed with a higher fence: refused.
         case stale
+        /// The holder saw its lease end before sending the commit: nothing written.
+        case leaseLost = "lease_lost"
 
         /// Refused because the writer's lease had ended: the late writes the store must catch.
         public var isRejection: Bool { self == .lost || self == .stale }

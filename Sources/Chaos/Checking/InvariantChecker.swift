@@ -35,7 +35,8 @@ public struct InvariantResults: Sendable, Equatable, Codable {
     public var unresolvedOverlaps = 0
     /// Commits the store refused because the writer's lease had ended (`lost` or `stale`).
     public var rejectedStaleCommits = 0
-    /// Attempts cancelled because the holder saw its lease end before committing.
+    /// Attempts given up because the holder saw its lease end before committing (cancelled handler
+    /// or `lease_lost` outcome).
     public var abandonedAttempts = 0
     /// Violation: an applied commit whose fence is not above the channel's previous applied fence.
     public var fenceRegressions = 0
@@ -67,7 +68,7 @@ public enum InvariantChecker {
         let evidence = Evidence(observation)
         checkExclusion(attempts, policy: policy, evidence: evidence, into: &results)
         checkFencing(observation, evidence: evidence, into: &results)
-        results.abandonedAttempts = attempts.filter { $0.status == .cancelled }.count
+        results.abandonedAttempts = attempts.filter { $0.status == .cancelled || $0.outcome == .leaseLost }.count
         results.unknownOutcomes = attempts.filter { $0.outcome == nil && $0.status == .completed && !evidence.settles($0) }.count
         return results
     }

@@ -74,6 +74,7 @@ public struct Timeline: Sendable, Equatable {
         case .applied: return .applied
         case .duplicate, .gap: return .duplicate
         case .lost, .stale: return .refused
+        case .leaseLost: return .abandoned
         case nil: return attempt.status == .cancelled ? .abandoned : .unknown
         }
     }

@@ -13,7 +13,8 @@ import RedisClient
 ///   channel right now (chaos pauses such a worker);
 /// - `kind=handle`: `enter_us, exit_us, status` where status is `completed`, `cancelled` (the lease
 ///   was lost and the handler cancelled) or `failed`;
-/// - `kind=commit`: `at_us, outcome` where outcome is `applied`, `duplicate`, `lost`, `stale` or `gap`.
+/// - `kind=commit`: `at_us, outcome` where outcome is the commit script's answer (`applied`,
+///   `duplicate`, `lost`, `stale`, `gap`) or `lease_lost` when the lease ended before the commit was sent.
 public struct AuditingHandler: MessageHandler {
     public let inner: any MessageHandler
     public let client: RedisClient
@@ -62,8 +63,8 @@ public struct AuditingHandler: MessageHandler {
         return update
     }
 
-    public func committed(_ message: InboundMessage, fence: Int64, outcome: CommitOutcome) async {
-        await inner.committed(message, fence: fence, outcome: outcome)
+    public func finished(_ message: InboundMessage, fence: Int64, outcome: AttemptOutcome) async {
+        await inner.finished(message, fence: fence, outcome: outcome)
         // Best effort: a missing commit entry only leaves that attempt's outcome unknown to the checker.
         _ = try? await record(message, ["at_us", String(Self.nowMicros()), "outcome", Self.label(outcome)], kind: "commit", fence: fence)
     }
@@ -75,7 +76,8 @@ public struct AuditingHandler: MessageHandler {
         try await client.send(RedisCommand("XADD", [stream, "*"] + fields))
     }
 
-    static func label(_ outcome: CommitOutcome) -> String {
+    static func label(_ outcome: AttemptOutcome) -> String {
+        guard case .committed(let outcome) = outcome else { return "lease_lost" }
         switch outcome {
         case .applied: return "applied"
         case .duplicate: return "duplicate"

@@ -10,14 +10,23 @@ public protocol MessageHandler: Sendable {
     /// Whether ``handle(_:state:)`` reads the state; if not, the worker skips loading it.
     var needsState: Bool { get }
     func handle(_ message: InboundMessage, state: ChannelState) async throws -> StateUpdate
-    /// Told what the commit script did with a message handled (or found duplicate) under the lease
-    /// with `fence`. Audit trails use it to count late writes the store refused; the default does nothing.
-    func committed(_ message: InboundMessage, fence: Int64, outcome: CommitOutcome) async
+    /// Told how an attempt at a message under the lease with `fence` ended: what the commit script
+    /// answered, or that the lease was lost before the commit was sent. Audit trails use it to count
+    /// late writes that were refused; the default does nothing.
+    func finished(_ message: InboundMessage, fence: Int64, outcome: AttemptOutcome) async
+}
+
+/// How one attempt at a message ended, as the worker saw it.
+public enum AttemptOutcome: Sendable, Equatable {
+    /// The commit script answered.
+    case committed(CommitOutcome)
+    /// The lease ended (expired, stolen) before the commit was sent: nothing was written.
+    case leaseLost
 }
 
 extension MessageHandler {
     public var needsState: Bool { true }
-    public func committed(_ message: InboundMessage, fence: Int64, outcome: CommitOutcome) async {}
+    public func finished(_ message: InboundMessage, fence: Int64, outcome: AttemptOutcome) async {}
 }
 
 /// A channel's state hash as the handler sees it.
