@@ -17,6 +17,6 @@ public enum FaultKind: String, Sendable, CaseIterable, Codable, Comparable {
     public var endsLeasesOfLiveHolders: Bool { self != .kill }
 
     public static func < (a: FaultKind, b: FaultKind) -> Bool {
-        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+        (allCases.firstIndex(of: a) ?? 0) < (allCases.firstIndex(of: b) ?? 0)
     }
 }

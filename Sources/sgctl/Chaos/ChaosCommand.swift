@@ -78,10 +78,16 @@ struct ChaosCommand: AsyncParsableCommand {
         }
         if plan.kinds.contains(.restart), redisURL != nil { throw ValidationError(ChaosError.restartNeedsOwnRedis.description) }
 
-        let server: ChaosRedisServer? = redisURL == nil ? try ChaosRedisServer(executable: Self.resolve(redisServer)) : nil
-        try await server?.start()
+        var server: ChaosRedisServer?
         let url: String
-        if let redisURL { url = redisURL } else { url = await server!.url }
+        if let redisURL {
+            url = redisURL
+        } else {
+            let own = try ChaosRedisServer(executable: Self.resolve(redisServer))
+            try await own.start()
+            server = own
+            url = own.url
+        }
         do {
             let report = try await execute(plan: plan, url: url, server: server)
             await server?.stop(removeFiles: true)
@@ -133,54 +139,86 @@ struct ChaosCommand: AsyncParsableCommand {
 
         let startMicros = wallMicros()
         let start = ContinuousClock.now
-        for _ in 0..<workers { try await pool.startWorker() }
-        var problems: [String] = []
-        let (injected, faultNotes) = await withTaskGroup(of: ([FaultEvent], [String]).self) { group in
-            group.addTask {
-                let failure = await self.produce(client: client, keys: keys, stream: stream, channels: channelNames, start: start)
-                return ([], failure.map { ["problem: " + $0] } ?? [])
-            }
-            group.addTask { await self.injectFaults(plan, injector: injector, start: start) }
-            var faults: [FaultEvent] = [], notes: [String] = []
-            for await (f, n) in group { faults += f; notes += n }
-            return (faults.sorted { $0.atMicros < $1.atMicros }, notes)
+        var phase: WorkPhase
+        do {
+            phase = try await work(pool: pool, plan: plan, injector: injector, evidence: evidence, client: client,
+                                   keys: keys, stream: stream, channels: channelNames, start: start)
+        } catch {
+            // Never leave worker processes behind, whatever went wrong.
+            _ = await pool.stopAll(grace: .seconds(5))
+            throw error
         }
-        problems += faultNotes.filter { $0.hasPrefix("problem: ") }.map { String($0.dropFirst(9)) }
-
-        // Drain: every produced message applied and nothing left pending.
-        var drained = false
-        let drainDeadline = ContinuousClock.now + .milliseconds(Int64(drainTimeout * 1000))
-        while ContinuousClock.now < drainDeadline {
-            problems += await pool.reapUnexpectedExits()
-            if let produced = try? await evidence.produced().values.reduce(0, +),
-               let applied = try? await evidence.appliedCount(), let pending = try? await evidence.pendingCount(),
-               applied >= produced, pending == 0 {
-                drained = true
-                break
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        if !drained { problems.append("not every message was applied within --drain-timeout \(drainTimeout) s") }
-        problems += await pool.stopAll(grace: .seconds(20))
+        phase.problems += await pool.stopAll(grace: .seconds(20))
         let endMicros = wallMicros()
         let seconds = Double(endMicros - startMicros) / 1_000_000
 
         let observation = ChaosObservation(
             produced: try await evidence.produced(), histories: try await evidence.histories(),
-            audit: try await evidence.audit(stream: audit), faults: injected)
+            audit: try await evidence.audit(stream: audit), faults: phase.faults)
         let results = InvariantChecker.check(observation, policy: .forFaults(plan.kinds))
         if let timeline {
-            let picture = Timeline(attempts: Attempt.join(observation.audit), workers: await pool.spans(), faults: injected,
+            let picture = Timeline(attempts: Attempt.join(observation.audit), workers: await pool.spans(), faults: phase.faults,
                                    startMicros: startMicros, endMicros: endMicros)
             let kinds = plan.kinds.sorted().map(\.rawValue).joined(separator: ", ")
             let title = "sgctl chaos: \(workers) workers, \(results.messages) messages, \(channels) channels, faults: \(kinds.isEmpty ? "none" : kinds)"
             try TimelineSVG.render(picture, title: title).write(toFile: timeline, atomically: true, encoding: .utf8)
         }
         if !keepKeys { try? await evidence.removeKeys() }
-        if results.ok && drained && problems.isEmpty && logDir == nil { try? FileManager.default.removeItem(at: logs) }
-        else if !json { FileHandle.standardError.write(Data("chaos: worker logs in \(logs.path)\n".utf8)) }
-        return ChaosReport(workers: workers, channels: channels, seconds: seconds, faults: injected, invariants: results,
-                           drained: drained, problems: problems, notes: faultNotes.filter { !$0.hasPrefix("problem: ") })
+        if logDir == nil {
+            // Logs of a passing run are noise; a failing run keeps them and says where.
+            if results.ok && phase.drained && phase.problems.isEmpty { try? FileManager.default.removeItem(at: logs) }
+            else { FileHandle.standardError.write(Data("chaos: worker logs in \(logs.path)\n".utf8)) }
+        }
+        return ChaosReport(workers: workers, channels: channels, seconds: seconds, faults: phase.faults, invariants: results,
+                           drained: phase.drained, problems: phase.problems, notes: phase.notes)
+    }
+
+    /// What the working phase of a run left: the faults injected, faults that found nothing to hit,
+    /// problems with the run itself, and whether every message got applied.
+    struct WorkPhase: Sendable {
+        var faults: [FaultEvent] = []
+        var notes: [String] = []
+        var problems: [String] = []
+        var drained = false
+    }
+
+    /// Starts the pool, produces and injects faults side by side, then waits for the drain.
+    private func work(pool: ChaosPool, plan: FaultSchedule, injector: FaultInjector, evidence: ChaosEvidence, client: RedisClient,
+                      keys: WorkerKeys, stream: String, channels: [String], start: ContinuousClock.Instant) async throws -> WorkPhase {
+        for _ in 0..<workers { try await pool.startWorker() }
+        var phase = await withTaskGroup(of: WorkPhase.self) { group in
+            group.addTask {
+                let failure = await self.produce(client: client, keys: keys, stream: stream, channels: channels, start: start)
+                return WorkPhase(problems: failure.map { [$0] } ?? [])
+            }
+            group.addTask {
+                let (faults, notes) = await self.injectFaults(plan, injector: injector, start: start)
+                return WorkPhase(faults: faults, notes: notes)
+            }
+            var merged = WorkPhase()
+            for await part in group {
+                merged.faults += part.faults
+                merged.notes += part.notes
+                merged.problems += part.problems
+            }
+            return merged
+        }
+        phase.faults.sort { $0.atMicros < $1.atMicros }
+
+        // Drain: every produced message applied and nothing left pending.
+        let drainDeadline = ContinuousClock.now + .milliseconds(Int64(drainTimeout * 1000))
+        while ContinuousClock.now < drainDeadline {
+            phase.problems += await pool.reapUnexpectedExits()
+            if let produced = try? await evidence.produced().values.reduce(0, +),
+               let applied = try? await evidence.appliedCount(), let pending = try? await evidence.pendingCount(),
+               applied >= produced, pending == 0 {
+                phase.drained = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        if !phase.drained { phase.problems.append("not every message was applied within --drain-timeout \(drainTimeout) s") }
+        return phase
     }
 
     /// Produces the workload evenly over `duration`, round-robin over the channels. A send that
@@ -242,12 +280,12 @@ struct ChaosCommand: AsyncParsableCommand {
                     group.addTask { (nil, text) }
                 }
             }
-            var events: [FaultEvent] = [], problems: [String] = []
-            for await (event, problem) in group {
+            var events: [FaultEvent] = [], notes: [String] = []
+            for await (event, note) in group {
                 if let event { events.append(event) }
-                if let problem { problems.append(problem) }
+                if let note { notes.append(note) }
             }
-            return (events, problems)
+            return (events, notes)
         }
     }
 

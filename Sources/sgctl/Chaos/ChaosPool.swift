@@ -34,7 +34,7 @@ actor ChaosPool {
         members.filter { $0.endedMicros == nil && !$0.paused }.map(\.name)
     }
 
-    /// SIGKILL; returns when the process is gone.
+    /// SIGKILL; returns when the process is gone (reaping a SIGKILLed child, even a stopped one, is immediate).
     func kill(_ name: String) {
         guard let i = members.firstIndex(where: { $0.name == name }) else { return }
         members[i].process.killNow()

@@ -9,7 +9,7 @@ actor ChaosRedisServer {
     let port: Int
     private var process: ChildProcess?
 
-    var url: String { "redis://127.0.0.1:\(port)" }
+    nonisolated var url: String { "redis://127.0.0.1:\(port)" }
 
     init(executable: String) throws {
         self.executable = executable
