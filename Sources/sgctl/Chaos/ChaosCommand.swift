@@ -291,7 +291,12 @@ struct ChaosCommand: AsyncParsableCommand {
 
     /// A bare executable name is looked up on PATH.
     static func resolve(_ executable: String) throws -> String {
-        if executable.contains("/") { return executable }
+        if executable.contains("/") {
+            guard FileManager.default.isExecutableFile(atPath: executable) else {
+                throw ValidationError("--redis-server \(executable) is not an executable file")
+            }
+            return executable
+        }
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         for directory in path.split(separator: ":") {
             let candidate = "\(directory)/\(executable)"
