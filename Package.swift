@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "RedisClient", targets: ["RedisClient"]),
         .library(name: "DistributedLocking", targets: ["DistributedLocking"]),
         .library(name: "StreamWorker", targets: ["StreamWorker"]),
+        .library(name: "Chaos", targets: ["Chaos"]),
         .executable(name: "stream-consumer", targets: ["stream-consumer"]),
         .executable(name: "sgctl", targets: ["sgctl"]),
     ],
@@ -68,6 +69,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(name: "Chaos"),
         .executableTarget(
             name: "stream-consumer",
             dependencies: [
@@ -88,13 +90,14 @@ let package = Package(
                 "RedisClient",
                 "DistributedLocking",
                 "StreamWorker",
+                "Chaos",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["RedisClient", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RedisClient", "Chaos", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport"
         ),
         .testTarget(
@@ -108,7 +111,7 @@ let package = Package(
         .testTarget(
             name: "StreamWorkerTests",
             dependencies: [
-                "StreamWorker", "DistributedLocking", "RedisClient", "TestSupport",
+                "StreamWorker", "DistributedLocking", "RedisClient", "Chaos", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),
@@ -122,6 +125,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
+        ),
+        .testTarget(
+            name: "ChaosTests",
+            dependencies: ["Chaos", "TestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -74,6 +74,15 @@ import Testing
         #expect(text.hasPrefix("{\"fields\":{\"a\\\"b\":"))
     }
 
+    @Test func historyEntriesRecordTheLeaseTheyWereAppliedUnder() throws {
+        let message = InboundMessage(stream: "s", id: "5-1", channel: "c", seq: 3, fields: [])
+        let entry = LeaseContext.$fence.withValue(42) { HistoryHandler.historyEntry(message) }
+        let json = try JSONSerialization.jsonObject(with: Data(entry.utf8)) as? [String: Any]
+        #expect(json?["fence"] as? Int == 42)
+        let outside = try JSONSerialization.jsonObject(with: Data(HistoryHandler.historyEntry(message).utf8)) as? [String: Any]
+        #expect(outside?["fence"] == nil)
+    }
+
     @Test func deadSeqsJustAboveLastSeqCountAsDone() {
         let results: [Result<RESPValue, RedisError>] = [.success(.bulk(Array("4".utf8))), .success(.array([.bulk(Array("5".utf8)), .bulk(Array("6".utf8)), .bulk(Array("9".utf8))]))]
         let (_, last) = MessageProcessor.decodeState(results, needsState: false, hasSeq: true)

@@ -81,14 +81,15 @@ struct MessageProcessor: Sendable {
             }
 
             let update: StateUpdate
+            let fence = await lock.fence ?? 0
             do {
                 let isDuplicate = message.seq.map { seq in lastSeq.map { seq <= $0 } ?? false } ?? false
-                let fence = await lock.fence
                 update = isDuplicate ? StateUpdate() : try await LeaseContext.$fence.withValue(fence) {
                     try await lock.runWhileHeld { [handler] in try await handler.handle(message, state: state) }
                 }
                 try update.validate()
             } catch let error as LockError {
+                await handler.finished(message, fence: fence, outcome: .leaseLost)
                 logger.warning("Lease lost while handling; retrying", metadata: ["error": "\(error)"])
                 metrics.retry("lease_lost")
                 await lock.release()
@@ -111,6 +112,7 @@ struct MessageProcessor: Sendable {
             let outcome: CommitOutcome
             do {
                 outcome = try await commit(message, lock: lock, update: update, force: force)
+                await handler.finished(message, fence: fence, outcome: .committed(outcome))
             } catch {
                 logger.warning("Commit failed; retrying", metadata: ["error": "\(error)"])
                 metrics.retry("commit_error")

@@ -10,10 +10,23 @@ public protocol MessageHandler: Sendable {
     /// Whether ``handle(_:state:)`` reads the state; if not, the worker skips loading it.
     var needsState: Bool { get }
     func handle(_ message: InboundMessage, state: ChannelState) async throws -> StateUpdate
+    /// Told how an attempt at a message under the lease with `fence` ended: what the commit script
+    /// answered, or that the lease was lost before the commit was sent. Audit trails use it to count
+    /// late writes that were refused; the default does nothing.
+    func finished(_ message: InboundMessage, fence: Int64, outcome: AttemptOutcome) async
+}
+
+/// How one attempt at a message ended, as the worker saw it.
+public enum AttemptOutcome: Sendable, Equatable {
+    /// The commit script answered.
+    case committed(CommitOutcome)
+    /// The lease ended (expired, stolen) before the commit was sent: nothing was written.
+    case leaseLost
 }
 
 extension MessageHandler {
     public var needsState: Bool { true }
+    public func finished(_ message: InboundMessage, fence: Int64, outcome: AttemptOutcome) async {}
 }
 
 /// A channel's state hash as the handler sees it.
@@ -48,14 +61,22 @@ public struct HistoryHandler: MessageHandler {
         return StateUpdate(increment: ["count": 1], append: [Self.historyEntry(message)], listCap: historyMax)
     }
 
-    /// One JSON object per message, keys sorted: `{"fields":{…},"id":…,"seq":…}`. Field values that
-    /// are not UTF-8 are base64 with a `b64:` prefix; a repeated field name keeps its last value.
+    /// One JSON object per message, keys sorted: `{"fence":…,"fields":{…},"id":…,"seq":…}`. Field
+    /// values that are not UTF-8 are base64 with a `b64:` prefix; a repeated field name keeps its
+    /// last value. `fence` is the lease the entry was applied under (from ``LeaseContext``), so the
+    /// history itself shows which holder wrote each entry.
     public static func historyEntry(_ message: InboundMessage) -> String {
         var latest: [[UInt8]: [UInt8]] = [:]
         for field in message.fields { latest[field.name] = field.value }
         let names = latest.keys.sorted { $0.lexicographicallyPrecedes($1) }
         var json = JSONText(capacity: 64 + message.fields.reduce(0) { $0 + $1.name.count + $1.value.count + 8 })
-        json.raw("{\"fields\":{")
+        json.raw("{")
+        if let fence = LeaseContext.fence {
+            json.raw("\"fence\":")
+            json.number(fence)
+            json.raw(",")
+        }
+        json.raw("\"fields\":{")
         for (index, name) in names.enumerated() {
             if index > 0 { json.raw(",") }
             json.string(name)

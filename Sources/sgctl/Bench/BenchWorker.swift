@@ -1,4 +1,5 @@
 import ArgumentParser
+import Chaos
 import Foundation
 import RedisClient
 import StreamWorker
@@ -38,46 +39,44 @@ struct BenchWorker: AsyncParsableCommand {
         let total = perChannel * channels
         let roundTripsBefore = try await Self.topLevelCalls(client)
 
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("stream-consumer").path
-        var environment = ProcessInfo.processInfo.environment
-        environment["SG_AUDIT_STREAM"] = latencySample > 0 ? audit : nil
-        environment["SG_AUDIT_SAMPLE"] = String(max(1, latencySample))
+        let launcher = ConsumerLauncher(
+            redisURL: redis.redisURL, stream: stream, group: "g", keyPrefix: prefix,
+            options: ["--history-max", String(perChannel), "--work-ms", String(workMs), "--log-level", "error"],
+            environment: latencySample > 0 ? ["SG_AUDIT_STREAM": audit, "SG_AUDIT_SAMPLE": String(latencySample)] : [:])
         let redisCPUBefore = try await Self.redisCPUSeconds(client)
         let start = ContinuousClock.now
-        let processes = try (0..<workers).map { i -> Process in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = ["--redis-url", redis.redisURL, "--stream", stream, "--group", "g", "--consumer", "bench-\(i)",
-                                 "--key-prefix", prefix, "--history-max", String(perChannel), "--work-ms", String(workMs), "--log-level", "error"]
-            process.environment = environment
-            try process.run()
-            return process
-        }
+        let processes = try (0..<workers).map { try launcher.start("bench-\($0)") }
+        defer { processes.forEach { $0.killNow() } }
         var peakRSS = 0
         while true {
             try await Task.sleep(for: .milliseconds(50))
             let info = try await client.send("XINFO", "GROUPS", stream).array?.first?.array ?? []
             var fields: [String: Int64] = [:]
             for i in stride(from: 0, to: info.count - 1, by: 2) { if let k = info[i].string, let v = info[i + 1].int { fields[k] = v } }
-            peakRSS = max(peakRSS, processes.map { Self.peakRSSKiB($0.processIdentifier) }.max() ?? 0)
+            peakRSS = max(peakRSS, processes.map { Self.peakRSSKiB($0.pid) }.max() ?? 0)
             if (fields["entries-read"] ?? 0) - (fields["pending"] ?? 1) >= Int64(total) { break }
-            if processes.allSatisfy({ !$0.isRunning }) { throw ValidationError("all workers exited early") }
+            var exited = 0
+            for process in processes {
+                if await process.wait(timeout: .zero) != nil { exited += 1 }
+            }
+            if exited == processes.count { throw ValidationError("all workers exited early") }
         }
         let elapsed = start.duration(to: .now)
         let roundTrips = try await Self.topLevelCalls(client) - roundTripsBefore
         let redisCPU = try await Self.redisCPUSeconds(client) - redisCPUBefore
-        let workerCPU = processes.map { Self.cpuSeconds($0.processIdentifier) }.reduce(0, +)
-        for process in processes { process.terminate() }
+        let workerCPU = processes.map { Self.cpuSeconds($0.pid) }.reduce(0, +)
+        for process in processes { process.signal(SIGTERM) }
 
-        // Latency: XADD time (entry id) to the handler's exit just before the commit.
+        // Latency: XADD time (entry id) to the applied commit, from the sampled audit records.
         var latencies = LatencySamples(capacity: total)
         for record in try await client.send("XRANGE", audit, "-", "+").array ?? [] {
             let flat = record.array?.last?.array?.compactMap(\.string) ?? []
             var f: [String: String] = [:]
             for i in stride(from: 0, to: flat.count - 1, by: 2) { f[flat[i]] = flat[i + 1] }
-            guard let entry = f["entry"], let ms = entry.split(separator: "-").first.flatMap({ Int64($0) }),
-                  let exit = f["exit_us"].flatMap({ Int64($0) }) else { continue }
-            latencies.add(.microseconds(max(0, exit - ms * 1000)))
+            guard f["kind"] == "commit", f["outcome"] == "applied", let entry = f["entry"],
+                  let ms = entry.split(separator: "-").first.flatMap({ Int64($0) }),
+                  let committed = f["at_us"].flatMap({ Int64($0) }) else { continue }
+            latencies.add(.microseconds(max(0, committed - ms * 1000)))
         }
         let report = try await HistoryReport.collect(client: client, keys: keys)
         let rate = Double(total) / seconds(elapsed)

@@ -1,0 +1,22 @@
+/// A fault `sgctl chaos` can inject into a running pool.
+public enum FaultKind: String, Sendable, CaseIterable, Codable, Comparable {
+    /// SIGKILL a worker, then start a fresh one.
+    case kill
+    /// SIGSTOP a worker for longer than the lock TTL, then SIGCONT.
+    case pause
+    /// Delete or overwrite a held `…:lock:channel:*` key.
+    case steal
+    /// CLIENT KILL every connection of one worker.
+    case connkill
+    /// Restart the Redis server (AOF on), only when the chaos run started it.
+    case restart
+
+    /// Whether the fault can end a lease while its holder is still running. Only then may two
+    /// workers be inside one channel at once, and only if the older holder's write is refused.
+    /// A kill ends the holder with its lease, so it keeps strict exclusion.
+    public var endsLeasesOfLiveHolders: Bool { self != .kill }
+
+    public static func < (a: FaultKind, b: FaultKind) -> Bool {
+        (allCases.firstIndex(of: a) ?? 0) < (allCases.firstIndex(of: b) ?? 0)
+    }
+}

@@ -1,0 +1,128 @@
+import Chaos
+import DistributedLocking
+import Foundation
+import RedisClient
+import StreamWorker
+
+/// Carries out one fault against the pool or the server and says what it did. A fault that finds
+/// nothing to hit (no live worker, no held lock) returns nil and is not counted.
+struct FaultInjector: Sendable {
+    let client: RedisClient
+    let pool: ChaosPool
+    let keys: WorkerKeys
+    /// Set only when the run started Redis itself.
+    let server: ChaosRedisServer?
+    let lockTTL: Duration
+    let pauseFor: Duration
+    /// The workers' audit stream: its tail tells who is inside a channel right now.
+    let auditStream: String
+
+    /// Live workers, narrowed to those inside a channel right now when there are any: a fault
+    /// that hits a holder mid-turn is the one that tests lease loss.
+    func candidates() async -> [String] {
+        let live = await pool.live()
+        guard let tail = try? await client.send("XREVRANGE", auditStream, "+", "-", "COUNT", 400).array else { return live }
+        let events = tail.reversed().compactMap { entry -> AuditEvent? in
+            let flat = entry.array?.last?.array?.compactMap(\.string) ?? []
+            var fields: [String: String] = [:]
+            for i in stride(from: 0, to: flat.count - 1, by: 2) { fields[flat[i]] = flat[i + 1] }
+            return AuditEvent(fields: fields)
+        }
+        let inside = AuditEvent.workersInside(Array(events))
+        let busy = live.filter(inside.contains)
+        return busy.isEmpty ? live : busy
+    }
+
+    /// SIGKILL one live worker and start a fresh one in its place.
+    func kill(pick: ([String]) -> String?) async throws -> FaultEvent? {
+        guard let victim = pick(await candidates()) else { return nil }
+        let at = wallMicros()
+        await pool.kill(victim)
+        let replacement = try await pool.startWorker()
+        return FaultEvent(kind: .kill, atMicros: at, worker: victim, replacement: replacement,
+                          detail: "SIGKILL \(victim), started \(replacement)")
+    }
+
+    /// SIGSTOP one live worker for `pauseFor` (longer than the lock TTL), then SIGCONT.
+    func pause(pick: ([String]) -> String?) async -> FaultEvent? {
+        guard let victim = pick(await candidates()) else { return nil }
+        let at = wallMicros()
+        await pool.pause(victim)
+        try? await Task.sleep(for: pauseFor)
+        await pool.resume(victim)
+        return FaultEvent(kind: .pause, atMicros: at, untilMicros: wallMicros(), worker: victim,
+                          detail: "SIGSTOP \(victim) for \(Self.milliseconds(pauseFor)) ms, then SIGCONT")
+    }
+
+    /// Takes a held channel lock away: DEL it, or overwrite it with an intruder token that keeps
+    /// everyone out for one TTL. Waits up to a second for some lock to be held.
+    func steal(overwrite: Bool, pick: ([String]) -> String?) async throws -> FaultEvent? {
+        let lockPrefix = keys.lock(channel: "")
+        let deadline = ContinuousClock.now + .seconds(1)
+        while ContinuousClock.now < deadline {
+            let held = try await scan(match: lockPrefix + "*")
+            if let key = pick(held) {
+                let reply = try await client.evaluate(
+                    ChaosScripts.steal, keys: [key, LockKeys.fenceKey(forLock: key)],
+                    arguments: [overwrite ? "overwrite" : "del", "chaos-intruder", String(Self.milliseconds(lockTTL))])
+                if let parts = reply.array, parts.count == 2, let fence = parts[1].string.flatMap({ Int64($0) }) {
+                    let channel = String(key.dropFirst(lockPrefix.count))
+                    let how = overwrite ? "overwrote \(key) for \(Self.milliseconds(lockTTL)) ms" : "DEL \(key)"
+                    return FaultEvent(kind: .steal, atMicros: wallMicros(), stolen: FenceKey(channel: channel, fence: fence),
+                                      detail: "\(how) (holder's fence \(fence))")
+                }
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return nil
+    }
+
+    /// CLIENT KILL every connection of one live worker (found by its `stream-consumer:<name>` client name).
+    func killConnections(pick: ([String]) -> String?) async throws -> FaultEvent? {
+        guard let victim = pick(await candidates()) else { return nil }
+        let list = try await client.send("CLIENT", "LIST").string ?? ""
+        let ids = list.split(whereSeparator: \.isNewline).compactMap { line -> String? in
+            let fields = Self.clientFields(String(line))
+            return fields["name"] == "stream-consumer:\(victim)" ? fields["id"] : nil
+        }
+        let at = wallMicros()
+        var killed = 0
+        for id in ids {
+            killed += Int(try await client.send("CLIENT", "KILL", "ID", id).int ?? 0)
+        }
+        return FaultEvent(kind: .connkill, atMicros: at, worker: victim, detail: "CLIENT KILL \(killed) connection(s) of \(victim)")
+    }
+
+    /// Restarts the run's own Redis (SIGTERM, which flushes the AOF, then the same port and directory).
+    func restartServer() async throws -> FaultEvent? {
+        guard let server else { throw ChaosError.restartNeedsOwnRedis }
+        let at = wallMicros()
+        try await server.restart()
+        return FaultEvent(kind: .restart, atMicros: at, untilMicros: wallMicros(), detail: "restarted redis-server with AOF on the same port")
+    }
+
+    /// One CLIENT LIST line (`id=5 addr=… name=…`) as a dictionary.
+    static func clientFields(_ line: String) -> [String: String] {
+        var fields: [String: String] = [:]
+        for part in line.split(separator: " ") {
+            let pair = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if pair.count == 2 { fields[String(pair[0])] = String(pair[1]) }
+        }
+        return fields
+    }
+
+    private func scan(match: String) async throws -> [String] {
+        var cursor = "0", found: [String] = []
+        repeat {
+            let reply = try await client.send("SCAN", cursor, "MATCH", match, "COUNT", 1000)
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string else { break }
+            cursor = next
+            found += parts[1].array?.compactMap(\.string) ?? []
+        } while cursor != "0"
+        return found
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    }
+}
