@@ -63,9 +63,14 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(
+            name: "StreamTools",
+            dependencies: ["RedisClient", "DistributedLocking", "StreamWorker"]
+        ),
         .executableTarget(
             name: "sgctl",
             dependencies: [
+                "StreamTools",
                 "RedisClient",
                 "DistributedLocking",
                 "StreamWorker",
@@ -89,6 +94,10 @@ let package = Package(
         .testTarget(
             name: "StreamWorkerTests",
             dependencies: ["StreamWorker", "DistributedLocking", "RedisClient", "TestSupport"]
+        ),
+        .testTarget(
+            name: "StreamToolsTests",
+            dependencies: ["StreamTools", "StreamWorker", "RedisClient", "TestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]
