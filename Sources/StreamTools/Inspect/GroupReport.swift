@@ -129,14 +129,17 @@ public struct GroupReport: Sendable, Equatable {
         return lines.joined(separator: "\n")
     }
 
-    /// `850 ms`, `12.3 s`, `4m05s`, `2h07m`.
+    /// `850 ms`, `12.3 s`, `4m05s`, `2h07m`, `3d4h`.
     public static func formatMilliseconds(_ ms: Int64) -> String {
         if ms < 1000 { return "\(ms) ms" }
         if ms < 60_000 { return String(format1: Double(ms) / 1000) + " s" }
         let s = ms / 1000
         if s < 3600 { return "\(s / 60)m\(s % 60 < 10 ? "0" : "")\(s % 60)s" }
-        let m = (s % 3600) / 60
-        return "\(s / 3600)h\(m < 10 ? "0" : "")\(m)m"
+        if s < 48 * 3600 {
+            let m = (s % 3600) / 60
+            return "\(s / 3600)h\(m < 10 ? "0" : "")\(m)m"
+        }
+        return "\(s / 86400)d\(s % 86400 / 3600)h"
     }
 }
 

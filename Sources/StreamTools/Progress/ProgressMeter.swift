@@ -32,9 +32,11 @@ public struct ProgressMeter: Sendable {
         return render(done: done, elapsed: elapsed)
     }
 
-    /// The closing text: the bar completed with a newline, or a final line.
-    public func finish(done: Int, elapsed: Duration) -> String {
-        render(done: done, elapsed: elapsed, final: true)
+    /// The closing text: the bar completed with a newline, or a final line; nil for plain
+    /// lines when none was shown (a short run stays quiet in logs).
+    public func finish(done: Int, elapsed: Duration) -> String? {
+        if style == .lines && lastShown == nil { return nil }
+        return render(done: done, elapsed: elapsed, final: true)
     }
 
     public func render(done: Int, elapsed: Duration, final: Bool = false) -> String {

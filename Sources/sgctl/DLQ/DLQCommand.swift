@@ -73,7 +73,7 @@ struct DLQShow: AsyncParsableCommand {
             guard let found = try await dead.queue(client).show(id: id) else { throw DeadLetterError.notFound(id) }
             letter = found
         } catch let error as DeadLetterError {
-            throw ValidationError(error.description)
+            throw CommandFailure(error.description)
         }
         if json { printJSON(letter.json); return }
         print("dead letter \(letter.id)")

@@ -34,7 +34,7 @@ struct InspectGroup: AsyncParsableCommand {
             report = try await Inspector(client: client, keys: WorkerKeys(prefix: keyPrefix))
                 .group(stream: stream, group: group, reasonSample: reasonSample)
         } catch let error as InspectError {
-            throw ValidationError(error.description)
+            throw CommandFailure(error.description)
         }
         if json { printJSON(report.json) } else { print(report.text) }
     }

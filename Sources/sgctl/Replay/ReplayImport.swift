@@ -39,13 +39,13 @@ struct ReplayImport: AsyncParsableCommand {
                     if let entry = try EntryCodec.decode(line, lineNumber: number) { entries.append(entry) }
                 } catch {
                     _ = try await run.finish()
-                    throw ValidationError("\(source.name): \(error.description); the \(run.summary.read) entries before it were handled")
+                    throw CommandFailure("\(source.name): \(error.description); the \(run.summary.read) entries before it were handled")
                 }
             }
             do {
                 progress.update(try await run.feed(entries))
             } catch let error as ImportError {
-                throw ValidationError(error.description)
+                throw CommandFailure(error.description)
             }
         }
         let summary = try await run.finish()

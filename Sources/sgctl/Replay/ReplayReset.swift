@@ -29,7 +29,7 @@ struct ReplayReset: AsyncParsableCommand {
         defer { client.close() }
         let reset = GroupReset(client: client, stream: stream, group: group)
         let plan: ResetPlan
-        do { plan = try await reset.plan(to: target) } catch let error as ResetError { throw ValidationError(error.description) }
+        do { plan = try await reset.plan(to: target) } catch let error as ResetError { throw CommandFailure(error.description) }
         if !json { print(plan.text) }
         if dryRun {
             if json { printJSON(Self.report(plan, applied: false, dryRun: true)) }
@@ -37,7 +37,7 @@ struct ReplayReset: AsyncParsableCommand {
         }
         if !yes {
             guard isatty(STDIN_FILENO) == 1 else {
-                throw ValidationError("not on a terminal: pass --yes to move group \(group) (\(plan.redelivered) entries would be redelivered)")
+                throw CommandFailure("not on a terminal: pass --yes to move group \(group) (\(plan.redelivered) entries would be redelivered)")
             }
             writeStderr("Move group \(group) to \(plan.targetID)? [y/N] ")
             let answer = try await BlockingIO.run { readLine() } ?? ""

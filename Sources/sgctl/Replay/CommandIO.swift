@@ -142,3 +142,9 @@ enum ReplayCommandError: Error, CustomStringConvertible {
         }
     }
 }
+
+/// A failure at run time (not a usage mistake): printed as `Error: …` without the usage text, exit status 1.
+struct CommandFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
