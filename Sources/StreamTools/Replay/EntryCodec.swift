@@ -23,10 +23,10 @@ public struct EntryCodecError: Error, Sendable, Equatable, CustomStringConvertib
 }
 
 /// Names and values in JSON text. Text that is valid UTF-8 is written as it is; anything else is
-/// written as `base64:` followed by its base64. A text that itself starts with `base64:` is
+/// written as `b64:` (the prefix the history handler uses) followed by its base64. A text that itself starts with `b64:` is
 /// encoded the same way, so that decoding never has to guess.
 public enum FieldText {
-    public static let marker = "base64:"
+    public static let marker = "b64:"
 
     public static func encode(_ bytes: [UInt8]) -> String {
         if let text = String(validating: bytes, as: UTF8.self), !text.hasPrefix(marker) { return text }
@@ -86,7 +86,7 @@ public enum EntryCodec {
         var fields: [StreamField] = []
         for (name, raw) in members {
             guard let nameBytes = FieldText.decode(name) else {
-                throw EntryCodecError(line: lineNumber, message: "field name '\(name)' has the base64 marker but is not base64")
+                throw EntryCodecError(line: lineNumber, message: "field name '\(name)' starts with the b64: marker but the rest is not base64")
             }
             let text: String
             switch raw {
@@ -96,7 +96,7 @@ public enum EntryCodec {
             default: throw EntryCodecError(line: lineNumber, message: "field '\(name)' must be a string")
             }
             guard let valueBytes = FieldText.decode(text) else {
-                throw EntryCodecError(line: lineNumber, message: "field '\(name)' has the base64 marker but is not base64")
+                throw EntryCodecError(line: lineNumber, message: "field '\(name)' starts with the b64: marker but the rest is not base64")
             }
             fields.append(StreamField(name: nameBytes, value: valueBytes))
         }

@@ -7,7 +7,7 @@ struct ReplayExport: AsyncParsableCommand {
         commandName: "export",
         abstract: "Write a stream's entries as JSONL: one {\"id\", \"fields\"} object per line.",
         discussion: """
-            Field names and values that are not valid UTF-8 are written as "base64:" followed by \
+            Field names and values that are not valid UTF-8 are written as "b64:" followed by \
             their base64, so every byte survives an export and import.
             """
     )
