@@ -17,8 +17,9 @@ public struct ReplayRun: Sendable {
     }
 
     /// Adds `entries` in order; returns how many entries have been handled so far.
+    /// `progress` hears that count after every wait, so a paced run reports as it goes.
     @discardableResult
-    public mutating func feed(_ entries: [ExportedEntry]) async throws -> Int {
+    public mutating func feed(_ entries: [ExportedEntry], progress: (Int) -> Void = { _ in }) async throws -> Int {
         let clock = ContinuousClock()
         let start = self.start ?? clock.now
         self.start = start
@@ -28,6 +29,7 @@ public struct ReplayRun: Sendable {
             if due > clock.now {
                 // Whatever is due already goes out before the wait, so a slow pace never holds entries back.
                 try await flush()
+                progress(summary.read)
                 try await Task.sleep(until: due, clock: clock)
             }
             batch.append(entry)

@@ -43,7 +43,7 @@ struct ReplayCopy: AsyncParsableCommand {
             importer: StreamImporter(client: target, stream: targetStream, mode: write.ids.mode, dryRun: write.dryRun),
             pacer: pacer, batchSize: write.batch)
         try await StreamRangeReader(client: source, stream: fromStream, pageSize: max(write.batch, 100)).forEachPage(range) { page in
-            progress.update(try await run.feed(page))
+            progress.update(try await run.feed(page) { progress.update($0) })
         }
         let summary = try await run.finish()
         progress.finish(summary.read)

@@ -43,7 +43,7 @@ struct ReplayImport: AsyncParsableCommand {
                 }
             }
             do {
-                progress.update(try await run.feed(entries))
+                progress.update(try await run.feed(entries) { progress.update($0) })
             } catch let error as ImportError {
                 throw CommandFailure(error.description)
             }
