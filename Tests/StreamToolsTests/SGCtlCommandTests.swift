@@ -63,6 +63,7 @@ struct CommandDidNotFinish: Error {}
         let result = try await sgctl(["replay", "import", "--redis-url", url, "--stream", TestRedis.uniqueKey(), "--new-ids", file, "--quiet"])
         #expect(result.status == 1)
         #expect(result.output.contains("line 2: \"fields\" must be an object"), "\(result.output)")
+        #expect(result.output.contains("the 1 entries before it were handled (1 added"), "\(result.output)")
         #expect(!result.output.contains("Usage:"))
     }
 

@@ -34,18 +34,26 @@ struct ReplayImport: AsyncParsableCommand {
             let lines = try await source.next(max: write.batch)
             if lines.isEmpty { break }
             var entries: [ExportedEntry] = []
+            var badLine: EntryCodecError?
             for (number, line) in lines {
                 do {
                     if let entry = try EntryCodec.decode(line, lineNumber: number) { entries.append(entry) }
                 } catch {
-                    _ = try await run.finish()
-                    throw CommandFailure("\(source.name): \(error.description); the \(run.summary.read) entries before it were handled")
+                    badLine = error
+                    break
                 }
             }
             do {
+                // Entries before a bad line still go in, so "everything before line N" is true.
                 progress.update(try await run.feed(entries) { progress.update($0) })
             } catch let error as ImportError {
                 throw CommandFailure(error.description)
+            }
+            if let badLine {
+                let summary = try await run.finish()
+                progress.finish(summary.read)
+                throw CommandFailure("\(source.name): \(badLine.description); the \(summary.read) entries before it were handled "
+                    + "(\(summary.added) added, \(summary.alreadyPresent) already present, \(summary.outOfOrder + summary.rejected) skipped)")
             }
         }
         let summary = try await run.finish()
