@@ -7,7 +7,9 @@ import Testing
 struct CommandDidNotFinish: Error {}
 
 /// The built `sgctl` binary, run as a child process with stdin on /dev/null (not a terminal).
-@Suite struct SGCtlCommandTests {
+/// Serialized: a burst of debug-binary start-ups on a small machine starves the timing-sensitive
+/// lock tests that run alongside.
+@Suite(.serialized) struct SGCtlCommandTests {
     let directory: URL
 
     init() throws {
