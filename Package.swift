@@ -97,7 +97,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StreamToolsTests",
-            dependencies: ["StreamTools", "StreamWorker", "RedisClient", "TestSupport"]
+            dependencies: ["StreamTools", "StreamWorker", "DistributedLocking", "RedisClient", "TestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -104,6 +104,16 @@ import Testing
         #expect(copied.map { $0.array?[1] } == (original + original).map { $0.array?[1] })
     }
 
+    @Test func keepingIdsNeedsAnIdOnEveryEntry() async throws {
+        let client = try TestRedis.client()
+        defer { client.close() }
+        let target = TestRedis.uniqueKey()
+        await #expect(throws: ImportError.self) {
+            _ = try await Self.importLines([#"{"fields":{"a":"1"}}"#], into: target, client: client)
+        }
+        #expect(try await client.send("EXISTS", target).int == 0)
+    }
+
     @Test func aDryRunPredictsWhatTheRealRunDoesAndWritesNothing() async throws {
         let client = try TestRedis.client()
         defer { client.close() }

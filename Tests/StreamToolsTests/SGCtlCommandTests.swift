@@ -1,6 +1,7 @@
 import Foundation
 import RedisClient
 import StreamTools
+import StreamWorker
 import TestSupport
 import Testing
 
@@ -17,9 +18,11 @@ struct CommandDidNotFinish: Error {}
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
 
-    func sgctl(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+    /// Runs sgctl with `stdin` (a file path) as its standard input.
+    func sgctl(_ arguments: [String], stdin: String = "/dev/null") async throws -> (status: Int32, output: String) {
         let log = directory.appendingPathComponent("\(UUID().uuidString).log").path
-        let process = try ChildProcess("/bin/sh", ["-c", "exec \"$0\" \"$@\" < /dev/null", builtProductPath("sgctl")] + arguments, stdout: log)
+        let process = try ChildProcess("/bin/sh", ["-c", "exec \"$0\" \"$@\" < \"$SGCTL_STDIN\"", builtProductPath("sgctl")] + arguments,
+                                       stdout: log, environment: ["SGCTL_STDIN": stdin])
         guard let status = await process.wait(timeout: .seconds(120)) else {
             process.killNow()
             Issue.record("sgctl \(arguments.joined(separator: " ")) did not finish")
@@ -51,7 +54,8 @@ struct CommandDidNotFinish: Error {}
         #expect(try json(first.output)["added"] == .integer(25))
         #expect(try await client.send("XRANGE", target, "-", "+") == client.send("XRANGE", source, "-", "+"))
 
-        let second = try await sgctl(["replay", "import", "--redis-url", url, "--stream", target, file, "--json", "--quiet"])
+        // The second time from stdin.
+        let second = try await sgctl(["replay", "import", "--redis-url", url, "--stream", target, "--json", "--quiet"], stdin: file)
         #expect(second.status == 0, "\(second.output)")
         #expect(try json(second.output)["already_present"] == .integer(25))
         #expect(try json(second.output)["added"] == .integer(0))
@@ -94,6 +98,35 @@ struct CommandDidNotFinish: Error {}
         #expect(confirmed.status == 0, "\(confirmed.output)")
         #expect(try json(confirmed.output)["applied"] == .bool(true))
         #expect(try await ReplayTests.lastDelivered(client, stream) == ids[1])
+    }
+
+    @Test func dlqRequeueDryRunWritesNothingAndTheRealRunMovesTheLetter() async throws {
+        let url = try TestRedis.url()
+        let client = try TestRedis.client()
+        defer { client.close() }
+        let keys = WorkerKeys(prefix: TestRedis.uniqueKey("cli"))
+        let stream = keys.prefix + ":in"
+        try await DeadLetterQueueTests.deadLetter(client, keys: keys, stream: stream,
+            fields: [StreamField("channel_id", "c"), StreamField("seq", "1"), StreamField("text", "x")], reason: "max_deliveries")
+        let dead = WorkerKeys.deadLetters(of: stream)
+        let before = try await client.send("XRANGE", dead, "-", "+")
+        let base = ["dlq", "requeue", "--redis-url", url, "--stream", stream, "--key-prefix", keys.prefix, "--all", "--json"]
+
+        let dryRun = try await sgctl(base + ["--dry-run"])
+        #expect(dryRun.status == 0, "\(dryRun.output)")
+        #expect(try json(dryRun.output)["would_requeue"] == .integer(1))
+        #expect(try await client.send("XRANGE", dead, "-", "+") == before)
+        #expect(try await client.send("XLEN", stream).int == 0)
+        #expect(try await client.send("EXISTS", dead + ":requeued", keys.seq(channel: "c")).int == 0)
+
+        let real = try await sgctl(base)
+        #expect(real.status == 0, "\(real.output)")
+        #expect(try json(real.output)["requeued"] == .integer(1))
+        #expect(try await client.send("XLEN", dead).int == 0)
+        #expect(try await client.send("XLEN", stream).int == 1)
+
+        let listed = try await sgctl(["dlq", "list", "--redis-url", url, "--stream", stream, "--json"])
+        #expect(try json(listed.output)["total"] == .integer(0))
     }
 
     @Test func inspectReportsAsJSONThroughTheBinary() async throws {
