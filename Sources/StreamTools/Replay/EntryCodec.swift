@@ -19,6 +19,11 @@ public struct EntryCodecError: Error, Sendable, Equatable, CustomStringConvertib
     public var line: Int
     public var message: String
 
+    public init(line: Int, message: String) {
+        self.line = line
+        self.message = message
+    }
+
     public var description: String { "line \(line): \(message)" }
 }
 

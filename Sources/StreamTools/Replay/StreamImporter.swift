@@ -100,12 +100,15 @@ public final class StreamImporter: Sendable {
     /// Imports `entries` in order; one outcome per entry, in order.
     public func add(_ entries: [ExportedEntry], predictedLastID: inout StreamID?) async throws -> [ImportOutcome] {
         if entries.isEmpty { return [] }
-        if mode == .keep, let missing = entries.firstIndex(where: { $0.id == nil }) {
+        // With kept ids, `ids[i]` is entry i's id; otherwise every entry gets `*`.
+        let ids = entries.map { mode == .keep ? $0.id : "*" }
+        if let missing = ids.firstIndex(where: { $0 == nil }) {
             throw ImportError.missingID(index: missing)
         }
-        if dryRun { return try await predict(entries, lastID: &predictedLastID) }
-        let commands = entries.map { entry -> RedisCommand in
-            var command = RedisCommand("XADD", stream, mode == .keep ? entry.id! : "*")
+        let explicit = ids.map { $0 ?? "*" }
+        if dryRun { return try await predict(entries, ids: explicit, lastID: &predictedLastID) }
+        let commands = zip(entries, explicit).map { entry, id -> RedisCommand in
+            var command = RedisCommand("XADD", stream, id)
             for field in entry.fields {
                 command.append(field.name)
                 command.append(field.value)
@@ -131,10 +134,10 @@ public final class StreamImporter: Sendable {
             }
         }
         if !toCheck.isEmpty {
-            let present = try await presence(toCheck.map { entries[$0].id! })
+            let present = try await presence(toCheck.map { explicit[$0] })
             let last = try await lastGeneratedID()?.description ?? "?"
             for (k, i) in toCheck.enumerated() {
-                let id = entries[i].id!
+                let id = explicit[i]
                 outcomes[i] = present[k] ? .alreadyPresent(id: id) : .outOfOrder(id: id, lastID: last)
             }
         }
@@ -158,13 +161,12 @@ public final class StreamImporter: Sendable {
         return try results.map { try !($0.get().array ?? []).isEmpty }
     }
 
-    private func predict(_ entries: [ExportedEntry], lastID: inout StreamID?) async throws -> [ImportOutcome] {
+    private func predict(_ entries: [ExportedEntry], ids: [String], lastID: inout StreamID?) async throws -> [ImportOutcome] {
         guard mode == .keep else { return entries.map { _ in .wouldAdd(id: nil) } }
         if lastID == nil { lastID = try await lastGeneratedID() ?? .zero }
-        let present = try await presence(entries.map { $0.id! })
+        let present = try await presence(ids)
         var outcomes: [ImportOutcome] = []
-        for (i, entry) in entries.enumerated() {
-            let text = entry.id!
+        for (i, text) in ids.enumerated() {
             guard let id = StreamID(text) else {
                 outcomes.append(.rejected(id: text, message: "not a stream id"))
                 continue

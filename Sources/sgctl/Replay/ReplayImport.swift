@@ -36,8 +36,12 @@ struct ReplayImport: AsyncParsableCommand {
             var entries: [ExportedEntry] = []
             var badLine: EntryCodecError?
             for (number, line) in lines {
-                do {
-                    if let entry = try EntryCodec.decode(line, lineNumber: number) { entries.append(entry) }
+                do throws(EntryCodecError) {
+                    guard let entry = try EntryCodec.decode(line, lineNumber: number) else { continue }
+                    if write.ids == .keepIds && entry.id == nil {
+                        throw EntryCodecError(line: number, message: "no \"id\": --keep-ids needs one on every line (--new-ids lets Redis assign them)")
+                    }
+                    entries.append(entry)
                 } catch {
                     badLine = error
                     break
