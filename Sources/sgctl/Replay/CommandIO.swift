@@ -14,11 +14,12 @@ enum BlockingIO {
 }
 
 /// Lines of a file or stdin, read in chunks on ``BlockingIO/queue``.
-// @unchecked Sendable: `handle`, `buffer` and `eof` are only touched inside BlockingIO.queue blocks,
+// @unchecked Sendable: `handle`, `buffer`, `start`, `eof` and `lineNumber` are only touched inside BlockingIO.queue blocks,
 // and the queue is serial.
 final class LineSource: @unchecked Sendable {
     private let handle: FileHandle
     private var buffer: [UInt8] = []
+    private var start = 0
     private var eof = false
     private(set) var lineNumber = 0
     let name: String
@@ -43,22 +44,26 @@ final class LineSource: @unchecked Sendable {
     private func readLines(max: Int) -> [(number: Int, line: [UInt8])] {
         var lines: [(Int, [UInt8])] = []
         while lines.count < max {
-            if let newline = buffer.firstIndex(of: 0x0A) {
+            // `start` moves past each line; the buffer is compacted once per chunk, not once per line.
+            if let newline = buffer[start...].firstIndex(of: 0x0A) {
                 lineNumber += 1
-                var line = Array(buffer[..<newline])
+                var line = Array(buffer[start..<newline])
                 if line.last == 0x0D { line.removeLast() }
                 lines.append((lineNumber, line))
-                buffer.removeSubrange(...newline)
+                start = newline + 1
                 continue
             }
             if eof {
-                if !buffer.isEmpty {
+                if start < buffer.count {
                     lineNumber += 1
-                    lines.append((lineNumber, buffer))
-                    buffer = []
+                    lines.append((lineNumber, Array(buffer[start...])))
                 }
+                buffer = []
+                start = 0
                 break
             }
+            buffer.removeSubrange(..<start)
+            start = 0
             let chunk = handle.readData(ofLength: 1 << 16)
             if chunk.isEmpty { eof = true } else { buffer.append(contentsOf: chunk) }
         }
