@@ -84,9 +84,14 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
+        .target(
+            name: "StreamTools",
+            dependencies: ["RedisClient", "DistributedLocking", "StreamWorker"]
+        ),
         .executableTarget(
             name: "sgctl",
             dependencies: [
+                "StreamTools",
                 "RedisClient",
                 "DistributedLocking",
                 "StreamWorker",
@@ -129,6 +134,10 @@ let package = Package(
         .testTarget(
             name: "ChaosTests",
             dependencies: ["Chaos", "TestSupport"]
+        ),
+        .testTarget(
+            name: "StreamToolsTests",
+            dependencies: ["StreamTools", "StreamWorker", "DistributedLocking", "RedisClient", "TestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -5,7 +5,8 @@ struct SGCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sgctl",
         abstract: "Operator tool for the stream-consumer worker pool.",
-        subcommands: [ProduceCommand.self, VerifyCommand.self, Bench.self, LockCommand.self, ChaosCommand.self]
+        subcommands: [ProduceCommand.self, VerifyCommand.self, ReplayCommand.self, InspectCommand.self, DLQCommand.self,
+                      ChaosCommand.self, Bench.self, LockCommand.self]
     )
 }
 

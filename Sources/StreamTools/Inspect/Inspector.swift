@@ -1,0 +1,131 @@
+import DistributedLocking
+import RedisClient
+import StreamWorker
+
+/// Reads what an on-call engineer wants to see about a group or a channel. Reads only.
+public struct Inspector: Sendable {
+    public let client: RedisClient
+    public let keys: WorkerKeys
+
+    public init(client: RedisClient, keys: WorkerKeys = WorkerKeys()) {
+        self.client = client
+        self.keys = keys
+    }
+
+    public func group(stream: String, group: String, reasonSample: Int = 10_000, topReasons: Int = 5) async throws -> GroupReport {
+        let length = try await client.send("XLEN", stream).int ?? 0
+        let groups: [RESPValue]
+        do {
+            groups = try await client.send("XINFO", "GROUPS", stream).array ?? []
+        } catch let error as RedisError where error.serverCode == "ERR" {
+            throw InspectError.noStream(stream)
+        }
+        guard let info = groups.map(InfoReply.init).first(where: { $0["name"]?.string == group }) else {
+            throw InspectError.noGroup(stream: stream, group: group)
+        }
+        let lastDelivered = info["last-delivered-id"]?.string ?? "0-0"
+        var lag = info["lag"]?.int
+        if lag == nil {
+            // Redis cannot always derive lag (after deletions); count what lies past the group.
+            lag = Int64(try await StreamRangeReader(client: client, stream: stream, pageSize: 1000)
+                .count(EntryRange(start: "(" + lastDelivered, end: "+", limit: nil)))
+        }
+        let consumers = (try await client.send("XINFO", "CONSUMERS", stream, group).array ?? []).map(InfoReply.init).map {
+            ConsumerInfo(name: $0["name"]?.string ?? "?", pending: $0["pending"]?.int ?? 0, idleMilliseconds: $0["idle"]?.int ?? 0)
+        }
+        let dlq = DeadLetterQueue(client: client, stream: stream, keys: keys)
+        let deadCount = try await dlq.count()
+        let reasons = try await dlq.reasons(sample: reasonSample)
+        let requeued = Int(try await client.send("XLEN", dlq.requeueLog).int ?? 0)
+        return GroupReport(
+            stream: stream, group: group, length: length, lastDeliveredID: lastDelivered,
+            pending: info["pending"]?.int ?? 0, lag: lag, consumers: consumers, locks: try await heldLocks(),
+            deadLetters: deadCount, topReasons: reasons.top(topReasons), reasonSample: reasons.total, requeued: requeued)
+    }
+
+    /// Every channel lock held right now (SCAN, so it never blocks Redis), ordered by channel.
+    public func heldLocks() async throws -> [HeldLock] {
+        let pattern = keys.lock(channel: "*")
+        let prefix = keys.lock(channel: "")
+        var cursor = "0"
+        var lockKeys: [String] = []
+        repeat {
+            let reply = try await client.send("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
+                throw RedisError.unexpectedReply("SCAN returned \(reply)")
+            }
+            cursor = next
+            lockKeys += parts[1].array?.compactMap(\.string) ?? []
+        } while cursor != "0"
+        var locks: [HeldLock] = []
+        // SCAN may return a key twice; one row per lock.
+        let unique = Array(Set(lockKeys)).sorted()
+        for chunk in stride(from: 0, to: unique.count, by: 200).map({ Array(unique[$0..<min($0 + 200, unique.count)]) }) {
+            let channels = chunk.map { String($0.dropFirst(prefix.count)) }
+            let lock = try await read(lockKeys: chunk, channels: channels)
+            locks += lock.compactMap { $0 }
+        }
+        return locks
+    }
+
+    public func channel(_ channel: String, historyTail: Int = 10) async throws -> ChannelReport {
+        let results = try await client.pipeline([
+            RedisCommand("HGETALL", keys.state(channel: channel)),
+            RedisCommand("GET", keys.fence(channel: channel)),
+            RedisCommand("GET", keys.seq(channel: channel)),
+            RedisCommand("SMEMBERS", keys.deadSeqs(channel: channel)),
+            RedisCommand("LLEN", keys.history(channel: channel)),
+            RedisCommand("LRANGE", keys.history(channel: channel), -max(1, historyTail), -1),
+        ])
+        let replies = try results.map { try $0.get() }
+        var state: [(String, String)] = []
+        if let flat = replies[0].array {
+            var i = 0
+            while i + 1 < flat.count {
+                state.append((flat[i].string ?? "", flat[i + 1].string ?? ""))
+                i += 2
+            }
+        }
+        let lock = try await read(lockKeys: [keys.lock(channel: channel)], channels: [channel]).first ?? nil
+        return ChannelReport(
+            channel: channel, state: state, fenceCounter: replies[1].int, lock: lock, producedSeq: replies[2].int,
+            deadSeqs: (replies[3].array ?? []).compactMap(\.int).sorted(),
+            historyLength: replies[4].int ?? 0,
+            history: historyTail > 0 ? (replies[5].array ?? []).compactMap(\.string) : [])
+    }
+
+    /// GET, PTTL, fence and committed fence of each lock in one round trip; nil for a lock that
+    /// was released meanwhile.
+    private func read(lockKeys: [String], channels: [String]) async throws -> [HeldLock?] {
+        var commands: [RedisCommand] = []
+        for (key, channel) in zip(lockKeys, channels) {
+            commands += [
+                RedisCommand("GET", key), RedisCommand("PTTL", key),
+                RedisCommand("GET", LockKeys.fenceKey(forLock: key)),
+                RedisCommand("HGET", keys.state(channel: channel), "fence"),
+            ]
+        }
+        let replies = try await client.pipeline(commands)
+        return try zip(lockKeys, channels).enumerated().map { i, pair in
+            let base = i * 4
+            let token = try replies[base].get()
+            guard !token.isNull, let text = token.string else { return nil }
+            let pttl = try replies[base + 1].get().int ?? -2
+            if pttl == -2 { return nil }
+            return HeldLock(channel: pair.1, key: pair.0, token: text, ttlMilliseconds: pttl >= 0 ? pttl : nil,
+                            fence: try replies[base + 2].get().int, committedFence: try replies[base + 3].get().int)
+        }
+    }
+}
+
+public enum InspectError: Error, Sendable, CustomStringConvertible {
+    case noStream(String)
+    case noGroup(stream: String, group: String)
+
+    public var description: String {
+        switch self {
+        case .noStream(let s): return "stream '\(s)' does not exist"
+        case .noGroup(let s, let g): return "stream '\(s)' has no consumer group '\(g)'"
+        }
+    }
+}

@@ -1,0 +1,159 @@
+import ArgumentParser
+import Foundation
+import RedisClient
+import StreamTools
+import StreamWorker
+
+struct DLQCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dlq",
+        abstract: "List, show and requeue dead-lettered messages (<stream>:dead).",
+        subcommands: [DLQList.self, DLQShow.self, DLQRequeue.self]
+    )
+}
+
+/// Which dead letters: the input stream and the worker's naming.
+struct DeadLetterOptions: ParsableArguments {
+    @Option(help: "Input stream; its dead letters are <stream>:dead.") var stream = "sg:stream:inbound"
+    @Option(help: "Key prefix.") var keyPrefix = "sg"
+    @Option(help: "Field holding the channel id.") var channelField = "channel_id"
+
+    func queue(_ client: RedisClient) -> DeadLetterQueue {
+        DeadLetterQueue(client: client, stream: stream, keys: WorkerKeys(prefix: keyPrefix), channelField: channelField)
+    }
+}
+
+struct DLQList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List dead letters, oldest first.")
+
+    @OptionGroup var redis: RedisOptions
+    @OptionGroup var dead: DeadLetterOptions
+    @Option(help: "Only dead letters with this reason.") var reason: String?
+    @Option(help: "At most this many.") var count = 50
+    @Flag(help: "Print the report as one JSON object.") var json = false
+
+    func run() async throws {
+        guard count > 0 else { throw ValidationError("--count must be positive") }
+        let client = try RedisClient(url: redis.redisURL)
+        defer { client.close() }
+        let queue = dead.queue(client)
+        let total = try await queue.count()
+        let letters = try await queue.list(reason: reason, limit: count)
+        if json {
+            printJSON(.object([("stream", .string(queue.deadStream)), ("total", JSONValue(total)), ("dead_letters", .array(letters.map(\.json)))]))
+            return
+        }
+        print("\(queue.deadStream): \(total) dead letters" + (reason.map { ", showing reason \($0)" } ?? ""))
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let rows = letters.map { letter in
+            [letter.id, letter.reason, letter.channel(field: dead.channelField) ?? "-", letter.deliveries.map(String.init) ?? "-",
+             letter.timeMilliseconds.map { GroupReport.formatMilliseconds(max(0, now - $0)) + " ago" } ?? "-",
+             letter.originalID ?? "-"]
+        }
+        for line in Table.render(header: ["id", "reason", "channel", "deliveries", "when", "original id"], rows: rows, rightAligned: [3]) {
+            print(line)
+        }
+        if letters.count == count && total > count { print("(first \(count); --count for more)") }
+    }
+}
+
+struct DLQShow: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "Show one dead letter with all its original fields.")
+
+    @OptionGroup var redis: RedisOptions
+    @OptionGroup var dead: DeadLetterOptions
+    @Argument(help: "Dead-letter entry id (as dlq list shows it).") var id: String
+    @Flag(help: "Print the report as one JSON object.") var json = false
+
+    func run() async throws {
+        let client = try RedisClient(url: redis.redisURL)
+        defer { client.close() }
+        let letter: DeadLetter
+        do {
+            guard let found = try await dead.queue(client).show(id: id) else { throw DeadLetterError.notFound(id) }
+            letter = found
+        } catch let error as DeadLetterError {
+            throw CommandFailure(error.description)
+        }
+        if json { printJSON(letter.json); return }
+        print("dead letter \(letter.id)")
+        print("  original id  \(letter.originalID ?? "-") on \(letter.stream ?? "-")")
+        print("  reason       \(letter.reason)" + (letter.detail.map { ": \($0)" } ?? ""))
+        print("  deliveries   \(letter.deliveries.map(String.init) ?? "-"), consumer \(letter.consumer ?? "-")")
+        if let ms = letter.timeMilliseconds {
+            print("  time         \(Date(timeIntervalSince1970: Double(ms) / 1000))")
+        }
+        print("  fields:")
+        for field in letter.fields {
+            print("    \(FieldText.encode(field.name)) = \(FieldText.encode(field.value))")
+        }
+    }
+}
+
+struct DLQRequeue: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "requeue",
+        abstract: "Move dead letters back onto the input stream, keeping their fields and recording the requeue.",
+        discussion: """
+            The new entry has the original fields in their order plus sg_requeued_from (the dead-letter id) and \
+            sg_requeues (a count). A valid seq is replaced by the channel's next one (the old seq is kept in \
+            sg_original_seq), because the worker counts the dead-lettered seq as done; --keep-seq keeps it. \
+            The dead letter is removed and the move is logged in <stream>:dead:requeued, in one script.
+            """
+    )
+
+    @OptionGroup var redis: RedisOptions
+    @OptionGroup var dead: DeadLetterOptions
+    @Argument(help: "Dead-letter ids to requeue.") var ids: [String] = []
+    @Flag(help: "Requeue every dead letter (with --reason: every one with that reason).") var all = false
+    @Option(help: "Only dead letters with this reason.") var reason: String?
+    @Flag(help: "Keep the original seq instead of stamping the channel's next one.") var keepSeq = false
+    @Flag(help: "Print what would be requeued; change nothing.") var dryRun = false
+    @Flag(help: "Print the report as one JSON object.") var json = false
+
+    func validate() throws {
+        if ids.isEmpty && !all { throw ValidationError("name the dead letters to requeue: ids, or --all (optionally with --reason)") }
+        if !ids.isEmpty && all { throw ValidationError("give ids or --all, not both") }
+        for id in ids where StreamID(id) == nil { throw ValidationError("'\(id)' is not a stream id (ms-seq)") }
+    }
+
+    func run() async throws {
+        let client = try RedisClient(url: redis.redisURL)
+        defer { client.close() }
+        let queue = dead.queue(client)
+        var letters: [DeadLetter] = []
+        var notFound: [String] = []
+        var otherReason: [String] = []
+        if all {
+            letters = try await queue.list(reason: reason)
+        } else {
+            for id in ids {
+                guard let letter = try await queue.show(id: id) else { notFound.append(id); continue }
+                if let reason, letter.reason != reason { otherReason.append(id); continue }
+                letters.append(letter)
+            }
+        }
+        var outcomes: [RequeueOutcome] = []
+        for letter in letters {
+            outcomes.append(try await queue.requeue(letter, restampSeq: !keepSeq, dryRun: dryRun))
+        }
+        let requeued = outcomes.filter { if case .requeued = $0 { return true } else { return false } }.count
+        let missing = outcomes.filter { if case .missing = $0 { return true } else { return false } }.count
+        if json {
+            printJSON(.object([
+                ("dry_run", .bool(dryRun)),
+                (dryRun ? "would_requeue" : "requeued", JSONValue(dryRun ? outcomes.count : requeued)),
+                ("missing", JSONValue(missing + notFound.count)),
+                ("not_found", .array(notFound.map { .string($0) })),
+                ("other_reason", .array(otherReason.map { .string($0) })),
+                ("entries", .array(outcomes.map(\.json))),
+            ]))
+        } else {
+            for outcome in outcomes { print(outcome.text) }
+            for id in notFound { print("\(id): no such dead letter") }
+            for id in otherReason { print("\(id): reason is not \(reason ?? ""), skipped") }
+            print(dryRun ? "dry run: would requeue \(outcomes.count) onto \(dead.stream)" : "requeued \(requeued) onto \(dead.stream)")
+        }
+        if !notFound.isEmpty { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,43 @@
+import ArgumentParser
+import RedisClient
+import StreamTools
+
+struct ReplayExport: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write a stream's entries as JSONL: one {\"id\", \"fields\"} object per line.",
+        discussion: """
+            Field names and values that are not valid UTF-8 are written as "b64:" followed by \
+            their base64, so every byte survives an export and import.
+            """
+    )
+
+    @OptionGroup var redis: RedisOptions
+    @Option(help: "Stream to read.") var stream: String
+    @OptionGroup var range: RangeOptions
+    @Option(name: .shortAndLong, help: "Write to this file instead of stdout.") var output: String?
+    @OptionGroup var report: ReportOptions
+
+    func run() async throws {
+        let range = try range.range()
+        let client = try RedisClient(url: redis.redisURL)
+        defer { client.close() }
+        let sink = try LineSink(path: output)
+        let length = Int(try await client.send("XLEN", stream).int ?? 0)
+        let total = range.start == "-" && range.end == "+" ? min(length, range.limit ?? Int.max) : range.limit
+        var progress = ProgressDisplay(label: "export", total: total, enabled: !report.quiet)
+        var written = 0
+        try await StreamRangeReader(client: client, stream: stream).forEachPage(range) { page in
+            try await sink.write(page.map(EntryCodec.encode))
+            written += page.count
+            progress.update(written)
+        }
+        try await sink.close()
+        progress.finish(written)
+        // The data may be on stdout: the summary then goes to stderr.
+        let summary = report.json
+            ? JSONValue.object([("stream", .string(stream)), ("exported", JSONValue(written))]).serialized
+            : "exported \(written) entries from \(stream)"
+        if sink.isStdout { writeStderr(summary + "\n") } else { print(summary) }
+    }
+}
