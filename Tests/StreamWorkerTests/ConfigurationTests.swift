@@ -429,6 +429,7 @@ import Testing
             try load(flags: ["handler": "http", "handler-url": "gopher://bot:t0ken@h/hook"])
         }
         #expect(e?.description.contains("t0ken") == false)
+    }
 
     @Test func theMetricsPortIsOffUnlessSetAndFollowsThePrecedence() throws {
         #expect(try load().metricsPort == nil)
