@@ -86,8 +86,10 @@ import Testing
         let key = TestRedis.uniqueKey()
         let lock = DistributedLock(client: client, key: key, ttl: .milliseconds(250))
         #expect(await lock.acquire())
+        // Either still counting down from at most 250 ms, or already gone (-2) on a slow machine;
+        // never a whole-second TTL, never none (-1).
         let pttl = try #require(try await client.send("PTTL", key).int)
-        #expect(pttl > 0 && pttl <= 250)
+        #expect(pttl == -2 || (pttl > 0 && pttl <= 250))
         try await waitUntil { try await client.send("EXISTS", key) == .integer(0) }
         #expect(!(await lock.isHeld))
     }
@@ -96,11 +98,11 @@ import Testing
         let client = try TestRedis.client()
         defer { client.close() }
         let key = TestRedis.uniqueKey()
-        // The TTL leaves room for a loaded machine (renewal every 0.5 s, lease good for ~1.5 s);
-        // the hold lasts several TTLs, so it survives only if renewals work.
-        let lock = DistributedLock(client: client, key: key, ttl: .milliseconds(1500), autoRenew: true, maxRenewals: 0)
+        // The TTL leaves room for a loaded machine (renewal every 1 s, lease good for ~3 s);
+        // the hold lasts 2.5 TTLs, so it survives only if renewals work.
+        let lock = DistributedLock(client: client, key: key, ttl: .seconds(3), autoRenew: true, maxRenewals: 0)
         let holder = try await lock.withLock {
-            try await Task.sleep(for: .milliseconds(4500))
+            try await Task.sleep(for: .milliseconds(7500))
             return try await client.send("GET", key).string
         }
         #expect(holder == lock.token)
@@ -112,7 +114,8 @@ import Testing
         let client = try TestRedis.client()
         defer { client.close() }
         let key = TestRedis.uniqueKey()
-        let lock = DistributedLock(client: client, key: key, ttl: .milliseconds(1500), autoRenew: true, maxRenewals: 2)
+        // Renewals every 1 s; a 3 s lease leaves a loaded machine 2 s of slack before it would expire instead.
+        let lock = DistributedLock(client: client, key: key, ttl: .seconds(3), autoRenew: true, maxRenewals: 2)
         let bodyCancelled = Flag()
         await #expect(throws: LockError.leaseLost(key: key, cause: .renewalLimit)) {
             try await lock.withLock {
