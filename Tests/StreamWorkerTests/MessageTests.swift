@@ -83,6 +83,15 @@ import Testing
         #expect(outside?["fence"] == nil)
     }
 
+    @Test func aParkedMessageWakesOnlyWhenAReleaseAnnouncesItsTurn() {
+        func wakes(_ payload: String, _ seq: Int64) -> Bool { ChannelAdvance.announcesProgress(Array(payload.utf8), for: seq) }
+        #expect(wakes("tok 4", 5))
+        #expect(wakes("tok 9", 5))
+        #expect(!wakes("tok 3", 5))
+        #expect(!wakes("tok", 5))
+        #expect(!wakes("tok x", 5))
+    }
+
     @Test func deadSeqsJustAboveLastSeqCountAsDone() {
         let results: [Result<RESPValue, RedisError>] = [.success(.bulk(Array("4".utf8))), .success(.array([.bulk(Array("5".utf8)), .bulk(Array("6".utf8)), .bulk(Array("9".utf8))]))]
         let (_, last) = MessageProcessor.decodeState(results, needsState: false, hasSeq: true)

@@ -64,6 +64,17 @@ import Testing
         #expect(try await f.client.send("EXISTS", lock.key) == .integer(0))
     }
 
+    @Test func aCommitAnnouncesTheChannelsNewLastSeqWithItsRelease() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        let id = try await f.pendingEntry(seq: 1)
+        let lock = await f.lock()
+        let subscription = try await f.client.subscriber.subscribe(LockKeys.releaseChannel(forLock: lock.key))
+        defer { subscription.cancel() }
+        #expect(try await f.commit(lock, id: id, seq: 1) == .applied)
+        #expect(await subscription.next(timeout: .seconds(10)) == .message(Array("\(lock.token) 1".utf8)))
+    }
+
     @Test func aCommitOverStateOfTheWrongTypeFailsAndChangesNothing() async throws {
         let f = try Fixture()
         defer { f.client.close() }

@@ -69,7 +69,7 @@ struct MessageProcessor: Sendable {
                     let advance = try? await client.subscriber.subscribe(LockKeys.releaseChannel(forLock: lock.key))
                     await lock.release()
                     logger.debug("Earlier messages of the channel are not applied yet", metadata: ["seq": "\(seq)", "last_seq": "\(last)"])
-                    return .notReady(lastSeq: last, advance: advance.map { ChannelAdvance(subscription: $0, ownToken: lock.token) })
+                    return .notReady(lastSeq: last, advance: advance.map { ChannelAdvance(subscription: $0, seq: seq) })
                 case .gap(let last):
                     force = true
                     metrics.gapTimeout()

@@ -8,16 +8,18 @@ public enum WorkerScripts {
     /// ARGV[1] token, ARGV[2] fence, ARGV[3] group, ARGV[4] entry id, ARGV[5] seq or '',
     /// ARGV[6] release channel, ARGV[7] '1' to accept a gap (after gap-timeout), ARGV[8…] the update.
     /// Returns {status, n}: 'applied' fence | 'lost' 0 | 'stale' recorded fence |
-    /// 'duplicate' last_seq | 'gap' last_seq. Every status but 'lost' and 'stale' releases the lock.
+    /// 'duplicate' last_seq | 'gap' last_seq. Every status but 'lost' and 'stale' releases the lock
+    /// and publishes `<token> <last_seq>` on the release channel (just the token without a seq), so
+    /// a message parked behind a gap wakes only when the channel reached it.
     ///
     /// Every `redis.call` costs Redis a few microseconds, so the script reads the state once (HMGET)
     /// and writes it once (HSET). Type and integer checks come before the first write: a failing
     /// check returns an error and changes nothing.
     public static let commit = RedisScript(FencedScripts.applyUpdateChunk + """
 
-        local function release()
+        local function release(applied)
           redis.call('DEL', KEYS[1])
-          redis.call('PUBLISH', ARGV[6], ARGV[1])
+          redis.call('PUBLISH', ARGV[6], applied and (ARGV[1] .. ' ' .. applied) or ARGV[1])
         end
         if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'lost', 0} end
         local nset, nincr, nappend = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
@@ -50,7 +52,7 @@ public enum WorkerScripts {
         if seq then
           if seq <= last then
             redis.call('XACK', KEYS[4], ARGV[3], ARGV[4])
-            release()
+            release(last)
             return {'duplicate', last}
           end
           if seq > last + 1 and ARGV[7] ~= '1' then
@@ -59,7 +61,7 @@ public enum WorkerScripts {
           end
         end
         if redis.call('XACK', KEYS[4], ARGV[3], ARGV[4]) == 0 then
-          release()
+          release(seq and last)
           return {'duplicate', last}
         end
         sg_apply_update(KEYS[2], KEYS[3], 8)
@@ -72,7 +74,7 @@ public enum WorkerScripts {
         else
           redis.call('HSET', KEYS[2], 'last_id', ARGV[4], 'fence', ARGV[2])
         end
-        release()
+        release(seq)
         return {'applied', tonumber(ARGV[2])}
         """)
 
