@@ -16,8 +16,11 @@ struct ConsumerLauncher: Sendable {
     /// Each consumer's stdout and stderr go to `<directory>/<name>.log`; nil discards them.
     var logDirectory: URL?
 
+    /// `stream-consumer` beside this sgctl. From /proc/self/exe, since argv[0] is a bare name when
+    /// sgctl was found on PATH.
     static var siblingExecutable: String {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("stream-consumer").path
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("stream-consumer").path
     }
 
     func start(_ name: String) throws -> ChildProcess {

@@ -19,6 +19,17 @@ struct FaultScheduleTests {
         #expect(schedule.planned.map(\.at) == [.seconds(1), .milliseconds(1500), .seconds(3), .seconds(3)])
     }
 
+    @Test func intervalsThatRoundToNothingOrOverflowAreRefused() {
+        for faults in ["kill:0.0001", "kill:1e300"] {
+            #expect(throws: FaultScheduleError.self) {
+                try FaultSchedule.parse(faults: faults, defaultInterval: .seconds(1), warmup: .zero, duration: .seconds(5))
+            }
+        }
+        #expect(throws: FaultScheduleError.self) {
+            try FaultSchedule.parse(faults: "", times: "kill@1e300", defaultInterval: .seconds(1), warmup: .zero, duration: .seconds(5))
+        }
+    }
+
     @Test func noneAndEmptyMeanNoFaults() throws {
         #expect(try FaultSchedule.parse(faults: "none", defaultInterval: .seconds(1), warmup: .zero, duration: .seconds(5)).planned.isEmpty)
         #expect(try FaultSchedule.parse(faults: "", defaultInterval: .seconds(1), warmup: .zero, duration: .seconds(5)).planned.isEmpty)

@@ -125,11 +125,37 @@ struct InvariantCheckerTests {
         #expect(InvariantChecker.check(observation, policy: .strict).fenceRegressions == 1)
 
         observation.histories["ch"] = [HistoryEntry(seq: 1, fence: 4), HistoryEntry(seq: 2, fence: 9), HistoryEntry(seq: 3, fence: 11)]
+        observation.audit = [
+            Self.handled("w0", fence: 4, seq: 1, 100, 200), Self.handled("w0", fence: 9, seq: 2, 300, 400),
+            Self.handled("w1", fence: 11, seq: 3, 500, 600),
+        ]
         #expect(InvariantChecker.check(observation, policy: .strict).ok)
         observation.faults = [FaultEvent(kind: .steal, atMicros: 1, stolen: FenceKey(channel: "ch", fence: 9), detail: "DEL")]
         let stolen = InvariantChecker.check(observation, policy: .olderHolderRefused)
         #expect(stolen.stolenLeaseCommits == 1)
         #expect(!stolen.ok)
+    }
+
+    @Test func anAppliedLeaseMissingFromTheAuditFailsTheRun() {
+        // An empty or sampled audit would otherwise pass strict exclusion vacuously.
+        var observation = Self.observation(history: [1, 2], audit: [Self.handled("w0", fence: 1, seq: 1, 100, 200)])
+        observation.histories["ch"] = [HistoryEntry(seq: 1, fence: 1), HistoryEntry(seq: 2, fence: 2)]
+        let results = InvariantChecker.check(observation, policy: .strict)
+        #expect(results.unauditedCommits == 1)
+        #expect(!results.ok)
+        #expect(results.violations.contains { $0.contains("fence 2") })
+    }
+
+    @Test func twoHoldersInsideUnderOneFenceAreAViolation() {
+        let audit = [
+            Self.handled("w0", fence: 3, seq: 1, 100, 400),
+            Self.handled("w1", fence: 3, seq: 2, 200, 300),
+        ]
+        for policy in [ExclusionPolicy.strict, .olderHolderRefused] {
+            let results = InvariantChecker.check(Self.observation(history: [1, 2], audit: audit), policy: policy)
+            #expect(results.sharedFences == 1)
+            #expect(!results.ok)
+        }
     }
 
     @Test func outOfOrderDuplicateAndLostSeqsAreFlagged() {

@@ -21,6 +21,14 @@ import Testing
         #expect(offsets == [.zero, .zero, .milliseconds(500), .milliseconds(2500)])
     }
 
+    @Test func hugeGapsAtLowSpeedOrRateAreCappedNotACrash() throws {
+        var slow = try Pacer(speed: 0.1)
+        _ = slow.offset(index: 0, id: Self.id(1))
+        #expect(slow.offset(index: 1, id: Self.id(1_700_000_000_000)) == .seconds(365 * 86_400))
+        var trickle = try Pacer(rate: 1e-9)
+        #expect(trickle.offset(index: 10, id: nil) == .seconds(365 * 86_400))
+    }
+
     @Test func withRateAndSpeedTheLaterTimeWins() throws {
         var pacer = try Pacer(rate: 1, speed: 1)
         let offsets = [0, 100, 5000].enumerated().map { pacer.offset(index: $0.offset, id: Self.id(UInt64($0.element))) }

@@ -42,6 +42,11 @@ public struct InvariantResults: Sendable, Equatable, Codable {
     public var fenceRegressions = 0
     /// Violation: a commit applied under a lease that chaos had stolen.
     public var stolenLeaseCommits = 0
+    /// Violation: an applied history entry whose lease left no handler record, so exclusion was not
+    /// checked for it (the audit is incomplete: sampled, lost, or written elsewhere).
+    public var unauditedCommits = 0
+    /// Violation: two different holders inside one channel under the same fence.
+    public var sharedFences = 0
     /// Attempts whose commit outcome was not recorded (the worker died first, or the reply was lost)
     /// and that the history cannot settle either; reported, not judged.
     public var unknownOutcomes = 0
@@ -53,7 +58,8 @@ public struct InvariantResults: Sendable, Equatable, Codable {
     }
 
     public var ok: Bool {
-        duplicates + lost + outOfOrder + unresolvedOverlaps + fenceRegressions + stolenLeaseCommits == 0
+        duplicates + lost + outOfOrder + unresolvedOverlaps + fenceRegressions + stolenLeaseCommits
+            + unauditedCommits + sharedFences == 0
     }
 }
 
@@ -67,6 +73,7 @@ public enum InvariantChecker {
         let attempts = Attempt.join(observation.audit)
         let evidence = Evidence(observation)
         checkExclusion(attempts, policy: policy, evidence: evidence, into: &results)
+        checkAuditCovers(observation, attempts: attempts, into: &results)
         checkFencing(observation, evidence: evidence, into: &results)
         results.abandonedAttempts = attempts.filter { $0.status == .cancelled || $0.outcome == .leaseLost }.count
         results.unknownOutcomes = attempts.filter { $0.outcome == nil && $0.status == .completed && !evidence.settles($0) }.count
@@ -138,7 +145,14 @@ public enum InvariantChecker {
                 while j < sorted.endIndex, sorted[j].enterMicros < sorted[i].endMicros {
                     let (a, b) = (sorted[i], sorted[j])
                     j += 1
-                    guard a.fence != b.fence else { continue }
+                    if a.fence == b.fence {
+                        // One lease is one holder and one message; anything else means fences were reused.
+                        if a.consumer != b.consumer || a.entry != b.entry {
+                            results.sharedFences += 1
+                            note(&results, "channel \(channel): \(a.consumer) and \(b.consumer) inside at once under one fence \(a.fence)")
+                        }
+                        continue
+                    }
                     results.overlaps += 1
                     let older = a.fence < b.fence ? a : b
                     let resolved = policy == .olderHolderRefused && evidence.changedNothing(older)
@@ -149,6 +163,20 @@ public enum InvariantChecker {
                         note(&results, "channel \(channel): \(a.consumer) (fence \(a.fence)) and \(b.consumer) (fence \(b.fence)) inside at once; \(why)")
                     }
                 }
+            }
+        }
+    }
+
+    /// Exclusion is judged on the audit, so every applied entry's lease must appear in it: the
+    /// auditing handler records the handler's end before the commit is sent (and a failed record
+    /// fails the attempt), so a complete audit has a handler record for every applied lease.
+    static func checkAuditCovers(_ observation: ChaosObservation, attempts: [Attempt], into results: inout InvariantResults) {
+        let audited = Set(attempts.map { FenceKey(channel: $0.channel, fence: $0.fence) })
+        for (channel, entries) in observation.histories.sorted(by: { $0.key < $1.key }) {
+            for entry in entries {
+                guard let fence = entry.fence, !audited.contains(FenceKey(channel: channel, fence: fence)) else { continue }
+                results.unauditedCommits += 1
+                note(&results, "channel \(channel): seq \(entry.seq) applied under fence \(fence), which the audit never saw")
             }
         }
     }

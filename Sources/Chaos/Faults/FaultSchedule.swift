@@ -84,7 +84,11 @@ public struct FaultSchedule: Sendable, Equatable {
         guard let value = Double(bare), value.isFinite, positive ? value > 0 : value >= 0 else {
             throw .invalid(item: item, reason: "'\(text)' is not a \(positive ? "positive" : "non-negative") number of seconds")
         }
-        return .milliseconds(Int64((value * 1000).rounded()))
+        // Bounds keep the schedule finite: at least 1 ms between faults, at most a day.
+        guard value <= 86_400 else { throw .invalid(item: item, reason: "'\(text)' is more than a day") }
+        let milliseconds = Int64((value * 1000).rounded())
+        if positive, milliseconds < 1 { throw .invalid(item: item, reason: "'\(text)' is shorter than 1 ms") }
+        return .milliseconds(milliseconds)
     }
 }
 

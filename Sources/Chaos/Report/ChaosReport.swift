@@ -60,6 +60,8 @@ public struct ChaosReport: Sendable, Codable, Equatable {
             ("abandoned attempts", "\(r.abandonedAttempts)", "holder saw its lease end and stopped"),
             ("fence regressions", "\(r.fenceRegressions)", Self.verdict(r.fenceRegressions)),
             ("stolen leases committed", "\(r.stolenLeaseCommits)", Self.verdict(r.stolenLeaseCommits)),
+            ("unaudited commits", "\(r.unauditedCommits)", Self.verdict(r.unauditedCommits)),
+            ("shared fences", "\(r.sharedFences)", Self.verdict(r.sharedFences)),
         ]
         if r.unknownOutcomes > 0 { rows.append(("unknown outcomes", "\(r.unknownOutcomes)", "worker died before recording")) }
         let width = rows.map(\.0.count).max() ?? 0

@@ -37,8 +37,9 @@ public struct Pacer: Sendable {
         return offset
     }
 
+    /// Clamped at a year: a huge gap between ids at a small speed must not overflow the conversion.
     private static func seconds(_ s: Double) -> Duration {
-        .nanoseconds(Int64((s * 1e9).rounded()))
+        .nanoseconds(Int64((min(max(s, 0), 365 * 86_400) * 1e9).rounded()))
     }
 }
 

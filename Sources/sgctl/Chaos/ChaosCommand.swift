@@ -64,6 +64,12 @@ struct ChaosCommand: AsyncParsableCommand {
         if !(drainTimeout > 0) { throw ValidationError("--drain-timeout must be positive") }
         if !(interval > 0) { throw ValidationError("--interval must be positive") }
         if !(warmup >= 0) { throw ValidationError("--warmup must not be negative") }
+        // Durations become whole milliseconds; a day bounds them so the conversion cannot trap.
+        for (name, value) in [("--duration", duration), ("--lock-ttl", lockTTL), ("--drain-timeout", drainTimeout),
+                              ("--interval", interval), ("--warmup", warmup)] where value > 86_400 {
+            throw ValidationError("\(name) must be at most a day (86400 s)")
+        }
+        if !(interval * 1000 >= 1) { throw ValidationError("--interval must be at least 1 ms") }
         if let pauseMs, pauseMs < 1 { throw ValidationError("--pause-ms must be positive") }
         if workMs < 0 || jitterMs < 0 { throw ValidationError("--work-ms and --jitter-ms must not be negative") }
     }
@@ -130,7 +136,8 @@ struct ChaosCommand: AsyncParsableCommand {
                 // many deliveries, and no gap may be skipped by the gap timeout.
                 "--max-deliveries", "1000000", "--gap-timeout", "3600", "--shutdown-grace", "5", "--log-level", "info",
             ],
-            environment: ["SG_AUDIT_STREAM": audit, "SG_AUDIT_JITTER_MS": String(jitterMs)],
+            // Every message audited, whatever the caller's environment says: exclusion is judged on it.
+            environment: ["SG_AUDIT_STREAM": audit, "SG_AUDIT_JITTER_MS": String(jitterMs), "SG_AUDIT_SAMPLE": "1"],
             logDirectory: logs)
         let pool = ChaosPool(launcher: launcher)
         let injector = FaultInjector(client: client, pool: pool, keys: keys, server: server, lockTTL: ttl,
