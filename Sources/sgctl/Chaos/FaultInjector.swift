@@ -90,6 +90,8 @@ struct FaultInjector: Sendable {
         for id in ids {
             killed += Int(try await client.send("CLIENT", "KILL", "ID", id).int ?? 0)
         }
+        // Nothing killed is no fault: the report counts only faults that happened.
+        guard killed > 0 else { return nil }
         return FaultEvent(kind: .connkill, atMicros: at, worker: victim, detail: "CLIENT KILL \(killed) connection(s) of \(victim)")
     }
 
