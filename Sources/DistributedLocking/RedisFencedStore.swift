@@ -32,6 +32,12 @@ public enum FencedScripts {
     /// ``StateUpdate/scriptArguments`` starting at ARGV[first]. Redis does not roll back a
     /// script that fails halfway, so scripts check before their first write. Defines no globals.
     public static let applyUpdateChunk = """
+        -- What HINCRBY accepts and cannot overflow with a delta of at most 2^53: a plain decimal
+        -- integer below 10^18. (tonumber also takes '1.5', '1e3' and '0x10', which HINCRBY refuses
+        -- halfway through a commit.)
+        local function sg_is_counter(v)
+          return string.match(v, '^-?%d+$') ~= nil and #v <= 18
+        end
         local function sg_check_update(state, list, first)
           local nset, nincr, nappend = tonumber(ARGV[first]), tonumber(ARGV[first+1]), tonumber(ARGV[first+2])
           local stype = redis.call('TYPE', state)['ok']
@@ -43,7 +49,7 @@ public enum FencedScripts {
           local i = first + 4 + 2 * nset
           for _ = 1, nincr do
             local current = redis.call('HGET', state, ARGV[i])
-            if current and not tonumber(current) then return 'ERR state field ' .. ARGV[i] .. ' is not an integer' end
+            if current and not sg_is_counter(current) then return 'ERR state field ' .. ARGV[i] .. ' is not an integer' end
             i = i + 2
           end
           return false

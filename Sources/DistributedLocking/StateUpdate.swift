@@ -30,7 +30,14 @@ public struct StateUpdate: Sendable, Equatable, Codable {
             throw .conflictingField(setFields.keys.first(where: { increment[$0] != nil })!)
         }
         if let listCap, listCap <= 0 { throw .invalidListCap(listCap) }
+        // With stored values below 10^18 (the scripts check), such a delta cannot overflow HINCRBY.
+        if let (field, delta) = increment.first(where: { abs($0.value) > Self.maxIncrement }) {
+            throw .incrementTooLarge(field, delta)
+        }
     }
+
+    /// 2^53: far beyond any counter, and small enough that HINCRBY cannot overflow.
+    public static let maxIncrement: Int64 = 1 << 53
 
     /// The update as script arguments: counts first, then set pairs, increment pairs, appended values.
     /// Sorted, so the same update always encodes identically.
@@ -48,6 +55,7 @@ public enum StateUpdateError: Error, Sendable, Equatable, CustomStringConvertibl
     case reservedField(String)
     case conflictingField(String)
     case invalidListCap(Int)
+    case incrementTooLarge(String, Int64)
 
     public var description: String {
         switch self {
@@ -55,6 +63,7 @@ public enum StateUpdateError: Error, Sendable, Equatable, CustomStringConvertibl
         case .reservedField(let f): return "state field '\(f)' is managed by the store and cannot be written"
         case .conflictingField(let f): return "state field '\(f)' is both set and incremented"
         case .invalidListCap(let n): return "list cap \(n) must be positive"
+        case .incrementTooLarge(let f, let d): return "increment \(d) of state field '\(f)' exceeds ±2^53"
         }
     }
 }

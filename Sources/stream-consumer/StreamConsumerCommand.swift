@@ -102,7 +102,12 @@ struct StreamConsumerCommand: AsyncParsableCommand {
             handler = HistoryHandler(historyMax: configuration.historyMax, work: configuration.workTime)
         case .http:
             guard let url = configuration.handlerURL else { throw ValidationError("handler http needs --handler-url") }
-            let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+            // A connection per channel in flight (the default is 8 per host, and a request waiting
+            // for one would hold its channel); no redirects (a 302 would turn the POST into a GET).
+            var httpConfiguration = HTTPClient.Configuration(redirectConfiguration: .disallow)
+            httpConfiguration.connectionPool = .init(
+                idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, configuration.concurrency))
+            let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
             http = httpClient
             handler = WebhookHandler(
                 client: httpClient, url: url, timeout: configuration.handlerTimeout, defaultListCap: configuration.historyMax)

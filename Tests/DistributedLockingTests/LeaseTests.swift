@@ -83,6 +83,8 @@ import Testing
         #expect(throws: StateUpdateError.conflictingField("n")) { try StateUpdate(setFields: ["n": "1"], increment: ["n": 1]).validate() }
         #expect(throws: StateUpdateError.emptyFieldName) { try StateUpdate(increment: ["": 1]).validate() }
         #expect(throws: StateUpdateError.invalidListCap(0)) { try StateUpdate(append: ["x"], listCap: 0).validate() }
+        #expect(throws: StateUpdateError.incrementTooLarge("n", Int64.max)) { try StateUpdate(increment: ["n": .max]).validate() }
+        #expect(throws: Never.self) { try StateUpdate(increment: ["n": StateUpdate.maxIncrement]).validate() }
     }
 
     @Test func stateUpdatesEncodeDeterministically() {

@@ -3,7 +3,7 @@ import DistributedLocking
 import Foundation
 import Logging
 import RedisClient
-import StreamWorker
+@testable import StreamWorker
 import TestSupport
 import Testing
 
@@ -164,10 +164,11 @@ import Testing
     }
 
     @Test func aRequestOutlastingTheLockTTLStillCommitsBecauseTheLeaseIsRenewed() async throws {
-        var setup = try Setup(lockTTL: .milliseconds(400), handlerTimeout: .seconds(30))
+        // Renewals every ~0.67 s of a 2 s lease; the call lasts 3.5 leases, so only renewal keeps it.
+        var setup = try Setup(lockTTL: .seconds(2), handlerTimeout: .seconds(30))
         setup.configuration.maxDeliveries = 1
         let server = try await WebhookTestServer.start { _, _ in
-            .init(body: #"{"increment":{"count":1}}"#, delay: .seconds(3))
+            .init(body: #"{"increment":{"count":1}}"#, delay: .seconds(7))
         }
         try await setup.withWorker(server: server) {
             _ = try await setup.produce("slow", ["think hard"])
@@ -177,6 +178,16 @@ import Testing
             #expect(server.received.count == 1, "the lease held through the call, so it was not retried")
             #expect(state["fence"] == server.received.first?.headers["x-sg-fence"])
             #expect(try await setup.deadLetters().isEmpty)
+        }
+    }
+
+    @Test func theDeadlineHoldsEvenWhenTheExchangeIgnoresCancellation() async throws {
+        // Like a body that stalls after the headers: the work does not stop when cancelled.
+        await #expect(throws: WebhookDeadline.self) {
+            try await WebhookHandler.withDeadline(.milliseconds(200)) {
+                await Task.detached { try? await Task.sleep(for: .seconds(60)) }.value
+                return 1
+            }
         }
     }
 

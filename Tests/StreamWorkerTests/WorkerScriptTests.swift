@@ -86,8 +86,11 @@ import Testing
         try await f.client.send("SET", f.keys.history(channel: f.channel), "not a list")
         let append = StateUpdate(increment: ["count": 1], append: ["x"], listCap: 10)
         await #expect { try await f.commit(lock, id: id, seq: 1, update: append) } throws: { ($0 as? RedisError)?.serverCode == "WRONGTYPE" }
-        try await f.client.send("HSET", f.keys.state(channel: f.channel), "count", "many")
-        await #expect { try await f.commit(lock, id: id, seq: 1) } throws: { ($0 as? RedisError)?.serverCode == "ERR" }
+        // Lua's tonumber takes all of these; HINCRBY would refuse them halfway through the commit.
+        for notACounter in ["many", "1.5", "1e3", "0x10", "1234567890123456789"] {
+            try await f.client.send("HSET", f.keys.state(channel: f.channel), "count", notACounter)
+            await #expect { try await f.commit(lock, id: id, seq: 1) } throws: { ($0 as? RedisError)?.serverCode == "ERR" }
+        }
         // Nothing acknowledged, applied or released.
         #expect(try await f.pendingCount() == 1)
         #expect(try await f.state("last_id") == nil)

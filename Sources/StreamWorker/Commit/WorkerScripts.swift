@@ -30,7 +30,7 @@ public enum WorkerScripts {
         local recorded = tonumber(values[1] or '0')
         if recorded > tonumber(ARGV[2]) then return {'stale', recorded} end
         for k = 3, #values do
-          if values[k] and not tonumber(values[k]) then
+          if values[k] and not sg_is_counter(values[k]) then
             return redis.error_reply('ERR state field ' .. fields[k] .. ' is not an integer')
           end
         end

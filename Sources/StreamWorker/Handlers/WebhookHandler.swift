@@ -1,3 +1,4 @@
+import Synchronization
 import AsyncHTTPClient
 import DistributedLocking
 import Foundation
@@ -41,10 +42,14 @@ public struct WebhookHandler: MessageHandler {
         let status: UInt
         let body: [UInt8]
         do {
-            let response = try await client.execute(request, timeout: .nanoseconds(nanoseconds))
-            status = response.status.code
-            let buffer = try await response.body.collect(upTo: WebhookContract.maxResponseBytes)
-            body = Array(buffer.readableBytesView)
+            // The client's own deadline ends when the headers arrive; the body must fit in it too.
+            (status, body) = try await Self.withDeadline(timeout) { [client, request] in
+                let response = try await client.execute(request, timeout: .nanoseconds(nanoseconds))
+                let buffer = try await response.body.collect(upTo: WebhookContract.maxResponseBytes)
+                return (response.status.code, Array(buffer.readableBytesView))
+            }
+        } catch is WebhookDeadline {
+            throw WebhookError.timeout(url: shownURL, after: timeout)
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
             throw WebhookError.timeout(url: shownURL, after: timeout)
         } catch let error as HTTPClientError where error == .cancelled {
@@ -82,6 +87,44 @@ public enum WebhookError: Error, Sendable, Equatable, CustomStringConvertible {
         case .status(let url, let code, let body): return "webhook \(url) answered \(code): \(body)"
         case .invalidResponse(let url, let error): return "webhook \(url): \(error)"
         case .transport(let url, let reason): return "webhook \(url) failed: \(reason)"
+        }
+    }
+}
+
+/// The whole exchange outlived `handler-timeout`.
+struct WebhookDeadline: Error {}
+
+extension WebhookHandler {
+    /// Runs `operation` and stops waiting for it after `timeout` (or when the caller is cancelled),
+    /// cancelling it. Unlike a task group, it does not wait for an operation that ignores
+    /// cancellation, so a stalled body cannot hold the channel past the timeout.
+    static func withDeadline<T: Sendable>(
+        _ timeout: Duration, _ operation: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let slot = Mutex<CheckedContinuation<T, any Error>?>(nil)
+        let finish: @Sendable (Result<T, any Error>) -> Void = { result in
+            slot.withLock { continuation in
+                continuation?.resume(with: result)
+                continuation = nil
+            }
+        }
+        let work = Mutex<Task<Void, Never>?>(nil)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                slot.withLock { $0 = continuation }
+                let task = Task {
+                    do { finish(.success(try await operation())) } catch { finish(.failure(error)) }
+                }
+                work.withLock { $0 = task }
+                Task {
+                    try? await Task.sleep(for: timeout)
+                    finish(.failure(WebhookDeadline()))
+                    task.cancel()
+                }
+            }
+        } onCancel: {
+            finish(.failure(CancellationError()))
+            work.withLock { $0?.cancel() }
         }
     }
 }
