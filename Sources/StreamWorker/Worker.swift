@@ -57,10 +57,11 @@ public final class StreamWorker: Service, Sendable {
     }
 
     public func run() async throws {
-        try await ensureGroups()
-        health.update { $0.groupsEnsured() }
-        logger.info("Worker started", metadata: ["streams": "\(configuration.streams)", "group": "\(configuration.group)"])
         await withGracefulShutdownHandler {
+            // A Redis that is down at start makes the worker unready, not a crash loop.
+            guard await self.ensureGroupsRetrying() else { return }
+            self.health.update { $0.groupsEnsured() }
+            self.logger.info("Worker started", metadata: ["streams": "\(self.configuration.streams)", "group": "\(self.configuration.group)"])
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.readLoop() }
                 group.addTask { await self.reclaimLoop() }
@@ -82,6 +83,23 @@ public final class StreamWorker: Service, Sendable {
             await dispatcher.waitUntilDrained()
         }
         logger.info("Worker stopped")
+    }
+
+    /// Creates the groups, retrying with backoff (up to 5 s) until it works; false when stopped first.
+    private func ensureGroupsRetrying() async -> Bool {
+        var backoff = Duration.milliseconds(100)
+        while !stopping.isSet, !Task.isCancelled {
+            do {
+                try await ensureGroups()
+                return true
+            } catch {
+                health.update { $0.startFailed(error: error) }
+                logger.warning("Cannot create the consumer group yet; retrying", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])
+                do { try await sleepUnlessStopping(backoff) } catch { return false }
+                backoff = min(backoff * 2, .seconds(5))
+            }
+        }
+        return false
     }
 
     private func ensureGroups() async throws {

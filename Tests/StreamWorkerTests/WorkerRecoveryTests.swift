@@ -151,4 +151,32 @@ import Testing
             #expect(seqs == Array(1...perChannel), "ch\(c)")
         }
     }
+
+    @Test func aWorkerStartedWhileRedisIsDownWaitsUnreadyAndThenStartsWhenItComesBack() async throws {
+        let server = try await PrivateRedisServer(arguments: ["--appendonly", "yes"])
+        defer { server.stop() }
+        let admin = RedisClient(configuration: try server.configuration())
+        defer { admin.close() }
+        let keys = WorkerKeys(prefix: "late")
+        let stream = "late:in"
+        // Unusable before the worker starts: every new connection is refused (NOAUTH).
+        try await admin.send("CONFIG", "SET", "requirepass", "not-the-workers")
+        let client = RedisClient(configuration: try server.configuration(commandTimeout: .seconds(2)))
+        defer { client.close() }
+        let worker = StreamWorker(configuration: Self.configuration(stream: stream, keys: keys, lockTTL: .seconds(2)),
+                                  client: client, logger: Logger(label: "test"))
+        let running = Task { try await worker.run() }
+        defer { running.cancel() }
+        try await waitUntil(timeout: .seconds(30)) {
+            guard case .notReady(let reason) = worker.health.readiness else { return false }
+            return reason.hasPrefix("starting") && reason.contains("NOAUTH")
+        }
+        // Redis accepts the worker again: the group is created and messages flow.
+        let authed = RedisClient(configuration: try server.configuration(password: "not-the-workers"))
+        defer { authed.close() }
+        try await authed.send("CONFIG", "SET", "requirepass", "")
+        try await waitUntil(timeout: .seconds(60)) { worker.health.readiness == .ready }
+        _ = try await Producer(client: authed, keys: keys).send(stream: stream, channel: "c")
+        try await waitUntil(timeout: .seconds(60)) { try await authed.send("HGET", keys.state(channel: "c"), "count").int == 1 }
+    }
 }

@@ -27,6 +27,8 @@ struct ReadinessState: Sendable, Equatable {
     private(set) var sampleProblem: String?
     /// Streams whose group was found missing.
     private(set) var missingGroups: Set<String> = []
+    /// Why creating the group at start failed last (Redis down, a refused command); retried.
+    private(set) var startProblem: String?
     let group: String
 
     init(group: String) {
@@ -35,7 +37,7 @@ struct ReadinessState: Sendable, Equatable {
 
     var readiness: WorkerReadiness {
         switch phase {
-        case .starting: return .notReady("starting: consumer group '\(group)' not yet created")
+        case .starting: return .notReady("starting: consumer group '\(group)' not yet created" + (startProblem.map { ": \($0)" } ?? ""))
         case .stopping: return .notReady("shutting down")
         case .running: break
         }
@@ -44,6 +46,10 @@ struct ReadinessState: Sendable, Equatable {
         }
         if let problem = readProblem ?? sampleProblem { return .notReady(problem) }
         return .ready
+    }
+
+    mutating func startFailed(error: any Error) {
+        startProblem = "\(error)"
     }
 
     mutating func groupsEnsured() {
