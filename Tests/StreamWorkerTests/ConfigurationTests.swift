@@ -241,7 +241,8 @@ import Testing
 
     @Test(arguments: ["redis://localhost", "redis://u:p@10.0.0.1:6380/2", "redis://[::1]:6390", "unix:///run/r.sock?db=1"])
     func goodURLsLoad(url: String) throws {
-        #expect(try load(flags: ["redis-url": url]).redisURL == url)
+        // From the environment, where a URL may carry its password.
+        #expect(try load(env: ["SG_REDIS_URL": url]).redisURL == url)
     }
 
     @Test func aBadURLErrorHidesThePassword() {
@@ -359,8 +360,21 @@ import Testing
         #expect(d?.description.contains(dir) == true)
     }
 
+    @Test func aPasswordInTheURLIsRefusedFromTheCommandLineAndTheFile() throws {
+        for url in ["redis://worker:hunter2@host:6379/0", "redis://:hunter2@host", "unix:///run/r.sock?db=1&password=hunter2"] {
+            let flag = error { () throws(ConfigurationError) in try load(flags: ["redis-url": url]) }
+            #expect(flag == .passwordNotAccepted(source: .flag("redis-url")), "\(url)")
+            #expect(flag?.description.contains("hunter2") == false)
+            let file = error { () throws(ConfigurationError) in try load(yaml: "redis-url: \"\(url)\"") }
+            #expect(file == .passwordNotAccepted(source: .file(nil)), "\(url)")
+            #expect(try load(env: ["SG_REDIS_URL": url]).redisURL == url)
+        }
+        // A user name alone is no secret.
+        #expect(try load(flags: ["redis-url": "redis://worker@host:6379"]).redisURL == "redis://worker@host:6379")
+    }
+
     @Test func redactedDescriptionHidesPasswords() throws {
-        var c = try load(flags: ["redis-url": "redis://worker:hunter2@host:6379/0"], env: ["SG_REDIS_PASSWORD": "s3cret"])
+        var c = try load(env: ["SG_REDIS_URL": "redis://worker:hunter2@host:6379/0", "SG_REDIS_PASSWORD": "s3cret"])
         #expect(c.redisPassword == "s3cret")
         for text in [c.redactedDescription, c.description, String(reflecting: c), "\(c)"] {
             #expect(!text.contains("hunter2") && !text.contains("s3cret"))
@@ -454,8 +468,8 @@ import Testing
 
     @Test func theStartupSummaryIsOneRedactedLineWithEveryOption() throws {
         let c = try load(
-            flags: ["redis-url": "redis://worker:hunter2@host:6379/0", "consumer": "worker \"one\"", "metrics-port": "9100"],
-            env: ["SG_REDIS_PASSWORD": "s3cret"])
+            flags: ["consumer": "worker \"one\"", "metrics-port": "9100"],
+            env: ["SG_REDIS_URL": "redis://worker:hunter2@host:6379/0", "SG_REDIS_PASSWORD": "s3cret"])
         let summary = c.redactedSummary
         #expect(!summary.contains("\n"))
         #expect(!summary.contains("hunter2") && !summary.contains("s3cret"))

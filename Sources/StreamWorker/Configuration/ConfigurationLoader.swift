@@ -288,6 +288,12 @@ struct ConfigurationLoader {
         if let reason = Self.urlProblem(value) {
             throw .invalidURL(value: Self.redactedURL(value), reason: reason, source: source)
         }
+        // A password in the URL is fine from the environment; on a command line `ps` shows it,
+        // and a config file is often committed.
+        switch source {
+        case .flag, .file: if Self.urlCarriesPassword(value) { throw .passwordNotAccepted(source: source) }
+        case .environment, .defaults: break
+        }
         return value
     }
 
@@ -413,6 +419,19 @@ struct ConfigurationLoader {
     }
 
     /// `url` with the password in its user info or `password=` query replaced by `***`.
+    /// `user:password@` in the authority, or a `password=` query parameter.
+    static func urlCarriesPassword(_ url: String) -> Bool {
+        guard let schemeEnd = url.range(of: "://") else { return false }
+        let rest = url[schemeEnd.upperBound...]
+        let authority = rest[..<(rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex)]
+        if let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":"),
+           authority.index(after: colon) < at { return true }
+        if let query = rest.firstIndex(of: "?") {
+            return rest[rest.index(after: query)...].split(separator: "&").contains { $0.hasPrefix("password=") && $0.count > 9 }
+        }
+        return false
+    }
+
     static func redactedURL(_ url: String) -> String {
         var out = url
         if let schemeEnd = out.range(of: "://") {
