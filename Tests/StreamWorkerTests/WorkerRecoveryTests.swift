@@ -21,6 +21,49 @@ import Testing
         return configuration
     }
 
+    /// 20 channels × 100 seq-stamped messages, counted and checked against the histories, for the
+    /// tests that disturb Redis while one in-process worker works through them.
+    struct Workload {
+        let admin: RedisClient
+        let keys: WorkerKeys
+        let stream: String
+        let channels = 20, perChannel = 100
+        var total: Int64 { Int64(channels * perChannel) }
+
+        func produce() async throws {
+            _ = try await admin.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM")
+            let producer = Producer(client: admin, keys: keys)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for c in 0..<channels {
+                    group.addTask { for _ in 0..<perChannel { try await producer.send(stream: stream, channel: "ch\(c)") } }
+                }
+                try await group.waitForAll()
+            }
+        }
+
+        func applied() async throws -> Int64 {
+            let replies = try await admin.pipeline((0..<channels).map { RedisCommand("HGET", keys.state(channel: "ch\($0)"), "count") })
+            return replies.reduce(0) { $0 + ((try? $1.get().int) ?? 0) }
+        }
+
+        /// Everything applied and acknowledged; tolerates errors (LOADING) while Redis recovers.
+        func isDone() async -> Bool {
+            let pending = (try? await admin.send("XPENDING", stream, "g"))?.array?.first?.int ?? 1
+            return (try? await applied()) == total && pending == 0
+        }
+
+        func expectEveryHistoryCompleteAndInOrder() async throws {
+            for c in 0..<channels {
+                let history = try await admin.send("LRANGE", keys.history(channel: "ch\(c)"), 0, -1).array ?? []
+                let seqs = history.compactMap { item -> Int? in
+                    guard let data = item.bytes, let object = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any] else { return nil }
+                    return object["seq"] as? Int
+                }
+                #expect(seqs == Array(1...perChannel), "ch\(c)")
+            }
+        }
+    }
+
     struct AlwaysFails: MessageHandler {
         struct Boom: Error {}
         var needsState: Bool { false }
@@ -62,45 +105,23 @@ import Testing
         let admin = RedisClient(configuration: try server.configuration())
         defer { client.close(); admin.close() }
         let keys = WorkerKeys(prefix: "outage")
-        let stream = "outage:in"
-        var configuration = Self.configuration(stream: stream, keys: keys, lockTTL: .seconds(2))
+        let workload = Workload(admin: admin, keys: keys, stream: "outage:in")
+        var configuration = Self.configuration(stream: workload.stream, keys: keys, lockTTL: .seconds(2))
         configuration.historyMax = 10_000
-        _ = try await admin.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM")
-        let producer = Producer(client: admin, keys: keys)
-        let channels = 20, perChannel = 100
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for c in 0..<channels {
-                group.addTask { for _ in 0..<perChannel { try await producer.send(stream: stream, channel: "ch\(c)") } }
-            }
-            try await group.waitForAll()
-        }
+        try await workload.produce()
         let worker = StreamWorker(configuration: configuration, client: client, logger: Logger(label: "test"))
         let running = Task { try await worker.run() }
         defer { running.cancel() }
 
-        func applied() async throws -> Int64 {
-            let replies = try await admin.pipeline((0..<channels).map { RedisCommand("HGET", keys.state(channel: "ch\($0)"), "count") })
-            return replies.reduce(0) { $0 + ((try? $1.get().int) ?? 0) }
-        }
-        try await waitUntil(timeout: .seconds(60)) { try await applied() > 200 }
+        try await waitUntil(timeout: .seconds(60)) { try await workload.applied() > 200 }
         // Drop every connection the worker has, twice, while it works.
         for _ in 0..<2 {
             _ = try? await admin.send("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
             _ = try? await admin.send("CLIENT", "KILL", "TYPE", "pubsub")
             try await Task.sleep(for: .milliseconds(300))
         }
-        try await waitUntil(timeout: .seconds(120)) {
-            let pending = try await admin.send("XPENDING", stream, "g").array?.first?.int ?? 1
-            return try await applied() == Int64(channels * perChannel) && pending == 0
-        }
-        for c in 0..<channels {
-            let history = try await admin.send("LRANGE", keys.history(channel: "ch\(c)"), 0, -1).array ?? []
-            let seqs = history.compactMap { item -> Int? in
-                guard let data = item.bytes, let object = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any] else { return nil }
-                return object["seq"] as? Int
-            }
-            #expect(seqs == Array(1...perChannel), "ch\(c)")
-        }
+        try await waitUntil(timeout: .seconds(120)) { await workload.isDone() }
+        try await workload.expectEveryHistoryCompleteAndInOrder()
     }
 
     @Test func aRedisCrashWithAOFLosesNothingAndAppliesNothingTwice() async throws {
@@ -113,43 +134,21 @@ import Testing
         let admin = RedisClient(configuration: try server.configuration())
         defer { client.close(); admin.close() }
         let keys = WorkerKeys(prefix: "aof")
-        let stream = "aof:in"
-        var configuration = Self.configuration(stream: stream, keys: keys, lockTTL: .seconds(2))
+        let workload = Workload(admin: admin, keys: keys, stream: "aof:in")
+        var configuration = Self.configuration(stream: workload.stream, keys: keys, lockTTL: .seconds(2))
         configuration.historyMax = 10_000
-        _ = try await admin.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM")
-        let producer = Producer(client: admin, keys: keys)
-        let channels = 20, perChannel = 100
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for c in 0..<channels {
-                group.addTask { for _ in 0..<perChannel { try await producer.send(stream: stream, channel: "ch\(c)") } }
-            }
-            try await group.waitForAll()
-        }
+        try await workload.produce()
         // The workload itself must survive the crash: wait for its fsync.
         try await Task.sleep(for: .milliseconds(2500))
 
         let worker = StreamWorker(configuration: configuration, client: client, logger: Logger(label: "test"))
         let running = Task { try await worker.run() }
         defer { running.cancel() }
-        func applied() async throws -> Int64 {
-            let replies = try await admin.pipeline((0..<channels).map { RedisCommand("HGET", keys.state(channel: "ch\($0)"), "count") })
-            return replies.reduce(0) { $0 + ((try? $1.get().int) ?? 0) }
-        }
-        try await waitUntil(timeout: .seconds(60)) { try await applied() > 300 }
+        try await waitUntil(timeout: .seconds(60)) { try await workload.applied() > 300 }
         try await server.crashAndRestart()
         // Redis answers LOADING while it replays the AOF; the checks ride that out like the worker.
-        try await waitUntil(timeout: .seconds(180)) {
-            let pending = (try? await admin.send("XPENDING", stream, "g"))?.array?.first?.int ?? 1
-            return (try? await applied()) == Int64(channels * perChannel) && pending == 0
-        }
-        for c in 0..<channels {
-            let history = try await admin.send("LRANGE", keys.history(channel: "ch\(c)"), 0, -1).array ?? []
-            let seqs = history.compactMap { item -> Int? in
-                guard let data = item.bytes, let object = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any] else { return nil }
-                return object["seq"] as? Int
-            }
-            #expect(seqs == Array(1...perChannel), "ch\(c)")
-        }
+        try await waitUntil(timeout: .seconds(180)) { await workload.isDone() }
+        try await workload.expectEveryHistoryCompleteAndInOrder()
     }
 
     @Test func aWorkerStartedWhileRedisIsDownWaitsUnreadyAndThenStartsWhenItComesBack() async throws {
