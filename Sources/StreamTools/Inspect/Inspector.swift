@@ -118,14 +118,5 @@ public struct Inspector: Sendable {
     }
 }
 
-public enum InspectError: Error, Sendable, CustomStringConvertible {
-    case noStream(String)
-    case noGroup(stream: String, group: String)
-
-    public var description: String {
-        switch self {
-        case .noStream(let s): return "stream '\(s)' does not exist"
-        case .noGroup(let s, let g): return "stream '\(s)' has no consumer group '\(g)'"
-        }
-    }
-}
+/// Kept as a name for callers; the same error as ``StreamGroupError``.
+public typealias InspectError = StreamGroupError
