@@ -13,12 +13,13 @@ public struct Producer: Sendable {
         self.channelField = channelField
     }
 
-    /// Appends to `stream`; returns the entry id and the seq it was stamped with.
+    /// Appends to `stream`, or with partitions to the channel's partition stream of `stream`;
+    /// returns the entry id and the seq it was stamped with.
     @discardableResult
     public func send(stream: String, channel: String, fields: [StreamField] = []) async throws -> (id: String, seq: Int64) {
         var arguments: [any RedisArgumentConvertible] = [channelField, channel]
         for field in fields { arguments += [field.name, field.value] }
-        let reply = try await client.evaluate(WorkerScripts.produce, keys: [keys.seq(channel: channel), stream], arguments: arguments)
+        let reply = try await client.evaluate(WorkerScripts.produce, keys: [keys.seq(channel: channel), keys.stream(stream, channel: channel)], arguments: arguments)
         guard let parts = reply.array, parts.count == 2, let id = parts[0].string, let seq = parts[1].int else {
             throw RedisError.unexpectedReply("produce returned \(reply)")
         }

@@ -20,6 +20,8 @@ public final class StreamWorker: Service, Sendable {
     public let health: WorkerHealth
     private let metrics = WorkerMetrics()
     private let sampler: GroupSampler
+    /// Partition leases and membership; nil with one partition, where every worker reads the stream.
+    private let coordinator: PartitionCoordinator?
 
     public init(configuration: WorkerConfiguration, client: RedisClient, handler: (any MessageHandler)? = nil, logger: Logger) {
         self.configuration = configuration
@@ -27,7 +29,7 @@ public final class StreamWorker: Service, Sendable {
         var logger = logger
         logger[metadataKey: "consumer"] = .string(configuration.consumer)
         self.logger = logger
-        self.keys = WorkerKeys(prefix: configuration.keyPrefix)
+        self.keys = configuration.keys
         let handler = handler ?? HistoryHandler(historyMax: configuration.historyMax, work: configuration.workTime)
         self.handler = handler
         let processor = MessageProcessor(
@@ -52,8 +54,14 @@ public final class StreamWorker: Service, Sendable {
         self.deadLetterer = DeadLetterer(client: client, group: configuration.group, consumer: configuration.consumer, keys: keys, logger: logger)
         self.health = WorkerHealth(group: configuration.group)
         self.sampler = GroupSampler(
-            client: client, streams: configuration.streams, group: configuration.group, interval: .seconds(2),
+            client: client, streams: configuration.inputStreams, group: configuration.group, interval: .seconds(2),
             dispatcher: dispatcher, metrics: metrics, groupMetrics: GroupMetrics(), health: health, logger: logger)
+        self.coordinator = keys.isPartitioned
+            ? PartitionCoordinator(
+                client: client, keys: keys, group: configuration.group, consumer: configuration.consumer,
+                streams: configuration.streams, ttl: configuration.lockTTL,
+                shedTimeout: min(configuration.lockTTL, configuration.shutdownGrace), logger: logger)
+            : nil
     }
 
     public func run() async throws {
@@ -67,6 +75,20 @@ public final class StreamWorker: Service, Sendable {
                 group.addTask { await self.reclaimLoop() }
                 group.addTask { await self.refreshLoop() }
                 group.addTask { await self.sampler.run(until: self.stopping) }
+                if let source = self.configuration.routeFrom {
+                    let router = StreamRouter(
+                        client: self.client, keys: self.keys, source: source, target: self.configuration.streams[0],
+                        channelField: self.configuration.channelField, batch: self.configuration.batch,
+                        blockTime: self.configuration.blockTime, ttl: self.configuration.lockTTL, logger: self.logger)
+                    group.addTask { await router.run(until: self.stopping) }
+                }
+                if let coordinator = self.coordinator {
+                    group.addTask {
+                        await coordinator.run(host: self, until: self.stopping)
+                        // Read nothing more, and let the others start waiting for our leases.
+                        await coordinator.shutDown()
+                    }
+                }
                 await group.waitForAll()
             }
         } onGracefulShutdown: {
@@ -82,6 +104,7 @@ public final class StreamWorker: Service, Sendable {
             await dispatcher.cancelAll()
             await dispatcher.waitUntilDrained()
         }
+        await coordinator?.releaseAll()
         logger.info("Worker stopped")
     }
 
@@ -103,7 +126,7 @@ public final class StreamWorker: Service, Sendable {
     }
 
     private func ensureGroups() async throws {
-        for stream in configuration.streams {
+        for stream in configuration.inputStreams {
             do {
                 try await client.send("XGROUP", "CREATE", stream, configuration.group, "0", "MKSTREAM")
             } catch let error as RedisError where error.serverCode == "BUSYGROUP" {
@@ -116,14 +139,28 @@ public final class StreamWorker: Service, Sendable {
 
     private func readLoop() async {
         // Own pending entries first (after a restart), from the start of the PEL, then new ones.
-        var pendingCursor: [String: String] = Dictionary(uniqueKeysWithValues: configuration.streams.map { ($0, "0") })
+        // Partitioned, a partition's pending entries are taken over when its lease is acquired instead.
+        var pendingCursor: [String: String] = coordinator == nil
+            ? Dictionary(uniqueKeysWithValues: configuration.streams.map { ($0, "0") }) : [:]
         var backoff = Duration.milliseconds(100)
+        let readSet = coordinator?.readSet
         do {
             try await client.withDedicatedConnection { connection in
                 while !self.stopping.isSet, !Task.isCancelled {
                     await self.dispatcher.waitForCapacity()
+                    var version = 0
+                    var current = self.configuration.streams
+                    if let readSet {
+                        (version, current) = readSet.snapshot
+                        if current.isEmpty {
+                            // Owning nothing is normal in a pool larger than the partition count.
+                            try? await Task.sleep(for: .milliseconds(50))
+                            continue
+                        }
+                        pendingCursor = pendingCursor.filter { current.contains($0.key) }
+                    }
                     let readingPending = !pendingCursor.isEmpty
-                    let streams = readingPending ? Array(pendingCursor.keys).sorted() : self.configuration.streams
+                    let streams = readingPending ? Array(pendingCursor.keys).sorted() : current
                     var command = RedisCommand("XREADGROUP", "GROUP", self.configuration.group, self.configuration.consumer,
                                                "COUNT", self.configuration.batch)
                     if !readingPending {
@@ -137,19 +174,31 @@ public final class StreamWorker: Service, Sendable {
                     for stream in streams { command.append(readingPending ? pendingCursor[stream]! : ">") }
                     let reply: RESPValue
                     do {
-                        let read = command
-                        reply = try await self.withStopInterrupt { try await connection.send(read) }
+                        let read = command, readVersion = version
+                        reply = try await self.withInterrupt(when: { readSet.map { $0.version != readVersion } ?? false }) {
+                            try await connection.send(read)
+                        }
                         backoff = .milliseconds(100)
                         self.health.update { $0.readSucceeded(streams: streams) }
                     } catch {
                         if self.stopping.isSet || Task.isCancelled { return }
+                        if let readSet, readSet.version != version {
+                            // The partitions changed mid-read; what that read delivered is pending
+                            // here, so the partitions still read start again from their pending entries.
+                            for stream in readSet.snapshot.streams { pendingCursor[stream] = "0" }
+                            continue
+                        }
                         self.health.update { $0.readFailed(streams: streams, error: error) }
                         self.logger.warning("Read failed; retrying", metadata: ["error": "\(error)", "retry_in_ms": "\(backoff.redisMilliseconds)"])
                         try? await Task.sleep(for: backoff)
                         backoff = min(backoff * 2, .seconds(5))
                         continue
                     }
-                    let entries = StreamReplies.readGroup(reply)
+                    var entries = StreamReplies.readGroup(reply)
+                    if let readSet {
+                        // A partition whose lease went meanwhile is the next owner's: leave its entries pending.
+                        entries.removeAll { !readSet.contains($0.stream) }
+                    }
                     if readingPending {
                         var seen = Set<String>()
                         for entry in entries {
@@ -228,7 +277,7 @@ public final class StreamWorker: Service, Sendable {
         while !stopping.isSet, !Task.isCancelled {
             do { try await sleepUnlessStopping(interval) } catch { return }
             if stopping.isSet { return }
-            for stream in configuration.streams {
+            for stream in coordinator?.readSet.snapshot.streams ?? configuration.streams {
                 do {
                     let reply = try await client.send(
                         "XAUTOCLAIM", stream, configuration.group, configuration.consumer,
@@ -279,12 +328,14 @@ public final class StreamWorker: Service, Sendable {
         }
     }
 
-    /// Runs a blocking read, cancelling it as soon as shutdown begins.
-    private func withStopInterrupt<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    /// Runs a blocking read, cancelling it as soon as shutdown begins or `interrupt` says so.
+    private func withInterrupt<T: Sendable>(
+        when interrupt: @escaping @Sendable () -> Bool, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await body() }
             group.addTask {
-                while !self.stopping.isSet { try await Task.sleep(for: .milliseconds(50)) }
+                while !self.stopping.isSet, !interrupt() { try await Task.sleep(for: .milliseconds(20)) }
                 return nil
             }
             while let next = try await group.next() {
@@ -298,6 +349,37 @@ public final class StreamWorker: Service, Sendable {
             throw CancellationError()
         }
     }
+}
+
+extension StreamWorker: PartitionHost {
+    func takeOver(streams: [String]) async {
+        for stream in streams {
+            var cursor = "0-0"
+            repeat {
+                do {
+                    // Idle 0: the previous owner has shed it or lost its lease; a late holder is
+                    // still stopped by the channel's lock and fence.
+                    let reply = try await client.send(
+                        "XAUTOCLAIM", stream, configuration.group, configuration.consumer, 0, cursor, "COUNT", configuration.batch)
+                    let claimed = StreamReplies.autoClaim(reply)
+                    cursor = claimed.cursor
+                    if claimed.entries.isEmpty { continue }
+                    let counts = await deliveryCounts(claimed.entries.map { (stream, $0.0) })
+                    for (id, fields) in claimed.entries where !(await dispatcher.contains(stream: stream, id: id)) {
+                        await accept(stream: stream, id: id, fields: fields, deliveries: counts["\(stream)/\(id)"] ?? 1)
+                    }
+                } catch {
+                    // What is left is found by the reclaimer after claim-idle.
+                    logger.warning("Taking over a partition's pending entries failed", metadata: ["stream": "\(stream)", "error": "\(error)"])
+                    break
+                }
+            } while cursor != "0-0" && !stopping.isSet
+        }
+    }
+
+    func dropQueued(streams: Set<String>) async { await dispatcher.dropQueued(streams: streams) }
+    func cancelRunning(streams: Set<String>) async { await dispatcher.cancelRunning(streams: streams) }
+    func inFlightByStream() async -> [String: Int] { await dispatcher.inFlightCounts }
 }
 
 /// Waits for `operation` up to `timeout`; true if it finished.

@@ -9,6 +9,7 @@ struct ConsumerLauncher: Sendable {
     var stream: String
     var group: String
     var keyPrefix: String
+    var partitions = 1
     /// More `stream-consumer` flags (`--lock-ttl 1`, `--work-ms 5`).
     var options: [String] = []
     /// `SG_AUDIT_STREAM` and friends.
@@ -28,7 +29,7 @@ struct ConsumerLauncher: Sendable {
             throw LauncherError.missingExecutable(executable)
         }
         let arguments = ["--redis-url", redisURL, "--stream", stream, "--group", group, "--consumer", name,
-                         "--key-prefix", keyPrefix] + options
+                         "--key-prefix", keyPrefix, "--partitions", String(partitions)] + options
         return try ChildProcess(executable, arguments, stdout: logDirectory?.appendingPathComponent("\(name).log").path,
                                 environment: environment)
     }

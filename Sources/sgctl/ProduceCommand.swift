@@ -16,19 +16,20 @@ struct ProduceCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var redis: RedisOptions
-    @Option(help: "Stream to append to.") var stream = "sg:stream:inbound"
+    @Option(help: "Stream to append to (its partition streams, with partitions).") var stream = "sg:stream:inbound"
     @Option(help: "Messages to generate.") var messages = 1000
     @Option(help: "Channels to spread them over (round-robin).") var channels = 10
     @Option(help: "Read JSONL from this file ('-' for stdin) instead of generating.") var jsonl: String?
     @Option(help: "Field holding the channel id.") var channelField = "channel_id"
     @Option(help: "Key prefix.") var keyPrefix = "sg"
+    @Option(help: "Partitions the stream is split into, as the workers are told (1 writes --stream itself).") var partitions = 16
     @Option(help: "Concurrent producers (pipelined on one connection).") var parallel = 32
     @Flag(help: "Print a JSON summary line.") var json = false
 
     func run() async throws {
         let client = try RedisClient(url: redis.redisURL)
         defer { client.close() }
-        let producer = Producer(client: client, keys: WorkerKeys(prefix: keyPrefix), channelField: channelField)
+        let producer = Producer(client: client, keys: try layoutKeys(prefix: keyPrefix, partitions: partitions), channelField: channelField)
         let work: [(String, [StreamField])]
         if let jsonl {
             work = try Self.readJSONL(jsonl, channelField: channelField)

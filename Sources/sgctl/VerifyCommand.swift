@@ -12,12 +12,13 @@ struct VerifyCommand: AsyncParsableCommand {
 
     @OptionGroup var redis: RedisOptions
     @Option(help: "Key prefix.") var keyPrefix = "sg"
+    @Option(help: "Partitions of the deployment (1 for the single-stream layout).") var partitions = 16
     @Flag(help: "Print one JSON object line.") var json = false
 
     func run() async throws {
         let client = try RedisClient(url: redis.redisURL)
         defer { client.close() }
-        let report = try await HistoryReport.collect(client: client, keys: WorkerKeys(prefix: keyPrefix))
+        let report = try await HistoryReport.collect(client: client, keys: try layoutKeys(prefix: keyPrefix, partitions: partitions))
         if json {
             printJSONLine(report.json)
         } else {
@@ -44,7 +45,7 @@ struct HistoryReport {
         var cursor = "0"
         var channels = 0, entries = 0, outOfOrder = 0, duplicates = 0, missing = 0
         repeat {
-            let reply = try await client.send("SCAN", cursor, "MATCH", keys.history(channel: "*"), "COUNT", 500)
+            let reply = try await client.send("SCAN", cursor, "MATCH", keys.pattern("history"), "COUNT", 500)
             guard let parts = reply.array, parts.count == 2, let next = parts[0].string else { break }
             cursor = next
             for key in parts[1].array?.compactMap(\.string) ?? [] {

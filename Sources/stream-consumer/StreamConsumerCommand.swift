@@ -25,6 +25,8 @@ struct StreamConsumerCommand: AsyncParsableCommand {
     @Option(help: "Redis URL (default redis://127.0.0.1:6379).") var redisURL: String?
     @Option(help: "File holding the Redis password.") var redisPasswordFile: String?
     @Option(help: "Stream to consume; repeat or comma-separate for several (default sg:stream:inbound).") var stream: [String] = []
+    @Option(help: "Partition streams the input is split into; 1 reads --stream as it is (default 16).") var partitions: String?
+    @Option(help: "Route a single inbound stream into the partition streams, one router at a time (default off).") var routeFrom: String?
     @Option(help: "Consumer group (default workers).") var group: String?
     @Option(help: "Consumer name (default hostname-pid).") var consumer: String?
     @Option(help: "Field holding the channel id (default channel_id).") var channelField: String?
@@ -51,7 +53,8 @@ struct StreamConsumerCommand: AsyncParsableCommand {
     func run() async throws {
         var flags: [String: String] = [:]
         let pairs: [(String, String?)] = [
-            ("redis-url", redisURL), ("redis-password-file", redisPasswordFile), ("group", group), ("consumer", consumer),
+            ("redis-url", redisURL), ("redis-password-file", redisPasswordFile),
+            ("partitions", partitions), ("route-from", routeFrom), ("group", group), ("consumer", consumer),
             ("channel-field", channelField), ("concurrency", concurrency), ("batch", batch), ("block-ms", blockMs),
             ("lock-ttl", lockTTL), ("claim-idle", claimIdle), ("max-deliveries", maxDeliveries), ("gap-timeout", gapTimeout),
             ("handler", handler), ("handler-url", handlerURL), ("handler-timeout", handlerTimeout),

@@ -83,6 +83,8 @@ final class WorkerProcess: Sendable {
 
     init(_ arguments: [String], environment: [String: String] = [:], logPath: String) throws {
         self.logPath = logPath
+        // These tests write the single-stream layout; partitioned pools have their own tests.
+        let arguments = arguments.contains("--partitions") ? arguments : arguments + ["--partitions", "1"]
         process = try ChildProcess(builtProductPath("stream-consumer"), arguments, stdout: logPath, environment: environment)
     }
 

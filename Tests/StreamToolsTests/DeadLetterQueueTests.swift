@@ -32,6 +32,7 @@ import Testing
         let keys = WorkerKeys(prefix: TestRedis.uniqueKey("dlq"))
         let stream = keys.prefix + ":in"
         var configuration = WorkerConfiguration.defaults
+        configuration.partitions = 1
         configuration.streams = [stream]
         configuration.group = "g"
         configuration.consumer = "solo"

@@ -88,7 +88,7 @@ import Testing
             shutdownGrace: .zero, keyPrefix: "p", maxEntryBytes: 10, logLevel: .error,
             logFormat: .json, metricsPort: 9100, metricsHost: "127.0.0.1")
         #expect(c == expected)
-        #expect(WorkerConfiguration.optionNames.count == 25)
+        #expect(WorkerConfiguration.optionNames.count == 27)
         #expect(WorkerConfiguration.environmentVariable(for: "max-entry-bytes") == "SG_MAX_ENTRY_BYTES")
     }
 

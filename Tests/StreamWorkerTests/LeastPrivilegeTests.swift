@@ -71,7 +71,7 @@ import Testing
 
         let log = server.redis.directory.appendingPathComponent("worker.log").path
         let worker = try ChildProcess(builtProductPath("stream-consumer"), [
-            "--redis-url", "\(server.redis.url)?user=sg-worker", "--consumer", "acl-worker",
+            "--redis-url", "\(server.redis.url)?user=sg-worker", "--consumer", "acl-worker", "--partitions", "1",
             "--lock-ttl", "1", "--block-ms", "100", "--log-level", "debug",
         ], stdout: log, environment: ["SG_REDIS_PASSWORD": server.workerPassword])
         defer { worker.killNow() }
@@ -174,6 +174,8 @@ import Testing
         for id in accepted { _ = try await client.send("XADD", stream, "*", "channel_id", id, "text", "x") }
 
         var configuration = WorkerConfiguration.defaults
+
+        configuration.partitions = 1
         configuration.streams = [stream]
         configuration.group = "g"
         configuration.consumer = "solo"

@@ -21,6 +21,7 @@ import Testing
             keys = WorkerKeys(prefix: TestRedis.uniqueKey("webhook"))
             stream = keys.prefix + ":in"
             configuration = WorkerConfiguration.defaults
+            configuration.partitions = 1
             configuration.streams = [stream]
             configuration.group = "g"
             configuration.consumer = "solo"
@@ -200,7 +201,7 @@ import Testing
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("sg-webhook-\(UUID().uuidString.prefix(8)).log").path
         let worker = try ChildProcess(builtProductPath("stream-consumer"), [
             "--redis-url", try TestRedis.url(), "--stream", setup.stream, "--group", "g", "--consumer", "proc",
-            "--key-prefix", setup.keys.prefix, "--block-ms", "100",
+            "--key-prefix", setup.keys.prefix, "--partitions", "1", "--block-ms", "100",
             "--handler", "http", "--handler-url", server.url, "--handler-timeout", "5",
         ], stdout: log)
         defer { worker.killNow() }

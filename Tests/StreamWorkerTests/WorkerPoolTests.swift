@@ -17,10 +17,10 @@ import Testing
         let directory: URL
         let url: String
 
-        init() throws {
+        init(partitions: Int = 1) throws {
             url = try TestRedis.url()
             client = try TestRedis.client()
-            keys = WorkerKeys(prefix: "t" + UUID().uuidString.prefix(8).lowercased())
+            keys = WorkerKeys(prefix: "t" + UUID().uuidString.prefix(8).lowercased(), partitions: partitions)
             stream = keys.prefix + ":in"
             audit = keys.prefix + ":audit"
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("sg-pool-\(keys.prefix)")
@@ -31,13 +31,24 @@ import Testing
             try ChildProcess(builtProductPath("stream-consumer"), [
                 "--redis-url", url, "--stream", stream, "--group", "g", "--consumer", name, "--key-prefix", keys.prefix,
                 "--history-max", "100000", "--batch", "64", "--block-ms", "200", "--log-level", "info",
+                "--partitions", String(keys.partitions),
             ] + (extra.contains("--concurrency") ? extra : extra + ["--concurrency", "16"]), stdout: log(name), environment: ["SG_AUDIT_STREAM": audit, "SG_AUDIT_JITTER_MS": String(jitterMs)])
         }
 
         func log(_ name: String) -> String { directory.appendingPathComponent("\(name).log").path }
 
+        /// The streams the workers read: the partition streams, or the one stream.
+        var streams: [String] { keys.streams(stream) }
+
+        /// Entries read and not yet acknowledged, over every stream.
+        func pending() async throws -> Int64 {
+            var total: Int64 = 0
+            for stream in streams { total += try await client.send("XPENDING", stream, "g").array?.first?.int ?? 1 }
+            return total
+        }
+
         func produce(messages: Int, channels: Int) async throws {
-            _ = try? await client.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM")
+            for stream in streams { _ = try? await client.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM") }
             let producer = Producer(client: client, keys: keys)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for c in 0..<channels {
@@ -59,8 +70,7 @@ import Testing
         func waitForAll(_ total: Int, channels: Int, timeout: Duration = .seconds(240)) async throws {
             try await waitUntil(timeout: timeout) {
                 let applied = try await self.appliedCount(channels: channels)
-                let pending = try await self.client.send("XPENDING", self.stream, "g").array?.first?.int ?? 1
-                return applied >= Int64(total) && pending == 0
+                return try await applied >= Int64(total) && self.pending() == 0
             }
         }
 

@@ -11,6 +11,7 @@ import Testing
     /// One consumer "solo" in group "g", reclaiming after two TTLs.
     static func configuration(stream: String, keys: WorkerKeys, lockTTL: Duration) -> WorkerConfiguration {
         var configuration = WorkerConfiguration.defaults
+        configuration.partitions = keys.partitions
         configuration.streams = [stream]
         configuration.group = "g"
         configuration.consumer = "solo"

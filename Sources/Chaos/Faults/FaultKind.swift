@@ -10,11 +10,23 @@ public enum FaultKind: String, Sendable, CaseIterable, Codable, Comparable {
     case connkill
     /// Restart the Redis server (AOF on), only when the chaos run started it.
     case restart
+    /// Start one more worker: partitions move to it cooperatively.
+    case join
+    /// SIGTERM a worker: it drains, hands its partitions over and must exit 0.
+    case leave
+    /// Start one more worker and SIGKILL another while partitions are moving.
+    case joinkill
 
     /// Whether the fault can end a lease while its holder is still running. Only then may two
     /// workers be inside one channel at once, and only if the older holder's write is refused.
-    /// A kill ends the holder with its lease, so it keeps strict exclusion.
-    public var endsLeasesOfLiveHolders: Bool { self != .kill }
+    /// A kill ends the holder with its lease, so it keeps strict exclusion, and so do the
+    /// cooperative hand-overs of a join or a leave.
+    public var endsLeasesOfLiveHolders: Bool {
+        switch self {
+        case .kill, .join, .leave, .joinkill: return false
+        case .pause, .steal, .connkill, .restart: return true
+        }
+    }
 
     public static func < (a: FaultKind, b: FaultKind) -> Bool {
         (allCases.firstIndex(of: a) ?? 0) < (allCases.firstIndex(of: b) ?? 0)

@@ -113,6 +113,9 @@ public enum TimelineSVG {
         case .steal: return "#8e44ad"
         case .connkill: return "#1f77b4"
         case .restart: return "#333333"
+        case .join: return "#2ca02c"
+        case .leave: return "#17becf"
+        case .joinkill: return "#8c564b"
         }
     }
 

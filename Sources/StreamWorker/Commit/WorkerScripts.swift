@@ -107,6 +107,79 @@ public enum WorkerScripts {
         return 1
         """)
 
+    /// One heartbeat of a pool member, on Redis's clock so members' clocks need not agree.
+    /// KEYS[1] members sorted set (member → expiry in ms). ARGV[1] member, ARGV[2] TTL in ms,
+    /// ARGV[3] '1' to leave instead, ARGV[4] channel announcing membership changes.
+    /// Drops expired members and returns the live ones, sorted by name. A join, a leave or an
+    /// expiry is published on ARGV[4], so every member recomputes the assignment at once.
+    public static let heartbeat = RedisScript("""
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local ttl = tonumber(ARGV[2])
+        local changed = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+        if ARGV[3] == '1' then
+          changed = changed + redis.call('ZREM', KEYS[1], ARGV[1])
+        else
+          changed = changed + redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+          -- The set outlives its members only briefly, so a retired pool leaves nothing behind.
+          redis.call('PEXPIRE', KEYS[1], ttl * 10)
+        end
+        if changed > 0 then redis.call('PUBLISH', ARGV[4], ARGV[1]) end
+        local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+        table.sort(members)
+        return members
+        """)
+
+    /// Routes a batch of one partition: appends each entry under its own source id, stamping the
+    /// channel's next seq when the entry has none. Idempotent: an id the partition stream already
+    /// holds was routed before (a router crashed after appending and before recording its cursor)
+    /// and is skipped. An id below the stream's top that it does not hold means something else
+    /// appends to this partition too; the entry is then appended with a new id, never dropped.
+    /// KEYS[1] partition stream, KEYS[2…] the seq counter of each entry's channel (the partition
+    /// stream again for an entry without a channel, which gets no seq and is dead-lettered downstream). ARGV[1] number of entries, then per entry:
+    /// id, 1 to stamp a seq or 0, the number of fields n, then n name, value pairs.
+    /// Returns {routed, skipped, reassigned}.
+    public static let route = RedisScript("""
+        local routed, skipped, reassigned = 0, 0, 0
+        local i = 2
+        for e = 1, tonumber(ARGV[1]) do
+          local id, stamp, n = ARGV[i], ARGV[i + 1] == '1', tonumber(ARGV[i + 2])
+          local args = {KEYS[1], id}
+          for k = i + 3, i + 2 + 2 * n do args[#args + 1] = ARGV[k] end
+          i = i + 3 + 2 * n
+          local seq
+          if stamp then
+            seq = redis.call('INCR', KEYS[1 + e])
+            args[#args + 1] = 'seq'
+            args[#args + 1] = seq
+          end
+          local added = redis.pcall('XADD', unpack(args))
+          if type(added) == 'table' and added.err then
+            if #redis.call('XRANGE', KEYS[1], id, id) == 1 then
+              if stamp then redis.call('DECR', KEYS[1 + e]) end
+              skipped = skipped + 1
+            else
+              args[2] = '*'
+              args[#args + 1] = 'sg_routed_from'
+              args[#args + 1] = id
+              redis.call('XADD', unpack(args))
+              reassigned = reassigned + 1
+            end
+          else
+            routed = routed + 1
+          end
+        end
+        return {routed, skipped, reassigned}
+        """)
+
+    /// Records how far the router got, only while it holds the router lease.
+    /// KEYS[1] router lock, KEYS[2] cursor. ARGV[1] token, ARGV[2] last routed id. Returns 1, or 0 when not ours.
+    public static let routerCursor = RedisScript("""
+        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+        redis.call('SET', KEYS[2], ARGV[2])
+        return 1
+        """)
+
     /// Stamps the channel's next seq and appends the message, atomically.
     /// KEYS[1] seq counter, KEYS[2] stream. ARGV[1] channel field, ARGV[2] channel id,
     /// ARGV[3…] other fields as name, value pairs. Returns {entry id, seq}.

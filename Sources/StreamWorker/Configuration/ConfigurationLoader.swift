@@ -98,6 +98,8 @@ enum ConfigurationOption: String, CaseIterable {
     case redisURL = "redis-url"
     case redisPasswordFile = "redis-password-file"
     case stream
+    case partitions
+    case routeFrom = "route-from"
     case group
     case consumer
     case channelField = "channel-field"
@@ -192,6 +194,12 @@ struct ConfigurationLoader {
                 option: option.rawValue, value: "[\(items.joined(separator: ", "))]",
                 expected: "a single value (lists are only for stream)", source: setting.source)
         }
+    }
+
+    /// A non-empty string without whitespace, or nil when unset.
+    func optionalString(_ option: ConfigurationOption) throws(ConfigurationError) -> String? {
+        guard isSet(option) else { return nil }
+        return try string(option, default: "", allowWhitespace: false)
     }
 
     func string(

@@ -28,8 +28,14 @@ public struct WorkerConfiguration: Sendable, Equatable {
     public var redisPassword: String?
     /// The file `redisPassword` was read from, if it came from one.
     public var redisPasswordFile: String?
-    /// Streams to consume, in order.
+    /// Streams to consume, in order. With more than one partition each is the base name of its
+    /// partition streams (`<stream>:{p0}` …); see ``WorkerKeys``.
     public var streams: [String]
+    /// How many partition streams the input is split into (default 16); 1 reads `streams` as they are.
+    public var partitions: Int
+    /// A single inbound stream whose entries this worker moves into the partition streams of the first
+    /// stream, in order, while it holds the router lease (`route-from`); nil for no routing.
+    public var routeFrom: String?
     /// Consumer group name.
     public var group: String
     /// This worker's consumer name in the group; must be unique among live workers.
@@ -79,6 +85,8 @@ public struct WorkerConfiguration: Sendable, Equatable {
         redisPassword: String? = nil,
         redisPasswordFile: String? = nil,
         streams: [String] = ["sg:stream:inbound"],
+        partitions: Int = 16,
+        routeFrom: String? = nil,
         group: String = "workers",
         consumer: String = WorkerConfiguration.defaultConsumerName(),
         channelField: String = "channel_id",
@@ -106,6 +114,8 @@ public struct WorkerConfiguration: Sendable, Equatable {
         self.redisPassword = redisPassword
         self.redisPasswordFile = redisPasswordFile
         self.streams = streams
+        self.partitions = partitions
+        self.routeFrom = routeFrom
         self.group = group
         self.consumer = consumer
         self.channelField = channelField
@@ -129,6 +139,15 @@ public struct WorkerConfiguration: Sendable, Equatable {
         self.metricsPort = metricsPort
         self.metricsHost = metricsHost
     }
+
+    /// The most partitions a deployment may have.
+    public static let maxPartitions = 1024
+
+    /// The key layout these options give.
+    public var keys: WorkerKeys { WorkerKeys(prefix: keyPrefix, partitions: partitions) }
+
+    /// Every stream the worker may read: the partition streams of every configured stream.
+    public var inputStreams: [String] { streams.flatMap { keys.streams($0) } }
 
     /// Every option at its default; `consumer` is this machine's `<hostname>-<pid>`.
     public static let defaults = WorkerConfiguration()
@@ -193,6 +212,37 @@ public struct WorkerConfiguration: Sendable, Equatable {
         let redisURL = try l.redisURL(default: d.redisURL)
         let (password, passwordFile) = try l.password()
         let streams = try l.list(.stream, default: d.streams)
+        let partitions = try l.integer(.partitions, default: d.partitions, minimum: 1)
+        if partitions > maxPartitions, let setting = l.setting(.partitions) {
+            throw .invalidValue(option: ConfigurationOption.partitions.rawValue, value: "\(partitions)",
+                                expected: "an integer in 1...\(maxPartitions)", source: setting.source)
+        }
+        let keyPrefix = try l.string(.keyPrefix, default: d.keyPrefix, allowWhitespace: false)
+        let routeFrom = try l.optionalString(.routeFrom)
+        if partitions > 1 {
+            // The partition's hash tag must be the first braces in every name, or a commit spans slots.
+            let named = [(ConfigurationOption.keyPrefix, keyPrefix)] + streams.map { (.stream, $0) }
+                + (routeFrom.map { [(.routeFrom, $0)] } ?? [])
+            for (option, value) in named where value.contains("{") || value.contains("}") {
+                throw .conflict(option: option.rawValue,
+                                message: "\"\(value)\" contains { or }, which would hide the partition's hash tag",
+                                source: l.setting(option)?.source ?? .defaults)
+            }
+        }
+        if let routeFrom, let setting = l.setting(.routeFrom) {
+            if partitions == 1 {
+                throw .conflict(option: ConfigurationOption.routeFrom.rawValue,
+                                message: "routing needs partitions > 1 (there is nothing to route into)", source: setting.source)
+            }
+            if streams.count != 1 {
+                throw .conflict(option: ConfigurationOption.routeFrom.rawValue,
+                                message: "routing needs exactly one stream to route into, got \(streams.count)", source: setting.source)
+            }
+            if WorkerKeys(prefix: keyPrefix, partitions: partitions).streams(streams[0]).contains(routeFrom) {
+                throw .conflict(option: ConfigurationOption.routeFrom.rawValue,
+                                message: "\"\(routeFrom)\" is one of the partition streams it would route into", source: setting.source)
+            }
+        }
         let group = try l.string(.group, default: d.group)
         let consumer = try l.string(.consumer, default: d.consumer)
         let channelField = try l.string(.channelField, default: d.channelField)
@@ -226,6 +276,8 @@ public struct WorkerConfiguration: Sendable, Equatable {
             redisPassword: password,
             redisPasswordFile: passwordFile,
             streams: streams,
+            partitions: partitions,
+            routeFrom: routeFrom,
             group: group,
             consumer: consumer,
             channelField: channelField,
@@ -242,7 +294,7 @@ public struct WorkerConfiguration: Sendable, Equatable {
             historyMax: try l.integer(.historyMax, default: d.historyMax, minimum: 1),
             workTime: try l.milliseconds(.workMs, default: d.workTime),
             shutdownGrace: try l.duration(.shutdownGrace, default: d.shutdownGrace, allowZero: true),
-            keyPrefix: try l.string(.keyPrefix, default: d.keyPrefix, allowWhitespace: false),
+            keyPrefix: keyPrefix,
             maxEntryBytes: try l.integer(.maxEntryBytes, default: d.maxEntryBytes, minimum: 1),
             logLevel: try l.choice(.logLevel, default: d.logLevel),
             logFormat: try l.choice(.logFormat, default: d.logFormat),
@@ -258,6 +310,8 @@ public struct WorkerConfiguration: Sendable, Equatable {
             ("redis-password", redisPassword == nil ? "(none)" : "***"),
             ("redis-password-file", redisPasswordFile ?? "(none)"),
             ("stream", streams.joined(separator: ",")),
+            ("partitions", "\(partitions)"),
+            ("route-from", routeFrom ?? "(none)"),
             ("group", group),
             ("consumer", consumer),
             ("channel-field", channelField),
@@ -327,6 +381,8 @@ extension WorkerConfiguration: CustomStringConvertible, CustomDebugStringConvert
             "redisPassword": redisPassword == nil ? "nil" : "***",
             "redisPasswordFile": redisPasswordFile as Any,
             "streams": streams,
+            "partitions": partitions,
+            "routeFrom": routeFrom as Any,
             "group": group,
             "consumer": consumer,
             "channelField": channelField,

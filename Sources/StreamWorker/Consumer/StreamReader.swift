@@ -13,6 +13,22 @@ enum StreamReplies {
         return out
     }
 
+    /// XREAD of one stream: nil (timed out) or `[[stream, [[id, [f, v, …]], …]]]`. Throws on any
+    /// other shape, and on an entry without fields (XREAD never returns deleted ones).
+    static func read(_ reply: RESPValue, stream: String) throws -> [(id: String, fields: [StreamField])] {
+        if case .null = reply { return [] }
+        guard let streams = reply.array, streams.count == 1, let pair = streams[0].array, pair.count == 2,
+              pair[0].string == stream, let entries = pair[1].array else {
+            throw RedisError.unexpectedReply("XREAD \(stream) returned \(reply)")
+        }
+        return try entries.map { value in
+            guard let (id, fields) = entry(value), let fields else {
+                throw RedisError.unexpectedReply("XREAD \(stream) returned the entry \(value)")
+            }
+            return (id, fields)
+        }
+    }
+
     static func entry(_ value: RESPValue) -> (String, [StreamField]?)? {
         guard let parts = value.array, parts.count == 2, let id = parts[0].string else { return nil }
         guard let flat = parts[1].array else { return (id, nil) }

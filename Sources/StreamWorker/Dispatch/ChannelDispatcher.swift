@@ -25,6 +25,8 @@ actor ChannelDispatcher {
     /// Channels waiting out a retry pause; they hold no slot.
     private var parked: Set<String> = []
     private var running: [String: Task<Void, Never>] = [:]
+    /// The stream of the message each running channel is processing.
+    private var runningStream: [String: String] = [:]
     /// Channels with queued messages that wait for a free slot, in arrival order.
     private var ready: [String] = []
     private var queued = 0
@@ -46,6 +48,26 @@ actor ChannelDispatcher {
 
     /// Accepted, unfinished entry ids per stream.
     var inFlightEntries: [String: Set<String>] { entries }
+
+    /// Accepted, unfinished messages per stream.
+    var inFlightCounts: [String: Int] { entries.mapValues(\.count) }
+
+    /// Drops the queued, not yet running messages of `streams` (their entries stay pending).
+    func dropQueued(streams: Set<String>) {
+        for channel in Array(queues.keys) {
+            let dropped = queues[channel]!.removeAll { streams.contains($0.message.stream) }
+            dropped.forEach { finished($0.message) }
+            if queues[channel]!.isEmpty {
+                queues[channel] = nil
+                if running[channel] == nil { ready.removeAll { $0 == channel } }
+            }
+        }
+    }
+
+    /// Cancels the channels running a message of `streams`; their queued messages go with them.
+    func cancelRunning(streams: Set<String>) {
+        for (channel, stream) in runningStream where streams.contains(stream) { running[channel]?.cancel() }
+    }
 
     /// Whether an entry is already queued or running here (a reclaim must not queue it twice).
     func contains(stream: String, id: String) -> Bool {
@@ -102,6 +124,8 @@ actor ChannelDispatcher {
                 finished(job.message)
                 continue
             }
+            runningStream[channel] = job.message.stream
+            defer { runningStream[channel] = nil }
             switch await process(job) {
             case .done:
                 finished(job.message)
@@ -196,6 +220,15 @@ struct ChannelQueue {
             head = 0
         }
         return job
+    }
+
+    /// Removes and returns the jobs that match.
+    mutating func removeAll(where shouldRemove: (DispatchJob) -> Bool) -> [DispatchJob] {
+        let removed = storage[head...].filter(shouldRemove)
+        guard !removed.isEmpty else { return [] }
+        storage = storage[head...].filter { !shouldRemove($0) }
+        head = 0
+        return removed
     }
 
     /// Usually an append: entries arrive in order, and only reclaimed or parked ones go earlier.

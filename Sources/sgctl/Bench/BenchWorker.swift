@@ -15,19 +15,42 @@ struct BenchWorker: AsyncParsableCommand {
     @OptionGroup var redis: RedisOptions
     @Option(help: "Messages to produce.") var messages = 20_000
     @Option(help: "Channels to spread them over.") var channels = 200
-    @Option(help: "Worker processes.") var workers = 1
+    @Option(help: "Worker processes; a comma-separated list (1,3) runs each pool on a fresh workload and prints the ratios.")
+    var workers = "1"
+    @Option(help: "Partition streams (1 is the single-stream layout).") var partitions = 16
     @Option(help: "Simulated work per message, in ms.") var workMs = 0
     @Option(help: "Measure enqueue→commit latency on one message in N (an audit XADD each; 0 turns it off).")
     var latencySample = 16
     @Flag(help: "Print one JSON object line.") var json = false
 
     func run() async throws {
+        let pools = workers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !pools.isEmpty, pools.count == workers.split(separator: ",").count, pools.allSatisfy({ $0 >= 1 }) else {
+            throw ValidationError("--workers takes positive integers separated by commas, got \(workers)")
+        }
+        var rates: [Double] = []
+        for pool in pools { rates.append(try await runOnce(workers: pool)) }
+        if pools.count > 1 {
+            let ratios = zip(pools, rates).dropFirst().map { "\($0.0) workers / \(pools[0]): \(String(format: "%.2f", $0.1 / rates[0]))x" }
+            if json {
+                printJSONLine(["bench": "worker-scaling", "workers": pools, "msgs_per_sec": rates,
+                               "ratios": rates.dropFirst().map { $0 / rates[0] }])
+            } else {
+                print("scaling: " + ratios.joined(separator: ", "))
+            }
+        }
+    }
+
+    /// One pool of `workers` on a fresh deployment; returns its msg/s.
+    func runOnce(workers: Int) async throws -> Double {
         let client = try RedisClient(url: redis.redisURL)
         defer { client.close() }
         let prefix = "bench" + UUID().uuidString.prefix(8).lowercased()
-        let keys = WorkerKeys(prefix: prefix)
+        let keys = try layoutKeys(prefix: prefix, partitions: partitions)
         let stream = prefix + ":in", audit = prefix + ":audit"
-        try await client.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM")
+        for partitionStream in keys.streams(stream) {
+            try await client.send("XGROUP", "CREATE", partitionStream, "g", "0", "MKSTREAM")
+        }
         let producer = Producer(client: client, keys: keys)
         let perChannel = max(1, messages / channels)
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -40,7 +63,7 @@ struct BenchWorker: AsyncParsableCommand {
         let roundTripsBefore = try await Self.topLevelCalls(client)
 
         let launcher = ConsumerLauncher(
-            redisURL: redis.redisURL, stream: stream, group: "g", keyPrefix: prefix,
+            redisURL: redis.redisURL, stream: stream, group: "g", keyPrefix: prefix, partitions: partitions,
             options: ["--history-max", String(perChannel), "--work-ms", String(workMs), "--log-level", "error"],
             environment: latencySample > 0 ? ["SG_AUDIT_STREAM": audit, "SG_AUDIT_SAMPLE": String(latencySample)] : [:])
         let redisCPUBefore = try await Self.redisCPUSeconds(client)
@@ -50,11 +73,15 @@ struct BenchWorker: AsyncParsableCommand {
         var peakRSS = 0
         while true {
             try await Task.sleep(for: .milliseconds(50))
-            let info = try await client.send("XINFO", "GROUPS", stream).array?.first?.array ?? []
-            var fields: [String: Int64] = [:]
-            for i in stride(from: 0, to: info.count - 1, by: 2) { if let k = info[i].string, let v = info[i + 1].int { fields[k] = v } }
+            var done: Int64 = 0
+            for partitionStream in keys.streams(stream) {
+                let info = try await client.send("XINFO", "GROUPS", partitionStream).array?.first?.array ?? []
+                var fields: [String: Int64] = [:]
+                for i in stride(from: 0, to: info.count - 1, by: 2) { if let k = info[i].string, let v = info[i + 1].int { fields[k] = v } }
+                done += (fields["entries-read"] ?? 0) - (fields["pending"] ?? 1)
+            }
             peakRSS = max(peakRSS, processes.map { Self.peakRSSKiB($0.pid) }.max() ?? 0)
-            if (fields["entries-read"] ?? 0) - (fields["pending"] ?? 1) >= Int64(total) { break }
+            if done >= Int64(total) { break }
             var exited = 0
             for process in processes {
                 if await process.wait(timeout: .zero) != nil { exited += 1 }
@@ -83,17 +110,18 @@ struct BenchWorker: AsyncParsableCommand {
         let roundTripsPerMessage = Double(roundTrips) / Double(total)
         if json {
             printJSONLine([
-                "bench": "worker", "messages": total, "channels": channels, "workers": workers, "msgs_per_sec": rate,
+                "bench": "worker", "messages": total, "channels": channels, "workers": workers, "partitions": partitions, "msgs_per_sec": rate,
                 "latency_p50_ms": latencies.percentileMicros(50) / 1000, "latency_p99_ms": latencies.percentileMicros(99) / 1000,
                 "round_trips_per_message": roundTripsPerMessage, "peak_rss_kib": peakRSS, "verified": report.ok,
                 "worker_cpu_us_per_message": workerCPU * 1e6 / Double(total), "redis_cpu_us_per_message": redisCPU * 1e6 / Double(total),
             ])
         } else {
-            print("\(total) messages, \(channels) channels, \(workers) worker(s): \(fmt(rate)) msg/s, enqueue→commit p50 \(fmt(latencies.percentileMicros(50) / 1000)) ms, p99 \(fmt(latencies.percentileMicros(99) / 1000)) ms")
+            print("\(total) messages, \(channels) channels, \(workers) worker(s), \(partitions) partition(s): \(fmt(rate)) msg/s, enqueue→commit p50 \(fmt(latencies.percentileMicros(50) / 1000)) ms, p99 \(fmt(latencies.percentileMicros(99) / 1000)) ms")
             print("Redis round trips per message \(String(format: "%.2f", roundTripsPerMessage)), peak worker RSS \(peakRSS / 1024) MiB; \(report.summary)")
             print("CPU per message: workers \(fmt(workerCPU * 1e6 / Double(total))) µs, Redis \(fmt(redisCPU * 1e6 / Double(total))) µs")
         }
         if !report.ok { throw ExitCode(1) }
+        return rate
     }
 
     /// Calls of the commands the worker sends as their own round trip. Script-internal calls also

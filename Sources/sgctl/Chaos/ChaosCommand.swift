@@ -23,6 +23,9 @@ struct ChaosCommand: AsyncParsableCommand {
               steal     delete or overwrite (alternately) a held lock key
               connkill  CLIENT KILL a worker's connections
               restart   restart Redis with AOF (only without --redis-url: chaos starts its own Redis)
+              join      start one more worker (partitions move to it)
+              leave     SIGTERM a worker, which must drain and exit 0 (one always stays)
+              joinkill  start one more worker and SIGKILL another mid-rebalance
 
             Without --redis-url chaos starts a private redis-server (AOF on) and removes it afterwards.
             See docs/chaos.md for what each invariant means under each fault.
@@ -41,6 +44,7 @@ struct ChaosCommand: AsyncParsableCommand {
     @Option(help: "Messages to produce.") var messages = 1500
     @Option(help: "Channels to spread them over.") var channels = 12
     @Option(help: "Worker processes.") var workers = 3
+    @Option(help: "Partition streams (1 for the single-stream layout).") var partitions = 16
     @Option(help: "Lock TTL of the workers, in seconds.") var lockTTL = 1.0
     @Option(help: "How long a pause lasts, in ms (default 2.5 x lock TTL).") var pauseMs: Int?
     @Option(help: "Simulated work per message, in ms.") var workMs = 5
@@ -118,17 +122,19 @@ struct ChaosCommand: AsyncParsableCommand {
         let client = RedisClient(configuration: configuration, logger: logger)
         defer { client.close() }
 
-        let keys = WorkerKeys(prefix: "chaos" + UUID().uuidString.prefix(8).lowercased())
+        let keys = try layoutKeys(prefix: "chaos" + UUID().uuidString.prefix(8).lowercased(), partitions: partitions)
         let stream = keys.prefix + ":in", audit = keys.prefix + ":audit", group = "g"
         let channelNames = (0..<channels).map { "ch\($0)" }
-        try await client.send("XGROUP", "CREATE", stream, group, "0", "MKSTREAM")
+        for partitionStream in keys.streams(stream) {
+            try await client.send("XGROUP", "CREATE", partitionStream, group, "0", "MKSTREAM")
+        }
 
         let logs = URL(fileURLWithPath: logDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("sg-chaos-\(keys.prefix)").path)
         try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
         let ttl = Duration.milliseconds(Int64(lockTTL * 1000))
         let launcher = ConsumerLauncher(
             executable: streamConsumer ?? ConsumerLauncher.siblingExecutable,
-            redisURL: url, stream: stream, group: group, keyPrefix: keys.prefix,
+            redisURL: url, stream: stream, group: group, keyPrefix: keys.prefix, partitions: partitions,
             options: [
                 "--lock-ttl", String(lockTTL), "--claim-idle", String(lockTTL * 2), "--work-ms", String(workMs),
                 "--concurrency", String(concurrency), "--batch", "64", "--block-ms", "200", "--history-max", String(messages + 100),
@@ -199,8 +205,8 @@ struct ChaosCommand: AsyncParsableCommand {
                 return WorkPhase(problems: failure.map { [$0] } ?? [])
             }
             group.addTask {
-                let (faults, notes) = await self.injectFaults(plan, injector: injector, start: start)
-                return WorkPhase(faults: faults, notes: notes)
+                let (faults, notes, problems) = await self.injectFaults(plan, injector: injector, start: start)
+                return WorkPhase(faults: faults, notes: notes, problems: problems)
             }
             var merged = WorkPhase()
             for await part in group {
@@ -252,10 +258,11 @@ struct ChaosCommand: AsyncParsableCommand {
         return nil
     }
 
-    private func injectFaults(_ plan: FaultSchedule, injector: FaultInjector, start: ContinuousClock.Instant) async -> ([FaultEvent], [String]) {
+    private func injectFaults(_ plan: FaultSchedule, injector: FaultInjector, start: ContinuousClock.Instant) async
+        -> ([FaultEvent], [String], [String]) {
         var random = SeededRandom(seed: seed ?? UInt64.random(in: 0...UInt64.max))
         var steals = 0
-        return await withTaskGroup(of: (FaultEvent?, String?).self) { group in
+        return await withTaskGroup(of: (FaultEvent?, String?, String?).self) { group in
             for planned in plan.planned {
                 try? await Task.sleep(until: start + planned.at)
                 let choice = { (names: [String]) in names.randomElement(using: &random) }
@@ -263,36 +270,55 @@ struct ChaosCommand: AsyncParsableCommand {
                     switch planned.kind {
                     case .kill:
                         let event = try await injector.kill(pick: choice)
-                        group.addTask { (event, event == nil ? "\(planned.kind.rawValue) at \(planned.at): nothing to hit" : nil) }
+                        group.addTask { (event, event == nil ? "\(planned.kind.rawValue) at \(planned.at): nothing to hit" : nil, nil) }
                     case .pause:
                         // Runs alongside later faults; the victim is chosen now.
                         guard let victim = choice(await injector.candidates()) else {
-                            group.addTask { (nil, "pause at \(planned.at): no live worker to pause") }
+                            group.addTask { (nil, "pause at \(planned.at): no live worker to pause", nil) }
                             continue
                         }
-                        group.addTask { (await injector.pause(pick: { _ in victim }), nil) }
+                        group.addTask { (await injector.pause(pick: { _ in victim }), nil, nil) }
                     case .steal:
                         steals += 1
                         let event = try await injector.steal(overwrite: steals % 2 == 0, pick: choice)
-                        group.addTask { (event, event == nil ? "\(planned.kind.rawValue) at \(planned.at): nothing to hit" : nil) }
+                        group.addTask { (event, event == nil ? "\(planned.kind.rawValue) at \(planned.at): nothing to hit" : nil, nil) }
                     case .connkill:
                         let event = try await injector.killConnections(pick: choice)
-                        group.addTask { (event, event == nil ? "\(planned.kind.rawValue) at \(planned.at): nothing to hit" : nil) }
+                        group.addTask { (event, event == nil ? "\(planned.kind.rawValue) at \(planned.at): nothing to hit" : nil, nil) }
+                    case .join:
+                        let event = try await injector.join()
+                        group.addTask { (event, nil, nil) }
+                    case .leave:
+                        // Runs alongside later faults: a drain takes a while. The victim is chosen now.
+                        guard let victim = choice(await injector.candidates()) else {
+                            group.addTask { (nil, "leave at \(planned.at): no live worker", nil) }
+                            continue
+                        }
+                        group.addTask {
+                            guard let (event, problem) = await injector.leave(grace: .seconds(25), pick: { _ in victim }) else {
+                                return (nil, "leave at \(planned.at): only one worker left", nil)
+                            }
+                            return (event, nil, problem)
+                        }
+                    case .joinkill:
+                        let event = try await injector.joinKill(pick: choice)
+                        group.addTask { (event, event == nil ? "\(planned.kind.rawValue) at \(planned.at): nothing to hit" : nil, nil) }
                     case .restart:
                         let event = try await injector.restartServer()
-                        group.addTask { (event, event == nil ? "\(planned.kind.rawValue) at \(planned.at): nothing to hit" : nil) }
+                        group.addTask { (event, event == nil ? "\(planned.kind.rawValue) at \(planned.at): nothing to hit" : nil, nil) }
                     }
                 } catch {
                     let text = "\(planned.kind.rawValue) at \(planned.at) could not be injected: \(error)"
-                    group.addTask { (nil, text) }
+                    group.addTask { (nil, text, nil) }
                 }
             }
-            var events: [FaultEvent] = [], notes: [String] = []
-            for await (event, note) in group {
+            var events: [FaultEvent] = [], notes: [String] = [], problems: [String] = []
+            for await (event, note, problem) in group {
                 if let event { events.append(event) }
                 if let note { notes.append(note) }
+                if let problem { problems.append(problem) }
             }
-            return (events, notes)
+            return (events, notes, problems)
         }
     }
 

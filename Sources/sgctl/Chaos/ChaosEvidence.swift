@@ -33,7 +33,11 @@ struct ChaosEvidence {
 
     /// Entries delivered to the group and not yet acknowledged.
     func pendingCount() async throws -> Int64 {
-        try await client.send("XPENDING", stream, group).array?.first?.int ?? 0
+        var total: Int64 = 0
+        for partitionStream in keys.streams(stream) {
+            total += try await client.send("XPENDING", partitionStream, group).array?.first?.int ?? 0
+        }
+        return total
     }
 
     func histories() async throws -> [String: [HistoryEntry]] {

@@ -41,6 +41,17 @@ actor ChaosPool {
         members[i].endedMicros = wallMicros()
     }
 
+    /// SIGTERM one worker and wait for it to drain; its exit status, or nil when it outlived `grace` (then SIGKILLed).
+    func stop(_ name: String, grace: Duration) async -> Int32? {
+        guard let i = members.firstIndex(where: { $0.name == name }), members[i].endedMicros == nil else { return nil }
+        members[i].process.signal(SIGTERM)
+        let status = await members[i].process.wait(timeout: grace)
+        if status == nil { members[i].process.killNow() }
+        members[i].endedMicros = wallMicros()
+        members[i].exitStatus = status
+        return status
+    }
+
     func pause(_ name: String) {
         guard let i = members.firstIndex(where: { $0.name == name }), members[i].endedMicros == nil else { return }
         members[i].process.signal(SIGSTOP)

@@ -43,6 +43,38 @@ struct FaultInjector: Sendable {
                           detail: "SIGKILL \(victim), started \(replacement)")
     }
 
+    /// Starts one more worker; the pool rebalances partitions onto it.
+    func join() async throws -> FaultEvent {
+        let at = wallMicros()
+        let name = try await pool.startWorker()
+        return FaultEvent(kind: .join, atMicros: at, worker: name, detail: "started \(name)")
+    }
+
+    /// SIGTERMs one live worker and waits for it to drain; it must exit 0 within its grace.
+    /// Keeps at least one worker running. Returns the event and, if the exit was unclean, a problem.
+    func leave(grace: Duration, pick: ([String]) -> String?) async -> (FaultEvent, String?)? {
+        let live = await pool.live()
+        guard live.count > 1, let victim = pick(live) else { return nil }
+        let at = wallMicros()
+        let status = await pool.stop(victim, grace: grace)
+        let problem = status == 0 ? nil : "leave: \(victim) did not drain cleanly (status \(status.map(String.init) ?? "timeout"))"
+        return (FaultEvent(kind: .leave, atMicros: at, untilMicros: wallMicros(), worker: victim,
+                           detail: "SIGTERM \(victim), exited \(status.map(String.init) ?? "after SIGKILL")"), problem)
+    }
+
+    /// Starts one more worker and, while partitions move to it, SIGKILLs another (replaced, as a kill is).
+    func joinKill(pick: ([String]) -> String?) async throws -> FaultEvent? {
+        let at = wallMicros()
+        let joined = try await pool.startWorker()
+        // Late enough that the newcomer is in the membership and owners are shedding to it.
+        try await Task.sleep(for: .milliseconds(700))
+        guard let victim = pick(await candidates().filter { $0 != joined }) else { return nil }
+        await pool.kill(victim)
+        let replacement = try await pool.startWorker()
+        return FaultEvent(kind: .joinkill, atMicros: at, worker: victim, replacement: replacement,
+                          detail: "started \(joined), SIGKILL \(victim) mid-rebalance, started \(replacement)")
+    }
+
     /// SIGSTOP one live worker for `pauseFor` (longer than the lock TTL), then SIGCONT.
     func pause(pick: ([String]) -> String?) async -> FaultEvent? {
         guard let victim = pick(await candidates()) else { return nil }
@@ -57,16 +89,15 @@ struct FaultInjector: Sendable {
     /// Takes a held channel lock away: DEL it, or overwrite it with an intruder token that keeps
     /// everyone out for one TTL. Waits up to a second for some lock to be held.
     func steal(overwrite: Bool, pick: ([String]) -> String?) async throws -> FaultEvent? {
-        let lockPrefix = keys.lock(channel: "")
         let deadline = ContinuousClock.now + .seconds(1)
         while ContinuousClock.now < deadline {
-            let held = try await scan(match: lockPrefix + "*")
+            let held = try await scan(match: keys.pattern("lock"))
             if let key = pick(held) {
                 let reply = try await client.evaluate(
                     ChaosScripts.steal, keys: [key, LockKeys.fenceKey(forLock: key)],
                     arguments: [overwrite ? "overwrite" : "del", "chaos-intruder", String(Self.milliseconds(lockTTL))])
                 if let parts = reply.array, parts.count == 2, let fence = parts[1].string.flatMap({ Int64($0) }) {
-                    let channel = String(key.dropFirst(lockPrefix.count))
+                    let channel = keys.channel(inKey: key, kind: "lock") ?? key
                     let how = overwrite ? "overwrote \(key) for \(Self.milliseconds(lockTTL)) ms" : "DEL \(key)"
                     return FaultEvent(kind: .steal, atMicros: wallMicros(), stolen: FenceKey(channel: channel, fence: fence),
                                       detail: "\(how) (holder's fence \(fence))")

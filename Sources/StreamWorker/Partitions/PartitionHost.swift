@@ -1,0 +1,12 @@
+/// What the partition coordinator asks of the worker around it.
+protocol PartitionHost: Sendable {
+    /// Claims every pending entry of `streams` for this consumer (the previous owner's included,
+    /// without waiting for claim-idle) and dispatches them.
+    func takeOver(streams: [String]) async
+    /// Drops the queued, not yet running messages of `streams`; they stay pending for the next owner.
+    func dropQueued(streams: Set<String>) async
+    /// Cancels the running messages of `streams`; they stay pending for the next owner.
+    func cancelRunning(streams: Set<String>) async
+    /// Accepted, unfinished messages per stream.
+    func inFlightByStream() async -> [String: Int]
+}

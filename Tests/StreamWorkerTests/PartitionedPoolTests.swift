@@ -1,0 +1,118 @@
+import Chaos
+import Foundation
+import RedisClient
+import StreamWorker
+import TestSupport
+import Testing
+
+/// Real stream-consumer processes over partition streams: the pool rebalances under load, and the
+/// channel locks and fences keep every message exactly once and in order through each change.
+@Suite(.serialized) struct PartitionedPoolTests {
+    typealias Deployment = WorkerPoolTests.Deployment
+    static let ttl = ["--lock-ttl", "1", "--claim-idle", "2"]
+
+    /// Partition leases held right now (a lease key holds exactly one token).
+    static func heldLeases(_ d: Deployment) async throws -> Int {
+        var held = 0
+        for p in 0..<d.keys.partitions where try await d.client.send("EXISTS", d.keys.partitionLease(p, group: "g")).int == 1 {
+            held += 1
+        }
+        return held
+    }
+
+    static func log(_ d: Deployment, _ name: String) -> String {
+        (try? String(contentsOfFile: d.log(name), encoding: .utf8)) ?? ""
+    }
+
+    @Test func aPartitionedPoolOfThreeAppliesEveryMessageOnceInOrder() async throws {
+        let d = try Deployment(partitions: 8)
+        defer { d.cleanup() }
+        let messages = 6000, channels = 60
+        try await d.produce(messages: messages, channels: channels)
+        let workers = try (0..<3).map { try d.worker("w\($0)") }
+        defer { workers.forEach { $0.killNow() } }
+        try await d.waitForAll(messages, channels: channels)
+        #expect(try await Self.heldLeases(d) == 8, "every partition has an owner")
+        for worker in workers { worker.signal(SIGTERM) }
+        for worker in workers { #expect(await worker.wait(timeout: .seconds(60)) == 0) }
+        #expect(try await Self.heldLeases(d) == 0, "a drained worker gives its leases back")
+        try await d.verifyHistories(messages: messages, channels: channels)
+        let results = try await d.verifyInvariants(channels: channels)
+        #expect(results.overlaps == 0)
+        for name in ["w0", "w1", "w2"] { #expect(Self.log(d, name).contains("Reading partition"), "\(name) read no partition") }
+    }
+
+    @Test func aWorkerJoiningMidRunTakesOverPartitionsWithNothingLostOrReordered() async throws {
+        let d = try Deployment(partitions: 8)
+        defer { d.cleanup() }
+        let messages = 4000, channels = 40
+        try await d.produce(messages: messages, channels: channels)
+        let first = try (0..<2).map { try d.worker("w\($0)", Self.ttl + ["--work-ms", "2"]) }
+        defer { first.forEach { $0.killNow() } }
+        try await waitUntil(timeout: .seconds(120)) { try await d.appliedCount(channels: channels) >= 800 }
+        let joiner = try d.worker("joiner", Self.ttl + ["--work-ms", "2"])
+        defer { joiner.killNow() }
+        try await d.waitForAll(messages, channels: channels)
+        #expect(Self.log(d, "joiner").contains("Reading partition"), "the joiner was given partitions")
+        #expect(Self.log(d, "w0").contains("Released partition") || Self.log(d, "w1").contains("Released partition"),
+                "an owner shed a partition to the joiner")
+        try await d.verifyHistories(messages: messages, channels: channels)
+        try await d.verifyInvariants(channels: channels)
+    }
+
+    @Test func aWorkerLeavingBySIGTERMMidRunHandsItsPartitionsOver() async throws {
+        let d = try Deployment(partitions: 8)
+        defer { d.cleanup() }
+        let messages = 4000, channels = 40
+        try await d.produce(messages: messages, channels: channels)
+        let workers = try (0..<3).map { try d.worker("w\($0)", Self.ttl + ["--work-ms", "2"]) }
+        defer { workers.forEach { $0.killNow() } }
+        try await waitUntil(timeout: .seconds(120)) { try await d.appliedCount(channels: channels) >= 800 }
+        workers[0].signal(SIGTERM)
+        #expect(await workers[0].wait(timeout: .seconds(60)) == 0)
+        try await d.waitForAll(messages, channels: channels)
+        try await d.verifyHistories(messages: messages, channels: channels)
+        try await d.verifyInvariants(channels: channels)
+    }
+
+    @Test func aKilledWorkersPartitionsMoveOnceTheirLeasesExpire() async throws {
+        let d = try Deployment(partitions: 8)
+        defer { d.cleanup() }
+        let messages = 3000, channels = 30
+        try await d.produce(messages: messages, channels: channels)
+        let victim = try d.worker("victim", Self.ttl, jitterMs: 10)
+        let survivors = try (0..<2).map { try d.worker("s\($0)", Self.ttl, jitterMs: 10) }
+        defer { survivors.forEach { $0.killNow() }; victim.killNow() }
+        try await waitUntil(timeout: .seconds(120)) {
+            Self.log(d, "victim").contains("Reading partition") && (try await d.appliedCount(channels: channels)) > 300
+        }
+        victim.killNow()
+        try await d.waitForAll(messages, channels: channels)
+        try await d.verifyHistories(messages: messages, channels: channels)
+        // A killed holder's channel leases run out rather than end in a release: overlaps are allowed
+        // only where the older holder's write was refused.
+        try await d.verifyInvariants(channels: channels, policy: .olderHolderRefused)
+    }
+
+    @Test func aPausedOwnersPartitionsMoveAndItsLateCommitsAreRejected() async throws {
+        let d = try Deployment(partitions: 4)
+        defer { d.cleanup() }
+        let messages = 400, channels = 8
+        try await d.produce(messages: messages, channels: channels)
+        let options = Self.ttl + ["--work-ms", "100", "--concurrency", "8"]
+        let paused = try d.worker("paused", options, jitterMs: 0)
+        defer { paused.killNow() }
+        try await waitUntil(timeout: .seconds(60)) { try await d.appliedCount(channels: channels) >= 16 }
+        paused.signal(SIGSTOP)
+        let other = try d.worker("other", options, jitterMs: 0)
+        defer { other.killNow() }
+        // Long past both leases: the other worker owns every partition and commits.
+        let before = try await d.appliedCount(channels: channels)
+        try await waitUntil(timeout: .seconds(60)) { try await d.appliedCount(channels: channels) >= before + 20 }
+        paused.signal(SIGCONT)
+        try await d.waitForAll(messages, channels: channels, timeout: .seconds(240))
+        try await d.verifyHistories(messages: messages, channels: channels)
+        let results = try await d.verifyInvariants(channels: channels, policy: .olderHolderRefused)
+        #expect(results.rejectedStaleCommits + results.abandonedAttempts >= 1)
+    }
+}
