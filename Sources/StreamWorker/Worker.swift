@@ -15,7 +15,6 @@ public final class StreamWorker: Service, Sendable {
     private let keys: WorkerKeys
     private let dispatcher: ChannelDispatcher
     private let deadLetterer: DeadLetterer
-    private let stopping = StopFlag()
     /// Readiness for health probes, kept current by the reader and the sampler.
     public let health: WorkerHealth
     private let metrics = WorkerMetrics()
@@ -56,46 +55,66 @@ public final class StreamWorker: Service, Sendable {
             dispatcher: dispatcher, metrics: metrics, groupMetrics: GroupMetrics(), health: health, logger: logger)
     }
 
+    /// Runs until cancelled or shut down gracefully. On graceful shutdown (SIGTERM) it stops reading,
+    /// reclaiming and starting queued messages at once, lets the turns already running finish
+    /// within `shutdownGrace` while their entries' idle time is still refreshed, then cancels the
+    /// rest: their locks are released and their entries stay pending for another worker.
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            // A Redis that is down at start makes the worker unready, not a crash loop.
-            guard await self.ensureGroupsRetrying() else { return }
-            self.health.update { $0.groupsEnsured() }
-            self.logger.info("Worker started", metadata: ["streams": "\(self.configuration.streams)", "group": "\(self.configuration.group)"])
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await self.readLoop() }
-                group.addTask { await self.reclaimLoop() }
-                group.addTask { await self.refreshLoop() }
-                group.addTask { await self.sampler.run(until: self.stopping) }
-                await group.waitForAll()
+        await withTaskGroup(of: Void.self) { group in
+            // Until the last running turn is done, so no other worker reclaims what still runs here.
+            group.addTask { await self.refreshLoop() }
+            await withTaskCancellationOrGracefulShutdownHandler {
+                await cancelWhenGracefulShutdown { await self.consume() }
+            } onCancelOrGracefulShutdown: {
+                self.health.update { $0.stopping() }
+                Task { await self.dispatcher.stopStarting() }
             }
-        } onGracefulShutdown: {
-            self.health.update { $0.stopping() }
-            self.stopping.set()
-        }
-        // Stopped reading: finish what is in flight within the grace period, then abandon the rest
-        // (it stays pending and is redelivered).
-        let drained = await waitForResultOrTimeout(configuration.shutdownGrace) { await self.dispatcher.waitUntilDrained() }
-        if !drained {
-            let inFlight = await dispatcher.inFlight
-            logger.warning("Shutdown grace passed; abandoning in-flight messages", metadata: ["in_flight": "\(inFlight)"])
-            await dispatcher.cancelAll()
-            await dispatcher.waitUntilDrained()
+            await self.finishRunningTurns()
+            group.cancelAll()
         }
         logger.info("Worker stopped")
+    }
+
+    /// Reads, reclaims and samples until cancelled (graceful shutdown cancels it).
+    private func consume() async {
+        // A Redis that is down at start makes the worker unready, not a crash loop.
+        guard await ensureGroupsRetrying() else { return }
+        health.update { $0.groupsEnsured() }
+        logger.info("Worker started", metadata: ["streams": "\(configuration.streams)", "group": "\(configuration.group)"])
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.readLoop() }
+            group.addTask { await self.reclaimLoop() }
+            group.addTask { await self.sampler.run() }
+            await group.waitForAll()
+        }
+    }
+
+    /// Waits up to shutdown-grace for the running turns, then cancels them (without a grace at all
+    /// when the worker itself was cancelled) and waits a bounded time for them to let go.
+    private func finishRunningTurns() async {
+        await dispatcher.stopStarting()
+        let grace = Task.isCancelled ? .zero : configuration.shutdownGrace
+        if await dispatcher.waitUntilDrained(timeout: grace) { return }
+        let running = await dispatcher.inFlight
+        logger.warning("Shutdown grace passed; cancelling running messages (they stay pending)", metadata: ["in_flight": "\(running)"])
+        await dispatcher.cancelAll()
+        if await !dispatcher.waitUntilDrained(timeout: .seconds(5)) {
+            let left = await dispatcher.inFlight
+            logger.error("Running messages did not stop within 5 s of being cancelled; exiting anyway", metadata: ["in_flight": "\(left)"])
+        }
     }
 
     /// Creates the groups, retrying with backoff (up to 5 s) until it works; false when stopped first.
     private func ensureGroupsRetrying() async -> Bool {
         var backoff = Duration.milliseconds(100)
-        while !stopping.isSet, !Task.isCancelled {
+        while !Task.isCancelled {
             do {
                 try await ensureGroups()
                 return true
             } catch {
                 health.update { $0.startFailed(error: error) }
                 logger.warning("Cannot create the consumer group yet; retrying", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])
-                do { try await sleepUnlessStopping(backoff) } catch { return false }
+                do { try await Task.sleep(for: backoff) } catch { return false }
                 backoff = min(backoff * 2, .seconds(5))
             }
         }
@@ -120,8 +139,9 @@ public final class StreamWorker: Service, Sendable {
         var backoff = Duration.milliseconds(100)
         do {
             try await client.withDedicatedConnection { connection in
-                while !self.stopping.isSet, !Task.isCancelled {
+                while !Task.isCancelled {
                     await self.dispatcher.waitForCapacity()
+                    if Task.isCancelled { return }
                     let readingPending = !pendingCursor.isEmpty
                     let streams = readingPending ? Array(pendingCursor.keys).sorted() : self.configuration.streams
                     var command = RedisCommand("XREADGROUP", "GROUP", self.configuration.group, self.configuration.consumer,
@@ -138,11 +158,12 @@ public final class StreamWorker: Service, Sendable {
                     let reply: RESPValue
                     do {
                         let read = command
-                        reply = try await self.withStopInterrupt { try await connection.send(read) }
+                        // Cancelled at shutdown: the blocked read is aborted (its connection dropped).
+                        reply = try await connection.send(read)
                         backoff = .milliseconds(100)
                         self.health.update { $0.readSucceeded(streams: streams) }
                     } catch {
-                        if self.stopping.isSet || Task.isCancelled { return }
+                        if Task.isCancelled { return }
                         self.health.update { $0.readFailed(streams: streams, error: error) }
                         self.logger.warning("Read failed; retrying", metadata: ["error": "\(error)", "retry_in_ms": "\(backoff.redisMilliseconds)"])
                         try? await Task.sleep(for: backoff)
@@ -158,12 +179,13 @@ public final class StreamWorker: Service, Sendable {
                         }
                         for stream in streams where !seen.contains(stream) { pendingCursor[stream] = nil }
                         let counts = await self.deliveryCounts(entries.map { ($0.stream, $0.id) })
-                        for entry in entries {
+                        // Stopped mid-batch: the rest stays pending, for this consumer's restart or a reclaimer.
+                        for entry in entries where !Task.isCancelled {
                             await self.accept(stream: entry.stream, id: entry.id, fields: entry.fields,
                                               deliveries: counts["\(entry.stream)/\(entry.id)"] ?? 1)
                         }
                     } else {
-                        for entry in entries {
+                        for entry in entries where !Task.isCancelled {
                             await self.accept(stream: entry.stream, id: entry.id, fields: entry.fields, deliveries: 1)
                         }
                     }
@@ -225,9 +247,8 @@ public final class StreamWorker: Service, Sendable {
     private func reclaimLoop() async {
         let interval = max(configuration.claimIdle / 4, .milliseconds(100))
         var cursors: [String: String] = [:]
-        while !stopping.isSet, !Task.isCancelled {
-            do { try await sleepUnlessStopping(interval) } catch { return }
-            if stopping.isSet { return }
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: interval) } catch { return }
             for stream in configuration.streams {
                 do {
                     let reply = try await client.send(
@@ -241,7 +262,8 @@ public final class StreamWorker: Service, Sendable {
                     let counts = await deliveryCounts(claimed.entries.map { (stream, $0.0) })
                     // No backpressure wait here: the queue may be full of later messages that wait for
                     // exactly these (a dead worker's), so holding them back would deadlock the channel.
-                    for (id, fields) in claimed.entries where !(await dispatcher.contains(stream: stream, id: id)) {
+                    for (id, fields) in claimed.entries where !Task.isCancelled {
+                        if await dispatcher.contains(stream: stream, id: id) { continue }
                         await accept(stream: stream, id: id, fields: fields, deliveries: counts["\(stream)/\(id)"] ?? 1)
                     }
                 } catch {
@@ -253,11 +275,12 @@ public final class StreamWorker: Service, Sendable {
 
     /// Keeps every entry this worker has accepted (queued or running) from looking idle, with
     /// XCLAIM … JUSTID to ourselves, which does not count as a delivery. Without it a long queue
-    /// or a long turn would be reclaimed by another worker, or even dead-lettered.
+    /// or a long turn would be reclaimed by another worker, or even dead-lettered. During shutdown
+    /// only the running turns are left to refresh; it stops when they are done.
     private func refreshLoop() async {
         let interval = max(configuration.claimIdle / 4, .milliseconds(50))
-        while !stopping.isSet, !Task.isCancelled {
-            do { try await sleepUnlessStopping(interval) } catch { return }
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: interval) } catch { return }
             for (stream, ids) in await dispatcher.inFlightEntries where !ids.isEmpty {
                 let all = Array(ids)
                 for start in stride(from: 0, to: all.count, by: 500) {
@@ -269,50 +292,4 @@ public final class StreamWorker: Service, Sendable {
             }
         }
     }
-
-    // MARK: Stopping
-
-    private func sleepUnlessStopping(_ duration: Duration) async throws {
-        let deadline = ContinuousClock.now + duration
-        while ContinuousClock.now < deadline, !stopping.isSet {
-            try await Task.sleep(for: min(.milliseconds(100), ContinuousClock.now.duration(to: deadline)))
-        }
-    }
-
-    /// Runs a blocking read, cancelling it as soon as shutdown begins.
-    private func withStopInterrupt<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                while !self.stopping.isSet { try await Task.sleep(for: .milliseconds(50)) }
-                return nil
-            }
-            while let next = try await group.next() {
-                if let value = next {
-                    group.cancelAll()
-                    return value
-                }
-                group.cancelAll()
-                throw CancellationError()
-            }
-            throw CancellationError()
-        }
-    }
-}
-
-/// Waits for `operation` up to `timeout`; true if it finished.
-func waitForResultOrTimeout(_ timeout: Duration, _ operation: @escaping @Sendable () async -> Void) async -> Bool {
-    await withTaskGroup(of: Bool.self) { group in
-        group.addTask { await operation(); return true }
-        group.addTask { try? await Task.sleep(for: timeout); return false }
-        let first = await group.next() ?? false
-        group.cancelAll()
-        return first
-    }
-}
-
-final class StopFlag: Sendable {
-    private let state = Mutex(false)
-    func set() { state.withLock { $0 = true } }
-    var isSet: Bool { state.withLock { $0 } }
 }
