@@ -29,7 +29,7 @@ struct WorkerMetrics: Sendable {
     /// Reasons known in advance; others (there are none today) are made on first use.
     static let deadLetterReasons = [
         "missing_channel", "empty_channel", "channel_too_long", "channel_not_utf8", "channel_control_characters",
-        "invalid_seq", "oversized", "max_deliveries",
+        "invalid_seq", "repeated_channel", "repeated_seq", "oversized", "max_deliveries",
     ]
 
     init() {

@@ -30,19 +30,23 @@ struct VerifyCommand: AsyncParsableCommand {
 /// Per-channel history check shared by `verify` and `bench worker`.
 struct HistoryReport {
     var channels = 0, entries = 0, outOfOrder = 0, duplicates = 0, missing = 0
+    /// History entries whose seq is outside 1…2^53-1 (the input contract): the worker never applies
+    /// one, so each is a defect, and it takes no part in the order checks.
+    var invalid = 0
 
-    var ok: Bool { outOfOrder + duplicates == 0 }
+    var ok: Bool { outOfOrder + duplicates + invalid == 0 }
     var json: [String: Any] {
-        ["channels": channels, "entries": entries, "out_of_order": outOfOrder, "duplicates": duplicates, "missing": missing]
+        ["channels": channels, "entries": entries, "out_of_order": outOfOrder, "duplicates": duplicates, "missing": missing,
+         "invalid_seqs": invalid]
     }
     var summary: String {
         "channels \(channels), entries \(entries), out of order \(outOfOrder), duplicates \(duplicates), missing seqs \(missing)"
+            + (invalid > 0 ? ", invalid seqs \(invalid)" : "")
     }
 
     static func collect(client: RedisClient, keys: WorkerKeys) async throws -> HistoryReport {
         var report = HistoryReport()
         var cursor = "0"
-        var channels = 0, entries = 0, outOfOrder = 0, duplicates = 0, missing = 0
         repeat {
             let reply = try await client.send("SCAN", cursor, "MATCH", keys.history(channel: "*"), "COUNT", 500)
             guard let parts = reply.array, parts.count == 2, let next = parts[0].string else { break }
@@ -55,7 +59,12 @@ struct HistoryReport {
                 for item in history {
                     report.entries += 1
                     guard let data = item.bytes, let object = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any],
-                          let seq = (object["seq"] as? NSNumber)?.int64Value else { continue }
+                          let number = object["seq"] as? NSNumber else { continue }
+                    let seq = number.int64Value
+                    guard (1...InboundMessage.maxSeq).contains(seq), number.doubleValue == Double(seq) else {
+                        report.invalid += 1
+                        continue
+                    }
                     if !seen.insert(seq).inserted { report.duplicates += 1 }
                     else if seq < last { report.outOfOrder += 1 }
                     else if seq > last + 1 { report.missing += Int(seq - last - 1) }
