@@ -75,7 +75,7 @@ public struct ImportSummary: Sendable, Equatable {
 
     public func text(dryRun: Bool) -> String {
         var lines = ["\(dryRun ? "dry run: would add" : "added") \(added) of \(read) entries; \(alreadyPresent) already present, \(outOfOrder) out of order, \(rejected) rejected"]
-        lines += problems.map { "  " + $0 }
+        lines += problems.map { "  " + TerminalText.escape($0) }
         let more = alreadyPresent + outOfOrder + rejected - problems.count
         if more > 0 { lines.append("  … and \(more) more") }
         return lines.joined(separator: "\n")
