@@ -6,7 +6,7 @@ struct SGCtl: AsyncParsableCommand {
         commandName: "sgctl",
         abstract: "Operator tool for the stream-consumer worker pool.",
         subcommands: [ProduceCommand.self, VerifyCommand.self, ReplayCommand.self, InspectCommand.self, DLQCommand.self,
-                      ChaosCommand.self, Bench.self, LockCommand.self]
+                      ChaosCommand.self, Bench.self, LockCommand.self, FunctionsCommand.self]
     )
 }
 

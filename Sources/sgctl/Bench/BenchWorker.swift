@@ -98,11 +98,11 @@ struct BenchWorker: AsyncParsableCommand {
 
     /// Calls of the commands the worker sends as their own round trip. Script-internal calls also
     /// land in commandstats, so only commands the scripts never run are counted: the claim (its state
-    /// reads ride in the same round trip) and commit EVALSHAs, reads, reclaims and idle refreshes.
+    /// reads ride in the same round trip) and commit FCALLs, reads, reclaims and idle refreshes.
     /// The audit XADD used for latency is left out.
     static func topLevelCalls(_ client: RedisClient) async throws -> Int64 {
         let info = try await client.send("INFO", "commandstats").string ?? ""
-        let counted = ["evalsha", "xreadgroup", "xautoclaim", "xclaim", "xpending", "subscribe", "unsubscribe"]
+        let counted = ["fcall", "xreadgroup", "xautoclaim", "xclaim", "xpending", "subscribe", "unsubscribe"]
         var total: Int64 = 0
         for line in info.split(whereSeparator: \.isNewline) {
             guard line.hasPrefix("cmdstat_"), let colon = line.firstIndex(of: ":") else { continue }
