@@ -21,32 +21,32 @@ struct StreamConsumerCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "YAML configuration file.") var config: String?
-    @Option(help: "Redis URL (default redis://127.0.0.1:6379).") var redisURL: String?
-    @Option(help: "File holding the Redis password.") var redisPasswordFile: String?
-    @Option(help: "Stream to consume; repeat or comma-separate for several (default sg:stream:inbound).") var stream: [String] = []
-    @Option(help: "Consumer group (default workers).") var group: String?
-    @Option(help: "Consumer name (default hostname-pid).") var consumer: String?
-    @Option(help: "Field holding the channel id (default channel_id).") var channelField: String?
-    @Option(help: "Channels processed in parallel (default 64).") var concurrency: String?
-    @Option(help: "Entries per read (default 256).") var batch: String?
-    @Option(help: "How long a read blocks, in ms (default 1000).") var blockMs: String?
-    @Option(help: "Lock lease in seconds, fractions allowed (default 10).") var lockTTL: String?
-    @Option(help: "Idle time before another worker reclaims an entry, in seconds (default 2 x lock-ttl).") var claimIdle: String?
-    @Option(help: "Deliveries before an entry is dead-lettered (default 5).") var maxDeliveries: String?
-    @Option(help: "How long to wait for a missing earlier seq, in seconds (default 30).") var gapTimeout: String?
-    @Option(help: "Message handler: history (default) or http (POST each message to --handler-url).") var handler: String?
-    @Option(help: "URL the http handler POSTs each message to.") var handlerURL: String?
-    @Option(help: "How long the http handler waits for an answer, in seconds (default 10).") var handlerTimeout: String?
-    @Option(help: "History entries kept per channel (default 100).") var historyMax: String?
-    @Option(help: "Simulated work per message, in ms (default 0).") var workMs: String?
-    @Option(help: "Time to finish in-flight messages on SIGTERM, in seconds (default 30).") var shutdownGrace: String?
-    @Option(help: "Key prefix (default sg).") var keyPrefix: String?
-    @Option(help: "Largest entry accepted, in bytes (default 65536).") var maxEntryBytes: String?
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default info).") var logLevel: String?
-    @Option(help: "Log format: text or json (one object per line) (default text).") var logFormat: String?
-    @Option(help: "Serve /metrics, /health/live and /health/ready on this port (default off; 0 picks a free port).") var metricsPort: String?
-    @Option(help: "Address the metrics and health server listens on (default 0.0.0.0).") var metricsHost: String?
+    @Option(parsing: .unconditional, help: "YAML configuration file.") var config: String?
+    @Option(parsing: .unconditional, help: "Redis URL (default redis://127.0.0.1:6379).") var redisURL: String?
+    @Option(parsing: .unconditional, help: "File holding the Redis password.") var redisPasswordFile: String?
+    @Option(parsing: .singleValue, help: "Stream to consume; repeat or comma-separate for several (default sg:stream:inbound).") var stream: [String] = []
+    @Option(parsing: .unconditional, help: "Consumer group (default workers).") var group: String?
+    @Option(parsing: .unconditional, help: "Consumer name (default hostname-pid).") var consumer: String?
+    @Option(parsing: .unconditional, help: "Field holding the channel id (default channel_id).") var channelField: String?
+    @Option(parsing: .unconditional, help: "Channels processed in parallel (default 64).") var concurrency: String?
+    @Option(parsing: .unconditional, help: "Entries per read (default 256).") var batch: String?
+    @Option(parsing: .unconditional, help: "How long a read blocks, in ms (default 1000).") var blockMs: String?
+    @Option(parsing: .unconditional, help: "Lock lease in seconds, fractions allowed (default 10).") var lockTTL: String?
+    @Option(parsing: .unconditional, help: "Idle time before another worker reclaims an entry, in seconds (default 2 x lock-ttl).") var claimIdle: String?
+    @Option(parsing: .unconditional, help: "Deliveries before an entry is dead-lettered (default 5).") var maxDeliveries: String?
+    @Option(parsing: .unconditional, help: "How long to wait for a missing earlier seq, in seconds (default 30).") var gapTimeout: String?
+    @Option(parsing: .unconditional, help: "Message handler: history (default) or http (POST each message to --handler-url).") var handler: String?
+    @Option(parsing: .unconditional, help: "URL the http handler POSTs each message to.") var handlerURL: String?
+    @Option(parsing: .unconditional, help: "How long the http handler waits for an answer, in seconds (default 10).") var handlerTimeout: String?
+    @Option(parsing: .unconditional, help: "History entries kept per channel (default 100).") var historyMax: String?
+    @Option(parsing: .unconditional, help: "Simulated work per message, in ms (default 0).") var workMs: String?
+    @Option(parsing: .unconditional, help: "Time to finish in-flight messages on SIGTERM, in seconds (default 30).") var shutdownGrace: String?
+    @Option(parsing: .unconditional, help: "Key prefix (default sg).") var keyPrefix: String?
+    @Option(parsing: .unconditional, help: "Largest entry accepted, in bytes (default 65536).") var maxEntryBytes: String?
+    @Option(parsing: .unconditional, help: "Log level: trace, debug, info, notice, warning, error, critical (default info).") var logLevel: String?
+    @Option(parsing: .unconditional, help: "Log format: text or json (one object per line) (default text).") var logFormat: String?
+    @Option(parsing: .unconditional, help: "Serve /metrics, /health/live and /health/ready on this port (default off; 0 picks a free port).") var metricsPort: String?
+    @Option(parsing: .unconditional, help: "Address the metrics and health server listens on (default 127.0.0.1; the container image sets 0.0.0.0).") var metricsHost: String?
 
     func run() async throws {
         var flags: [String: String] = [:]
@@ -82,6 +82,10 @@ struct StreamConsumerCommand: AsyncParsableCommand {
         var logger = Logger(label: "stream-consumer")
         logger[metadataKey: "consumer"] = .string(configuration.consumer)
         logger.info("Starting", metadata: ["configuration": .string(configuration.redactedSummary)])
+        for (name, suggestion) in WorkerConfiguration.unknownEnvironmentVariables(ProcessInfo.processInfo.environment) {
+            let hint = suggestion.map { "; did you mean \($0)?" } ?? ""
+            logger.warning("Unknown environment variable \(name) is ignored\(hint)", metadata: ["variable": .string(name)])
+        }
 
         // Before any metric object exists: those made earlier would stay no-ops.
         let registry = configuration.metricsPort == nil ? nil : MetricsBackend.bootstrap()

@@ -48,9 +48,17 @@ import Yams
         let stop = try #require((worker["stop_grace_period"] as? String).flatMap(Self.seconds))
         #expect(Duration.seconds(stop) > configuration.shutdownGrace)
         let port = try #require(environment["SG_METRICS_PORT"])
+        #expect(configuration.metricsHost == "0.0.0.0", "the healthcheck and scrapers come from outside the container's loopback")
         let check = try #require((worker["healthcheck"] as? [String: Any])?["test"] as? [String])
         #expect(check.contains("http://127.0.0.1:\(port)/health/ready"))
         #expect(!check.joined(separator: " ").contains("secret"))
+
+        // Workers start after the deploy step loaded their functions as the admin.
+        let functions = try #require(services["functions"] as? [String: Any])
+        let entrypoint = try #require(functions["entrypoint"] as? [String])
+        #expect(entrypoint.prefix(3) == ["/usr/local/bin/sgctl", "functions", "load"] && entrypoint.contains("--redis-password-file"))
+        let waitsFor = (worker["depends_on"] as? [String: Any])?["functions"] as? [String: Any]
+        #expect(waitsFor?["condition"] as? String == "service_completed_successfully")
 
         let redis = try #require(services["redis"] as? [String: Any])
         #expect((redis["image"] as? String)?.hasPrefix("redis:7") == true)
@@ -83,6 +91,7 @@ import Yams
         let ports = container["ports"] as? [[String: Any]] ?? []
         let metrics = try #require(ports.first { $0["name"] as? String == "metrics" }?["containerPort"] as? Int)
         #expect(environment["SG_METRICS_PORT"] == String(metrics))
+        #expect(configuration.metricsHost == "0.0.0.0", "the kubelet probes the pod IP")
         let readiness = (container["readinessProbe"] as? [String: Any])?["httpGet"] as? [String: Any]
         let liveness = (container["livenessProbe"] as? [String: Any])?["httpGet"] as? [String: Any]
         #expect(readiness?["path"] as? String == "/health/ready" && readiness?["port"] as? String == "metrics")
@@ -95,6 +104,15 @@ import Yams
         #expect(!labels.isEmpty && (budgetSpec?["selector"] as? [String: Any])?["matchLabels"] as? [String: String] == labels)
         #expect(budgetSpec?["maxUnavailable"] != nil || budgetSpec?["minAvailable"] != nil)
         #expect((pod["securityContext"] as? [String: Any])?["runAsNonRoot"] as? Bool == true)
+
+        // The deploy step loads the functions as the admin, with the same image and a secret file.
+        let job = try #require(documents.first { $0["kind"] as? String == "Job" })
+        let jobPod = try #require(((job["spec"] as? [String: Any])?["template"] as? [String: Any])?["spec"] as? [String: Any])
+        let loader = try #require((jobPod["containers"] as? [[String: Any]])?.first)
+        let command = try #require(loader["command"] as? [String])
+        #expect(command.prefix(3) == ["/usr/local/bin/sgctl", "functions", "load"])
+        #expect(command.contains("--redis-password-file") && command.joined().contains("sg-admin"))
+        #expect(loader["image"] as? String == container["image"] as? String)
     }
 
     @Test func theImageBuildsWithTheToolchainsSwiftAndRunsAsNonRootOnSlimDebian() throws {
@@ -106,5 +124,8 @@ import Yams
         #expect(dockerfile.contains("USER 10001:10001"))
         #expect(dockerfile.contains(#"ENTRYPOINT ["/usr/local/bin/stream-consumer"]"#))
         #expect(dockerfile.contains("/staging/sgctl"))
+        // The image listens beyond loopback; the worker's own default stays loopback only.
+        #expect(dockerfile.contains("ENV SG_METRICS_HOST=0.0.0.0"))
+        #expect(WorkerConfiguration.defaults.metricsHost == "127.0.0.1")
     }
 }

@@ -237,17 +237,51 @@ struct ConfigurationLoader {
         return .milliseconds(n)
     }
 
+    /// - Parameter range: the bounds and why they are there, when the option has them; a value
+    ///   outside is refused with that reason, even when it is too large to parse.
     func duration(
-        _ option: ConfigurationOption, default fallback: Duration, allowZero: Bool
+        _ option: ConfigurationOption, default fallback: Duration, allowZero: Bool,
+        range: (bounds: ClosedRange<Duration>, why: String)? = nil
     ) throws(ConfigurationError) -> Duration {
         guard let (value, source) = try scalar(option) else { return fallback }
-        guard let d = Self.parseDuration(value), allowZero || d > .zero else {
-            let bound = allowZero ? ">= 0" : "> 0"
-            throw .invalidValue(
+        let bound = allowZero ? ">= 0" : "> 0"
+        let format = "a duration in seconds \(bound) (such as 10, 1.5, 1500ms, 2s or 1m)"
+        func outOfRange() -> ConfigurationError {
+            let bounds = range!.bounds
+            return .invalidValue(
                 option: option.rawValue, value: value,
-                expected: "a duration in seconds \(bound) (such as 10, 1.5, 1500ms, 2s or 1m)", source: source)
+                expected: "within \(Self.describe(bounds.lowerBound)) to \(Self.describe(bounds.upperBound)): \(range!.why)",
+                source: source)
         }
+        guard let d = Self.parseDuration(value) else {
+            // Numbers too large for a Duration, or in exponent form (1e12): say what is wrong with the
+            // amount rather than only with its spelling.
+            if let range, Self.isNumber(value, above: range.bounds.upperBound) { throw outOfRange() }
+            throw .invalidValue(option: option.rawValue, value: value, expected: format, source: source)
+        }
+        guard allowZero || d > .zero else {
+            throw .invalidValue(option: option.rawValue, value: value, expected: format, source: source)
+        }
+        if let range, !range.bounds.contains(d) { throw outOfRange() }
         return d
+    }
+
+    /// Whether `text` is a number (seconds, or ms with that suffix; exponents allowed) beyond `limit`.
+    static func isNumber(_ text: String, above limit: Duration) -> Bool {
+        var trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
+        var scale = 1.0
+        if trimmed.hasSuffix("ms") { trimmed.removeLast(2); scale = 0.001 }
+        else if trimmed.hasSuffix("s") { trimmed.removeLast() }
+        guard let number = Double(trimmed), number.isFinite else { return false }
+        return number * scale > Double(limit.components.seconds)
+    }
+
+    /// `10 ms`, `1 day`, `90 s`: for the bounds in messages.
+    static func describe(_ duration: Duration) -> String {
+        let ms = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        if ms % 86_400_000 == 0 { return ms == 86_400_000 ? "1 day" : "\(ms / 86_400_000) days" }
+        if ms % 1000 == 0 { return "\(ms / 1000) s" }
+        return "\(ms) ms"
     }
 
     func choice<T: RawRepresentable & CaseIterable>(
@@ -452,8 +486,13 @@ struct ConfigurationLoader {
 
     /// The valid key within edit distance 2 of `key`, if any.
     static func suggestion(for key: String) -> String? {
-        let best = ConfigurationOption.allCases.map(\.rawValue)
-            .map { (name: $0, distance: editDistance(key.lowercased(), $0)) }
+        closest(to: key.lowercased(), among: ConfigurationOption.allCases.map(\.rawValue))
+    }
+
+    /// The candidate within edit distance 2 of `key`, if any.
+    static func closest(to key: String, among candidates: [String]) -> String? {
+        let best = candidates
+            .map { (name: $0, distance: editDistance(key, $0)) }
             .min { $0.distance < $1.distance }
         guard let best, best.distance <= 2 else { return nil }
         return best.name

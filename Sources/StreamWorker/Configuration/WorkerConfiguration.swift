@@ -100,7 +100,7 @@ public struct WorkerConfiguration: Sendable, Equatable {
         logLevel: Logger.Level = .info,
         logFormat: LogFormat = .text,
         metricsPort: Int? = nil,
-        metricsHost: String = "0.0.0.0"
+        metricsHost: String = "127.0.0.1"
     ) {
         self.redisURL = redisURL
         self.redisPassword = redisPassword
@@ -139,6 +139,33 @@ public struct WorkerConfiguration: Sendable, Equatable {
     /// The environment variable for an option name: `lock-ttl` → `SG_LOCK_TTL`.
     public static func environmentVariable(for option: String) -> String {
         ConfigurationOption.environmentName(option)
+    }
+
+    /// The lease a lock may have, and why: renewals go out every third of it, so a lease of a few
+    /// milliseconds expires before a renewal can reach Redis, and a lease of days leaves a crashed
+    /// worker's channel locked that long.
+    static let lockTTLRange = (
+        bounds: Duration.milliseconds(10)...Duration.seconds(86_400),
+        why: "a shorter lease expires before its renewal reaches Redis, a longer one keeps a crashed worker's channels locked for as long"
+    )
+
+    /// `SG_` variables the worker reads besides the options' own.
+    static let otherEnvironmentVariables: Set<String> = [
+        ConfigurationLoader.passwordEnvironment, ConfigurationLoader.configEnvironment,
+        "SG_AUDIT_STREAM", "SG_AUDIT_JITTER_MS", "SG_AUDIT_SAMPLE",
+    ]
+
+    /// `SG_` variables in `environment` that nothing reads, each with the closest known name when
+    /// that is near. A misspelt variable would otherwise be ignored without a word (a misspelt
+    /// YAML key is an error); these are warnings, since other tools share the prefix.
+    /// Scripts/render-acl.sh's `SG_<USER>_PASSWORD[_FILE]` and the tests' `SG_TEST_*` are known.
+    public static func unknownEnvironmentVariables(_ environment: [String: String]) -> [(name: String, suggestion: String?)] {
+        let known = Set(optionNames.map(environmentVariable(for:))).union(otherEnvironmentVariables)
+        return environment.keys.sorted().compactMap { name in
+            guard name.hasPrefix("SG_"), !known.contains(name), !name.hasPrefix("SG_TEST_"),
+                  !name.hasSuffix("_PASSWORD"), !name.hasSuffix("_PASSWORD_FILE") else { return nil }
+            return (name, ConfigurationLoader.closest(to: name, among: known.sorted()))
+        }
     }
 
     /// `<hostname>-<pid>`: unique per live process, and says where to look.
@@ -199,7 +226,7 @@ public struct WorkerConfiguration: Sendable, Equatable {
         let concurrency = try l.integer(.concurrency, default: d.concurrency, minimum: 1)
         let batch = try l.integer(.batch, default: d.batch, minimum: 1)
         let blockTime = try l.milliseconds(.blockMs, default: d.blockTime)
-        let lockTTL = try l.duration(.lockTTL, default: d.lockTTL, allowZero: false)
+        let lockTTL = try l.duration(.lockTTL, default: d.lockTTL, allowZero: false, range: Self.lockTTLRange)
         // Unset, claim-idle follows lock-ttl, so raising only the TTL never trips the check below.
         let claimIdle = try l.duration(.claimIdle, default: lockTTL * 2, allowZero: false)
         if claimIdle < lockTTL * 2, let setting = l.setting(.claimIdle) {
