@@ -333,8 +333,7 @@ final class DuplicateLog: Sendable {
 
     func duplicate(channel: String) {
         guard let report = streak.withLock({ $0.duplicate(channel: channel, now: .now) }) else { return }
-        logger.info("Acknowledged messages as duplicates without applying any: their seqs are at or below their channels' last_seq "
-                    + "(a replay into state that has already seen them? see docs/staging.md)",
+        logger.info("Acknowledged messages as duplicates without applying any: their seqs are at or below their channels' last_seq (a replay into state that has already seen them? see docs/staging.md)",
                     metadata: ["duplicates": "\(report.duplicates)", "channels": "\(report.channels)"])
     }
 }

@@ -146,6 +146,27 @@ struct CommandDidNotFinish: Error {}
         #expect(report["locks"] == .array([]))
     }
 
+    @Test func verifyFailsWhenItFindsNothingAndExportNamesAMissingStream() async throws {
+        // The URL from the environment, as the worker takes it.
+        let prefix = TestRedis.uniqueKey()
+        let verify = try await sgctlWithURLFromEnvironment(["verify", "--key-prefix", prefix])
+        #expect(verify.status == 1, "\(verify.output)")
+        #expect(verify.output.contains("nothing to verify"), "\(verify.output)")
+        let export = try await sgctlWithURLFromEnvironment(["replay", "export", "--stream", prefix + ":typo", "-q"])
+        #expect(export.status == 1)
+        #expect(export.output.contains("stream '\(prefix):typo' does not exist"), "\(export.output)")
+    }
+
+    func sgctlWithURLFromEnvironment(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let log = directory.appendingPathComponent("\(UUID().uuidString).log").path
+        let process = try ChildProcess(builtProductPath("sgctl"), arguments, stdout: log, environment: ["SG_REDIS_URL": try TestRedis.url()])
+        guard let status = await process.wait(timeout: .seconds(120)) else {
+            process.killNow()
+            throw CommandDidNotFinish()
+        }
+        return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+    }
+
     @Test(arguments: [
         ["replay", "export"], ["replay", "import"], ["replay", "copy"], ["replay", "reset"],
         ["inspect", "group"], ["inspect", "channel"], ["dlq", "list"], ["dlq", "show"], ["dlq", "requeue"],

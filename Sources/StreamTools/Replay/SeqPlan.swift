@@ -118,7 +118,7 @@ extension StreamImporter {
         let probe = StreamImporter(client: client, stream: stream, mode: mode, dryRun: true, target: target)
         let outcomes = try await probe.add(entries, predictedLastID: &predictedLastID)
         for (entry, outcome) in zip(entries, outcomes) {
-            guard case .wouldAdd = outcome, let (channel, seq) = entry.channelAndSeq(channelField: target.channelField), let seq else { continue }
+            guard case .wouldAdd = outcome, case let (channel, seq?)? = entry.channelAndSeq(channelField: target.channelField) else { continue }
             plan.note(channel: channel, seq: seq)
         }
     }

@@ -126,7 +126,7 @@ public final class StreamImporter: Sendable {
     /// The command that adds `entry` under `id`: a plain XADD, or with `--seq restamp` and an
     /// entry that has a channel and a seq, the restamp script.
     private func addCommand(_ entry: ExportedEntry, id: String) -> RedisCommand {
-        if let target, target.seqMode == .restamp, let (channel, seq) = entry.channelAndSeq(channelField: target.channelField), seq != nil,
+        if let target, target.seqMode == .restamp, case let (channel, _?)? = entry.channelAndSeq(channelField: target.channelField),
            let seqIndex = entry.fields.firstIndex(where: { $0.name == Array("seq".utf8) }) {
             var command = RedisCommand("EVALSHA", ReplayScripts.restamp.sha1, 3, target.keys.seq(channel: channel), stream,
                                        target.keys.state(channel: channel), id, 3 + 2 * seqIndex + 1)

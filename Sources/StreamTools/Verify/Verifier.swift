@@ -36,7 +36,7 @@ public struct Verifier: Sendable {
             try await StreamRangeReader(client: client, stream: stream, pageSize: 1000).forEachPage(.all) { page in
                 report.streamEntries! += page.count
                 for entry in page {
-                    guard let (channel, seq) = entry.channelAndSeq(channelField: channelField) else { continue }
+                    guard case let (channel, seq)? = entry.channelAndSeq(channelField: channelField) else { continue }
                     record(channel) { if let seq { $0.streamSeqs.append(seq) } }
                 }
             }
@@ -174,7 +174,7 @@ public struct Verifier: Sendable {
             let replies = try await client.pipeline(chunk.map { RedisCommand("XRANGE", stream, $0.newID, $0.newID) })
             for (i, reply) in replies.enumerated() {
                 guard case .success(let value) = reply, let entry = try? StreamRangeReader.entries(value).first,
-                      let (channel, _) = entry.channelAndSeq(channelField: channelField) else {
+                      case let (channel, _)? = entry.channelAndSeq(channelField: channelField) else {
                     report.requeuesUnattributed += 1
                     continue
                 }
@@ -238,7 +238,7 @@ public struct VerifyReport: Sendable, Equatable {
             ("duplicated", JSONValue(duplicated)), ("out_of_order", JSONValue(outOfOrder)),
             ("dead_lettered", JSONValue(deadLettered)), ("unexpected", JSONValue(unexpected)),
             ("unreadable", JSONValue(unreadable)), ("trimmed_histories", JSONValue(trimmed)),
-            ("problems", .array(channels.filter { !$0.ok }.prefix(100).map { audit in
+            ("problems", .array(channels.filter { !$0.ok }.prefix(100).map { audit -> JSONValue in
                 .object([("channel", .string(audit.channel)), ("problems", .array(audit.problems.map { .string($0) }))])
             })),
         ])
