@@ -78,7 +78,7 @@ for i in $(seq 0 119); do printf '{"channel": "w-%d", "text": "window message %d
 "$sgctl" verify >/dev/null 2>&1 && fail "verify passed before any worker ran"
 
 step "2. process it (production worker as sg-worker)"
-SG_REDIS_URL=redis://sg-worker@127.0.0.1:$port_a SG_REDIS_PASSWORD=$worker_pw \
+SG_REDIS_URL=redis://sg-worker:@127.0.0.1:$port_a SG_REDIS_PASSWORD=$worker_pw \
   "$worker" --consumer prod-1 --block-ms 100 --log-level warning >"$workdir/prod.log" 2>&1 &
 prod=$!; children+=("$prod")
 wait_verify production "$sgctl" verify
@@ -92,8 +92,10 @@ if "$sgctl" replay export --stream sg:stream:typo -q >/dev/null 2>"$workdir/typo
 grep -q "sg:stream:typo" "$workdir/typo.err" || fail "the error does not name the missing stream"
 
 step "4a. replay into staging on the same Redis"
-"$sgctl" replay import --namespace staging --seq restamp -q "$workdir/window.jsonl" >/dev/null
+# One early channel with its seqs kept, then the window restamped. Ids are kept, and a stream only
+# takes ids above its last one, so the older entries go first.
 "$sgctl" replay copy --from-stream sg:stream:inbound --channel ch-2 --namespace staging -q >/dev/null
+"$sgctl" replay import --namespace staging --seq restamp -q "$workdir/window.jsonl" >/dev/null
 again=$("$sgctl" replay copy --from-stream sg:stream:inbound --channel ch-2 --namespace staging -q)
 echo "$again" | grep -q "added 0 of 40 entries; 40 already present" || fail "a repeated copy: $again"
 length=$(cli_a XLEN sg:staging:stream:inbound)
@@ -107,7 +109,7 @@ grep -q "duplicates" "$workdir/refused.out" || fail "the refusal does not explai
   | grep -q "^dry run: would add 40" || fail "a dry run does not say so"
 
 step "5a. process with a staging worker (as sg-staging, restricted to sg:staging:*)"
-SG_REDIS_URL=redis://sg-staging@127.0.0.1:$port_a SG_REDIS_PASSWORD=$staging_pw \
+SG_REDIS_URL=redis://sg-staging:@127.0.0.1:$port_a SG_REDIS_PASSWORD=$staging_pw \
   "$worker" --key-prefix sg:staging --stream sg:staging:stream:inbound --consumer staging-1 --block-ms 100 \
   --log-level warning >"$workdir/staging.log" 2>&1 &
 staging=$!; children+=("$staging")
@@ -174,7 +176,8 @@ for _ in $(seq 1 100); do
   python3 -c "import socket; socket.create_connection(('127.0.0.1', $hook_port), 1).close()" 2>/dev/null && break
   sleep 0.1
 done
-on_b "$worker" --key-prefix sg:staging --stream sg:staging:stream:inbound --consumer staging-http --block-ms 100 \
+# Not through on_b: a backgrounded function is a subshell, and $! would not be the worker.
+env -u SG_REDIS_USER -u SG_REDIS_PASSWORD SG_REDIS_URL=redis://127.0.0.1:$port_b "$worker" --key-prefix sg:staging --stream sg:staging:stream:inbound --consumer staging-http --block-ms 100 \
   --handler http --handler-url "http://127.0.0.1:$hook_port/messages" --log-level warning >"$workdir/http.log" 2>&1 &
 http_worker=$!; children+=("$http_worker")
 wait_verify "staging on B" on_b "$sgctl" verify --namespace staging
@@ -184,7 +187,7 @@ compare "$cli_a_words" "redis-cli -p $port_b" "w-0,w-1,w-2,w-3" || fail "staging
 
 step "7. a replay the worker drops as duplicates is said at info level"
 "$sgctl" replay reset --stream sg:staging:stream:inbound --group workers --to 0 --yes >/dev/null
-SG_REDIS_URL=redis://sg-staging@127.0.0.1:$port_a SG_REDIS_PASSWORD=$staging_pw \
+SG_REDIS_URL=redis://sg-staging:@127.0.0.1:$port_a SG_REDIS_PASSWORD=$staging_pw \
   "$worker" --key-prefix sg:staging --stream sg:staging:stream:inbound --consumer staging-2 --block-ms 100 \
   --batch 50 --log-level info >"$workdir/dups.log" 2>&1 &
 dups=$!; children+=("$dups")

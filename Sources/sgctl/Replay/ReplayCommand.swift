@@ -62,7 +62,7 @@ struct WriteOptions: ParsableArguments {
         "Entry ids: keep = each entry keeps its id and ids already present are skipped, so a repeated run adds nothing twice; new = Redis assigns ids, so a repeated run appends again."))
     var ids: IDOption = .keep
     @Option(help: ArgumentHelp(
-        "Seqs: keep = as stamped, refused (nothing written) when the target's state is already past them or short of them; restamp = each entry gets its channel's next seq in the target, so it applies after the target's state."))
+        "Seqs: keep = as stamped, refused (nothing written) when the target's state already has them; restamp = each entry gets its channel's next seq in the target, so it applies after the target's state."))
     var seq: SeqOption = .keep
     @OptionGroup var namespace: NamespaceOptions
     @Option(help: "At most this many entries per second.")
@@ -106,9 +106,14 @@ func checkKeptSeqs(_ importer: StreamImporter, keyPrefix: String,
     var predicted: StreamID?
     try await pages { entries in try await importer.notePlan(entries, into: &plan, predictedLastID: &predicted) }
     let conflicts = try await importer.conflicts(plan)
-    if !conflicts.isEmpty {
-        throw CommandFailure((importer.dryRun ? "dry run: " : "") + SeqConflict.refusal(conflicts, keyPrefix: keyPrefix))
+    // Duplicates would be dropped in silence: refused. A gap is visible (the worker waits, then
+    // records skipped_seqs), and a hand-made file may mean it: warned about.
+    let duplicates = conflicts.filter { $0.kind == .duplicates }
+    if !duplicates.isEmpty {
+        throw CommandFailure((importer.dryRun ? "dry run: " : "") + SeqConflict.refusal(duplicates, keyPrefix: keyPrefix))
     }
+    for gap in conflicts.prefix(10) { writeStderr("warning: \(gap); --seq restamp avoids that\n") }
+    if conflicts.count > 10 { writeStderr("warning: … and \(conflicts.count - 10) more channels with a gap\n") }
     return plan
 }
 
