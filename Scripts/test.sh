@@ -14,4 +14,9 @@ echo "test: Redis at $SG_TEST_REDIS_URL" >&2
 swift build --build-tests
 status=0
 swift test --skip-build "$@" || status=$?
+# The staging recipe end to end (real processes, its own two Redis servers); skipped when only
+# some tests were asked for.
+if [ $# -eq 0 ]; then
+  Scripts/staging-test.sh || status=$?
+fi
 exit $status

@@ -29,6 +29,7 @@ public final class StreamWorker: Service, Sendable {
         self.keys = WorkerKeys(prefix: configuration.keyPrefix)
         let handler = handler ?? HistoryHandler(historyMax: configuration.historyMax, work: configuration.workTime)
         self.handler = handler
+        let duplicateLog = DuplicateLog(threshold: configuration.batch, logger: logger)
         let processor = MessageProcessor(
             client: client, handler: handler,
             settings: .init(group: configuration.group, consumer: configuration.consumer, keys: keys,
@@ -37,14 +38,20 @@ public final class StreamWorker: Service, Sendable {
         self.dispatcher = ChannelDispatcher(
             concurrency: configuration.concurrency,
             maxQueued: max(configuration.batch * 2, configuration.concurrency * 4)
-        ) { job in
+        ) { [duplicateLog] job in
             switch await processor.process(job.message, notReadySince: job.notReadySince) {
             case .notReady(_, let advance):
                 // Woken by the channel's next release; without one, back off 5 ms, 10 ms, … up to 200 ms.
                 guard let advance else { return .retry(after: .milliseconds(min(200, 5 << min(job.retries, 6)))) }
                 let wake: @Sendable (Duration) async -> Void = { timeout in await advance.wait(timeout: timeout) }
                 return .retry(after: .milliseconds(250), wake: wake)
-            case .applied, .duplicate, .leftPending:
+            case .applied:
+                duplicateLog.applied()
+                return .done
+            case .duplicate:
+                duplicateLog.duplicate(channel: job.message.channel)
+                return .done
+            case .leftPending:
                 return .done
             }
         }
@@ -293,3 +300,24 @@ public final class StreamWorker: Service, Sendable {
         }
     }
 }
+
+/// Says at info level when the worker acknowledges message after message as duplicates without
+/// applying any (``DuplicateStreak``): typically a replay into state that has already seen those seqs.
+final class DuplicateLog: Sendable {
+    private let streak: Mutex<DuplicateStreak>
+    private let logger: Logger
+
+    init(threshold: Int, logger: Logger) {
+        streak = Mutex(DuplicateStreak(threshold: threshold))
+        self.logger = logger
+    }
+
+    func applied() { streak.withLock { $0.applied() } }
+
+    func duplicate(channel: String) {
+        guard let report = streak.withLock({ $0.duplicate(channel: channel, now: .now) }) else { return }
+        logger.info("Acknowledged messages as duplicates without applying any: their seqs are at or below their channels' last_seq (a replay into state that has already seen them? see docs/staging.md)",
+                    metadata: ["duplicates": "\(report.duplicates)", "channels": "\(report.channels)"])
+    }
+}
+

@@ -23,10 +23,10 @@ struct ProduceCommand: AsyncParsableCommand {
     @Option(help: "Field holding the channel id.") var channelField = "channel_id"
     @Option(help: "Key prefix.") var keyPrefix = "sg"
     @Option(help: "Concurrent producers (pipelined on one connection).") var parallel = 32
-    @Flag(help: "Print a JSON summary line.") var json = false
+    @Flag(help: ArgumentHelp(jsonHelp)) var json = false
 
     func run() async throws {
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try await redis.client()
         defer { client.close() }
         let producer = Producer(client: client, keys: WorkerKeys(prefix: keyPrefix), channelField: channelField)
         let work: [(String, [StreamField])]

@@ -49,13 +49,14 @@ struct CommandDidNotFinish: Error {}
         #expect(export.status == 0, "\(export.output)")
         #expect(try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").count == 25)
 
-        let first = try await sgctl(["replay", "import", "--redis-url", url, "--stream", target, file, "--json", "--quiet"])
+        // Its own key prefix: importing seqs checks (and raises) the target's seq counters.
+        let first = try await sgctl(["replay", "import", "--redis-url", url, "--stream", target, "--key-prefix", target, file, "--json", "--quiet"])
         #expect(first.status == 0, "\(first.output)")
         #expect(try json(first.output)["added"] == .integer(25))
         #expect(try await client.send("XRANGE", target, "-", "+") == client.send("XRANGE", source, "-", "+"))
 
         // The second time from stdin.
-        let second = try await sgctl(["replay", "import", "--redis-url", url, "--stream", target, "--json", "--quiet"], stdin: file)
+        let second = try await sgctl(["replay", "import", "--redis-url", url, "--stream", target, "--key-prefix", target, "--json", "-q"], stdin: file)
         #expect(second.status == 0, "\(second.output)")
         #expect(try json(second.output)["already_present"] == .integer(25))
         #expect(try json(second.output)["added"] == .integer(0))
@@ -66,7 +67,7 @@ struct CommandDidNotFinish: Error {}
         let url = try TestRedis.url()
         let file = directory.appendingPathComponent("bad.jsonl").path
         try "{\"fields\":{\"a\":\"1\"}}\n{\"fields\": 3}\n".write(toFile: file, atomically: true, encoding: .utf8)
-        let result = try await sgctl(["replay", "import", "--redis-url", url, "--stream", TestRedis.uniqueKey(), "--new-ids", file, "--quiet"])
+        let result = try await sgctl(["replay", "import", "--redis-url", url, "--stream", TestRedis.uniqueKey(), "--ids", "new", file, "--quiet"])
         #expect(result.status == 1)
         #expect(result.output.contains("line 2: \"fields\" must be an object"), "\(result.output)")
         #expect(result.output.contains("the 1 entries before it were handled (1 added"), "\(result.output)")
@@ -201,6 +202,25 @@ struct CommandDidNotFinish: Error {}
         #expect(try json(result.output)["produced"] == .integer(20))
         #expect(try await probe.send("XLEN", "s").int == 20)
         #expect(try await probe.send("DBSIZE").int == 10_000 + 3, "the data set, the stream and two seq counters")
+    @Test func verifyFailsWhenItFindsNothingAndExportNamesAMissingStream() async throws {
+        // The URL from the environment, as the worker takes it.
+        let prefix = TestRedis.uniqueKey()
+        let verify = try await sgctlWithURLFromEnvironment(["verify", "--key-prefix", prefix])
+        #expect(verify.status == 1, "\(verify.output)")
+        #expect(verify.output.contains("nothing to verify"), "\(verify.output)")
+        let export = try await sgctlWithURLFromEnvironment(["replay", "export", "--stream", prefix + ":typo", "-q"])
+        #expect(export.status == 1)
+        #expect(export.output.contains("stream '\(prefix):typo' does not exist"), "\(export.output)")
+    }
+
+    func sgctlWithURLFromEnvironment(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let log = directory.appendingPathComponent("\(UUID().uuidString).log").path
+        let process = try ChildProcess(builtProductPath("sgctl"), arguments, stdout: log, environment: ["SG_REDIS_URL": try TestRedis.url()])
+        guard let status = await process.wait(timeout: .seconds(120)) else {
+            process.killNow()
+            throw CommandDidNotFinish()
+        }
+        return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
     }
 
     @Test(arguments: [

@@ -17,8 +17,10 @@ import Testing
         let redis: PrivateRedisServer
         let adminPassword = "admin-" + UUID().uuidString
         let workerPassword = "worker-" + UUID().uuidString
+        let stagingPassword = "staging-" + UUID().uuidString
 
-        init() async throws {
+        /// - Parameter staging: whether the staging user gets a password (without one it is rendered off).
+        init(staging: Bool = true) async throws {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sg-acl-\(UUID().uuidString.prefix(8))")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let rendered = directory.appendingPathComponent("users.acl").path
@@ -26,7 +28,8 @@ import Testing
                 repository.appendingPathComponent("Scripts/render-acl.sh").path,
                 [repository.appendingPathComponent("Config/users.acl").path, rendered],
                 stdout: directory.appendingPathComponent("render.log").path,
-                environment: ["SG_ADMIN_PASSWORD": adminPassword, "SG_WORKER_PASSWORD": workerPassword])
+                environment: ["SG_ADMIN_PASSWORD": adminPassword, "SG_WORKER_PASSWORD": workerPassword,
+                              "SG_STAGING_PASSWORD": staging ? stagingPassword : ""])
             try #require(await render.wait(timeout: .seconds(30)) == 0, "render-acl.sh failed")
             let text = try String(contentsOfFile: rendered, encoding: .utf8)
             #expect(!text.contains(workerPassword) && !text.contains(adminPassword), "the rendered file holds hashes only")
@@ -175,6 +178,34 @@ import Testing
         let refused = try await admin.send("ACL", "LOG", 200).array ?? []
         // Denials of one command or key are merged into one entry; at least the distinct ones above.
         #expect(refused.count >= 7)
+    }
+
+    @Test func theStagingUserReachesOnlyStagingKeys() async throws {
+        let server = try await Server()
+        defer { server.redis.stop() }
+        let staging = try server.client(user: "sg-staging", password: server.stagingPassword)
+        defer { staging.close() }
+        let keys = WorkerKeys(prefix: "sg:staging")
+        try await staging.send("SET", keys.seq(channel: "a"), 1)
+        _ = try await staging.send("XADD", "sg:staging:stream:inbound", "*", "channel_id", "a")
+        _ = try await staging.send("XRANGE", "sg:staging:stream:inbound", "-", "+")
+        for key in [WorkerKeys().seq(channel: "a"), WorkerKeys().state(channel: "a"), "sg:stream:inbound"] {
+            #expect(await Self.serverCode { try await staging.send("TYPE", key) } == "NOPERM", "\(key)")
+        }
+        #expect(await Self.serverCode { try await staging.send("XADD", "sg:stream:inbound", "*", "channel_id", "a") } == "NOPERM")
+        #expect(await Self.serverCode { try await staging.send("PUBLISH", "sg:lock:channel:a:released", "x") } == "NOPERM")
+    }
+
+    @Test func withoutAStagingPasswordTheStagingUserCannotLogIn() async throws {
+        let server = try await Server(staging: false)
+        defer { server.redis.stop() }
+        let admin = try server.admin
+        defer { admin.close() }
+        let flags = try await admin.send("ACL", "GETUSER", "sg-staging").array?.dropFirst().first?.array?.compactMap(\.string) ?? []
+        #expect(flags.contains("off"), "\(flags)")
+        let staging = try server.client(user: "sg-staging", password: "")
+        defer { staging.close() }
+        await #expect(throws: (any Error).self) { _ = try await staging.send("GET", "sg:staging:x") }
     }
 
     @Test func theUnrenderedTemplateDoesNotLoad() async throws {

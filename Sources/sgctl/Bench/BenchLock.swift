@@ -18,11 +18,11 @@ struct BenchLock: AsyncParsableCommand {
     @Option(help: "Hand-offs between the two contenders.")
     var handoffs = 2_000
 
-    @Flag(help: "Print one JSON object line.")
+    @Flag(help: ArgumentHelp(jsonHelp))
     var json = false
 
     func run() async throws {
-        var configuration = try RedisConfiguration(url: redis.redisURL)
+        var configuration = try await redis.configuration()
         configuration.clientName = "sgctl-bench-lock"
         let a = RedisClient(configuration: configuration)
         let b = RedisClient(configuration: configuration)

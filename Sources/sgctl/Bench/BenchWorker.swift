@@ -2,6 +2,7 @@ import ArgumentParser
 import Chaos
 import Foundation
 import RedisClient
+import StreamTools
 import StreamWorker
 
 /// Produces a workload, runs K stream-consumer processes until everything is acknowledged,
@@ -19,10 +20,10 @@ struct BenchWorker: AsyncParsableCommand {
     @Option(help: "Simulated work per message, in ms.") var workMs = 0
     @Option(help: "Measure enqueue→commit latency on one message in N (an audit XADD each; 0 turns it off).")
     var latencySample = 16
-    @Flag(help: "Print one JSON object line.") var json = false
+    @Flag(help: ArgumentHelp(jsonHelp)) var json = false
 
     func run() async throws {
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try await redis.client()
         defer { client.close() }
         let prefix = "bench" + UUID().uuidString.prefix(8).lowercased()
         let keys = WorkerKeys(prefix: prefix)
@@ -40,7 +41,7 @@ struct BenchWorker: AsyncParsableCommand {
         let roundTripsBefore = try await Self.topLevelCalls(client)
 
         let launcher = ConsumerLauncher(
-            redisURL: redis.redisURL, stream: stream, group: "g", keyPrefix: prefix,
+            redisURL: redis.redisURL ?? ProcessInfo.processInfo.environment["SG_REDIS_URL"] ?? ToolConnection.defaultURL, stream: stream, group: "g", keyPrefix: prefix,
             options: ["--history-max", String(perChannel), "--work-ms", String(workMs), "--log-level", "error"],
             environment: latencySample > 0 ? ["SG_AUDIT_STREAM": audit, "SG_AUDIT_SAMPLE": String(latencySample)] : [:])
         let redisCPUBefore = try await Self.redisCPUSeconds(client)
@@ -78,7 +79,7 @@ struct BenchWorker: AsyncParsableCommand {
                   let committed = f["at_us"].flatMap({ Int64($0) }) else { continue }
             latencies.add(.microseconds(max(0, committed - ms * 1000)))
         }
-        let report = try await HistoryReport.collect(client: client, keys: keys)
+        let report = try await Verifier(client: client, keys: keys, stream: stream, historyMax: perChannel).run()
         let rate = Double(total) / seconds(elapsed)
         let roundTripsPerMessage = Double(roundTrips) / Double(total)
         if json {
@@ -90,7 +91,7 @@ struct BenchWorker: AsyncParsableCommand {
             ])
         } else {
             print("\(total) messages, \(channels) channels, \(workers) worker(s): \(fmt(rate)) msg/s, enqueue→commit p50 \(fmt(latencies.percentileMicros(50) / 1000)) ms, p99 \(fmt(latencies.percentileMicros(99) / 1000)) ms")
-            print("Redis round trips per message \(String(format: "%.2f", roundTripsPerMessage)), peak worker RSS \(peakRSS / 1024) MiB; \(report.summary)")
+            print("Redis round trips per message \(String(format: "%.2f", roundTripsPerMessage)), peak worker RSS \(peakRSS / 1024) MiB; \(report.text(keyPrefix: keys.prefix, stream: stream))")
             print("CPU per message: workers \(fmt(workerCPU * 1e6 / Double(total))) µs, Redis \(fmt(redisCPU * 1e6 / Double(total))) µs")
         }
         if !report.ok { throw ExitCode(1) }

@@ -52,7 +52,7 @@ struct ChaosCommand: AsyncParsableCommand {
     @Option(help: "Directory for the workers' logs (default: a new temporary directory).") var logDir: String?
     @Option(help: "stream-consumer executable (default: next to sgctl).") var streamConsumer: String?
     @Flag(help: "Keep the run's keys in Redis afterwards (they are removed by default).") var keepKeys = false
-    @Flag(help: "Print one JSON object instead of the table.") var json = false
+    @Flag(help: ArgumentHelp(jsonHelp)) var json = false
 
     func validate() throws {
         if messages < 1 { throw ValidationError("--messages must be at least 1") }

@@ -30,11 +30,11 @@ struct DLQList: AsyncParsableCommand {
     @OptionGroup var dead: DeadLetterOptions
     @Option(help: "Only dead letters with this reason.") var reason: String?
     @Option(help: "At most this many.") var count = 50
-    @Flag(help: "Print the report as one JSON object.") var json = false
+    @Flag(help: ArgumentHelp(jsonHelp)) var json = false
 
     func run() async throws {
         guard count > 0 else { throw ValidationError("--count must be positive") }
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try await redis.client()
         defer { client.close() }
         let queue = dead.queue(client)
         let total = try await queue.count()
@@ -64,10 +64,10 @@ struct DLQShow: AsyncParsableCommand {
     @OptionGroup var redis: RedisOptions
     @OptionGroup var dead: DeadLetterOptions
     @Argument(help: "Dead-letter entry id (as dlq list shows it).") var id: String
-    @Flag(help: "Print the report as one JSON object.") var json = false
+    @Flag(help: ArgumentHelp(jsonHelp)) var json = false
 
     func run() async throws {
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try await redis.client()
         defer { client.close() }
         let letter: DeadLetter
         do {
@@ -111,7 +111,7 @@ struct DLQRequeue: AsyncParsableCommand {
     @Option(help: "Only dead letters with this reason.") var reason: String?
     @Flag(help: "Keep the original seq instead of stamping the channel's next one.") var keepSeq = false
     @Flag(help: "Print what would be requeued; change nothing.") var dryRun = false
-    @Flag(help: "Print the report as one JSON object.") var json = false
+    @Flag(help: ArgumentHelp(jsonHelp)) var json = false
 
     func validate() throws {
         if ids.isEmpty && !all { throw ValidationError("name the dead letters to requeue: ids, or --all (optionally with --reason)") }
@@ -120,7 +120,7 @@ struct DLQRequeue: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try await redis.client()
         defer { client.close() }
         let queue = dead.queue(client)
         var letters: [DeadLetter] = []
