@@ -11,7 +11,21 @@ start_private_redis test
 export SG_TEST_REDIS_URL="$url"
 echo "test: Redis at $SG_TEST_REDIS_URL" >&2
 
-swift build --build-tests
+# The shipped alert rules: syntax, then their unit tests (Docker/prometheus/alerts.test.yml).
+# Debian's prometheus package ships promtool; the server it also installs is not started.
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "test: installing promtool (Debian's prometheus)" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+    || { DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq >/dev/null && \
+         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+fi
 status=0
+promtool check config Docker/prometheus/prometheus.yml >&2 || status=$?
+(cd Docker/prometheus && promtool test rules alerts.test.yml) >&2 || status=$?
+[ $status -eq 0 ] || echo "test: the alert rules failed their checks (above)" >&2
+
+swift build --build-tests
 swift test --skip-build "$@" || status=$?
 exit $status
