@@ -26,6 +26,19 @@ promtool check config Docker/prometheus/prometheus.yml >&2 || status=$?
 (cd Docker/prometheus && promtool test rules alerts.test.yml) >&2 || status=$?
 [ $status -eq 0 ] || echo "test: the alert rules failed their checks (above)" >&2
 
+# Python decoders some tests use (Prometheus's text parser, OpenTelemetry's protobufs), in a venv of
+# their own under .build (ignored by git), made once and reused.
+venv=".build/test-venv"
+requirements="prometheus-client==0.26.0 opentelemetry-proto==1.45.2"
+if [ "$(cat "$venv/requirements" 2>/dev/null)" != "$requirements" ]; then
+  echo "test: preparing $venv ($requirements)" >&2
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check $requirements
+  echo "$requirements" >"$venv/requirements"
+fi
+export SG_TEST_PYTHON="$PWD/$venv/bin/python"
+
 swift build --build-tests
 swift test --skip-build "$@" || status=$?
 exit $status
