@@ -11,8 +11,35 @@ start_private_redis test
 export SG_TEST_REDIS_URL="$url"
 echo "test: Redis at $SG_TEST_REDIS_URL" >&2
 
-swift build --build-tests
+# The shipped alert rules: syntax, then their unit tests (Docker/prometheus/alerts.test.yml).
+# Debian's prometheus package ships promtool; the server it also installs is not started.
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "test: installing promtool (Debian's prometheus)" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+    || { DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq >/dev/null && \
+         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+fi
 status=0
+promtool check config Docker/prometheus/prometheus.yml >&2 || status=$?
+(cd Docker/prometheus && promtool test rules alerts.test.yml) >&2 || status=$?
+[ $status -eq 0 ] || echo "test: the alert rules failed their checks (above)" >&2
+
+# Python decoders some tests use (Prometheus's text parser, OpenTelemetry's protobufs), in a venv of
+# their own under .build (ignored by git), made once and reused.
+venv=".build/test-venv"
+requirements="prometheus-client==0.26.0 opentelemetry-proto==1.45.2"
+if [ "$(cat "$venv/requirements" 2>/dev/null)" != "$requirements" ]; then
+  echo "test: preparing $venv ($requirements)" >&2
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check $requirements
+  echo "$requirements" >"$venv/requirements"
+fi
+export SG_TEST_PYTHON="$PWD/$venv/bin/python"
+
+swift build --build-tests
 swift test --skip-build "$@" || status=$?
 # The staging recipe end to end (real processes, its own two Redis servers); skipped when only
 # some tests were asked for.

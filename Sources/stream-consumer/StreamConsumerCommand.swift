@@ -81,7 +81,10 @@ struct StreamConsumerCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "stream-consumer")
         logger[metadataKey: "consumer"] = .string(configuration.consumer)
-        logger.info("Starting", metadata: ["configuration": .string(configuration.redactedSummary)])
+        // JSON logs carry the configuration as a nested object; text logs as one readable line.
+        let summary: Logger.Metadata.Value = configuration.logFormat == .json
+            ? .dictionary(configuration.redactedMetadata) : .string(configuration.redactedSummary)
+        logger.info("Starting", metadata: ["configuration": summary])
         for (name, suggestion) in WorkerConfiguration.unknownEnvironmentVariables(ProcessInfo.processInfo.environment) {
             let hint = suggestion.map { "; did you mean \($0)?" } ?? ""
             logger.warning("Unknown environment variable \(name) is ignored\(hint)", metadata: ["variable": .string(name)])
@@ -130,7 +133,7 @@ struct StreamConsumerCommand: AsyncParsableCommand {
             var httpLogger = Logger(label: "operator-http")
             httpLogger[metadataKey: "consumer"] = .string(configuration.consumer)
             let server = OperatorServer(
-                host: host, port: port, registry: registry,
+                host: host, port: port, registry: registry, build: BuildVersion.current,
                 readiness: {
                     switch health.readiness {
                     case .ready: return .ok

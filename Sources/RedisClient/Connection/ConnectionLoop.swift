@@ -1,4 +1,5 @@
 import CHiredis
+import DequeModule
 import Logging
 
 #if canImport(Glibc)

@@ -555,6 +555,9 @@ struct ConfigurationLoader {
                 settings[key] = Setting(raw: .list(items), source: source)
             case .mapping:
                 throw .invalidValue(option: key, value: "{...}", expected: "a single value (not a mapping)", source: source)
+            case .alias:
+                // Yams 6 can hand back an alias it did not resolve; a configuration value has no use for one.
+                throw .invalidValue(option: key, value: "*alias", expected: "a value written out (not a YAML alias)", source: source)
             }
         }
         return settings

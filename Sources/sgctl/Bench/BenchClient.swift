@@ -65,7 +65,7 @@ struct BenchClient: AsyncParsableCommand {
 
     private func measure(_ client: RedisClient, key: String, value: [UInt8]) async throws -> Figures {
         for _ in 0..<1000 { try await client.send("SET", key, value) }
-        var samples = LatencySamples(capacity: operations)
+        var samples = LatencySamples()
         let clock = ContinuousClock()
         let sequentialStart = clock.now
         for _ in 0..<operations {

@@ -55,7 +55,7 @@ struct BenchLock: AsyncParsableCommand {
             DistributedLock(client: b, key: key, ttl: .seconds(10), logger: logger),
         ]
         guard await locks[0].acquire() else { throw ValidationError("first holder could not acquire") }
-        var samples = LatencySamples(capacity: handoffs)
+        var samples = LatencySamples()
         for round in 0..<handoffs {
             let holder = locks[round % 2]
             let waiter = locks[(round + 1) % 2]

@@ -69,7 +69,7 @@ struct BenchWorker: AsyncParsableCommand {
         for process in processes { process.signal(SIGTERM) }
 
         // Latency: XADD time (entry id) to the applied commit, from the sampled audit records.
-        var latencies = LatencySamples(capacity: total)
+        var latencies = LatencySamples()
         for record in try await client.send("XRANGE", audit, "-", "+").array ?? [] {
             let flat = record.array?.last?.array?.compactMap(\.string) ?? []
             var f: [String: String] = [:]

@@ -8,6 +8,8 @@ struct LockCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lock",
         abstract: "Inspect and exercise channel locks.",
+        // A test harness (the pause scenario's stale holder), not an operator command: hidden from help.
+        shouldDisplay: false,
         subcommands: [LockHold.self]
     )
 }
@@ -18,7 +20,8 @@ struct LockCommand: AsyncParsableCommand {
 struct LockHold: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hold",
-        abstract: "Acquire a lock, wait for a go file, then attempt a fenced write and report the outcome as JSON."
+        abstract: "Acquire a lock, wait for a go file, then attempt a fenced write and report the outcome as JSON.",
+        shouldDisplay: false
     )
 
     @OptionGroup var redis: RedisOptions
