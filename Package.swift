@@ -70,9 +70,13 @@ let package = Package(
             ]
         ),
         .target(name: "Chaos"),
+        // The version and git commit that `--version` prints; the plugin generates the commit.
+        .target(name: "BuildInfo", plugins: ["BuildInfoPlugin"]),
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
         .executableTarget(
             name: "stream-consumer",
             dependencies: [
+                "BuildInfo",
                 "StreamWorker",
                 "RedisClient",
                 "JSONLogging",
@@ -91,6 +95,7 @@ let package = Package(
         .executableTarget(
             name: "sgctl",
             dependencies: [
+                "BuildInfo",
                 "StreamTools",
                 "RedisClient",
                 "DistributedLocking",

@@ -1,10 +1,12 @@
 import ArgumentParser
+import BuildInfo
 
 @main
 struct SGCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sgctl",
         abstract: "Operator tool for the stream-consumer worker pool.",
+        version: BuildInfo.versionLine,
         subcommands: [ProduceCommand.self, VerifyCommand.self, ReplayCommand.self, InspectCommand.self, DLQCommand.self,
                       ChaosCommand.self, Bench.self, LockCommand.self]
     )
