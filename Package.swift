@@ -142,7 +142,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StreamToolsTests",
-            dependencies: ["StreamTools", "StreamWorker", "DistributedLocking", "RedisClient", "TestSupport"]
+            dependencies: ["StreamTools", "StreamWorker", "DistributedLocking", "RedisClient", "TestSupport", "BuildInfo"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -3,9 +3,9 @@ import StreamWorker
 import Testing
 import Yams
 
-/// Docker/ cannot be built on this machine, so these keep its files consistent with the worker:
-/// every setting loads, stop periods outlast shutdown-grace, probes hit the metrics port, and no
-/// password travels on a command line.
+/// Fast checks that keep Docker/'s files consistent with the worker: every setting loads, stop
+/// periods outlast shutdown-grace, probes hit the metrics port, and no password travels on a command
+/// line. Scripts/docker-test.sh builds the image and runs the compose pool for real.
 @Suite struct DeploymentFilesTests {
     static let repository = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -58,6 +58,9 @@ import Yams
         #expect(command.contains("--appendonly yes") && command.contains("--appendfsync everysec"))
         #expect(command.contains("--aclfile"))
         #expect((redis["volumes"] as? [String])?.contains { $0.hasSuffix(":/data") } == true)
+        let redisCheck = try #require((redis["healthcheck"] as? [String: Any])?["test"] as? [String]).joined(separator: " ")
+        #expect(redisCheck.contains("REDISCLI_AUTH=") && !redisCheck.contains("--pass") && !redisCheck.contains(" -a "),
+                "the health check's password belongs in REDISCLI_AUTH, not redis-cli's argv")
     }
 
     @Test func theKubernetesWorkerHasProbesGraceResourcesABudgetAndASecretFile() throws {
@@ -87,6 +90,8 @@ import Yams
         let liveness = (container["livenessProbe"] as? [String: Any])?["httpGet"] as? [String: Any]
         #expect(readiness?["path"] as? String == "/health/ready" && readiness?["port"] as? String == "metrics")
         #expect(liveness?["path"] as? String == "/health/live" && liveness?["port"] as? String == "metrics")
+        let startup = container["startupProbe"] as? [String: Any]
+        #expect((startup?["httpGet"] as? [String: Any])?["port"] as? String == "metrics")
         let resources = container["resources"] as? [String: Any]
         #expect(resources?["requests"] != nil && resources?["limits"] != nil)
 
@@ -95,6 +100,16 @@ import Yams
         #expect(!labels.isEmpty && (budgetSpec?["selector"] as? [String: Any])?["matchLabels"] as? [String: String] == labels)
         #expect(budgetSpec?["maxUnavailable"] != nil || budgetSpec?["minAvailable"] != nil)
         #expect((pod["securityContext"] as? [String: Any])?["runAsNonRoot"] as? Bool == true)
+
+        let spread = pod["topologySpreadConstraints"] as? [[String: Any]] ?? []
+        #expect(spread.contains { $0["topologyKey"] as? String == "kubernetes.io/hostname" })
+        #expect(spread.allSatisfy { ($0["labelSelector"] as? [String: Any])?["matchLabels"] as? [String: String] == labels })
+
+        let service = try #require(documents.first { $0["kind"] as? String == "Service" }, "a Service to scrape the pods through")
+        let serviceSpec = service["spec"] as? [String: Any]
+        #expect(serviceSpec?["selector"] as? [String: String] == labels)
+        let servicePorts = serviceSpec?["ports"] as? [[String: Any]] ?? []
+        #expect(servicePorts.contains { $0["targetPort"] as? String == "metrics" })
     }
 
     @Test func theImageBuildsWithTheToolchainsSwiftAndRunsAsNonRootOnSlimDebian() throws {
@@ -106,5 +121,9 @@ import Yams
         #expect(dockerfile.contains("USER 10001:10001"))
         #expect(dockerfile.contains(#"ENTRYPOINT ["/usr/local/bin/stream-consumer"]"#))
         #expect(dockerfile.contains("/staging/sgctl"))
+        #expect(dockerfile.contains("ENV SG_METRICS_PORT=9090"))
+        #expect(dockerfile.contains("HEALTHCHECK") && dockerfile.contains("/health/ready"))
+        #expect(dockerfile.contains("strip -o /staging/stream-consumer") && dockerfile.contains("strip -o /staging/sgctl"))
+        #expect(dockerfile.contains("ARG SG_GIT_COMMIT"), "the build context has no .git; --version needs the commit")
     }
 }
