@@ -60,10 +60,15 @@ commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- 2>/dev/null || commit="$commit-dirty"
 log "building $image from Docker/Dockerfile (commit $commit)"
 build_start=$(date +%s)
-# Host networking for the RUN steps' apt-get: the engine has no bridge.
-docker build --network host -f Docker/Dockerfile --build-arg SG_GIT_COMMIT="$commit" -t "$image" . \
-  >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log" >&2; fail "docker build -f Docker/Dockerfile ."; }
+# Host networking for the RUN steps' apt-get: the engine has no bridge. The build stage gets a tag
+# of its own, so its layers stay cached for the next run while superseded ones can be pruned.
+for target in "--target build -t stargazer-worker:build-stage" "-t $image"; do
+  # shellcheck disable=SC2086
+  docker build --network host -f Docker/Dockerfile --build-arg SG_GIT_COMMIT="$commit" $target . \
+    >>"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log" >&2; fail "docker build -f Docker/Dockerfile ."; }
+done
 build_seconds=$(( $(date +%s) - build_start ))
+docker image prune -f >/dev/null
 size=$(docker image inspect -f '{{.Size}}' "$image")
 size_mb=$(( size / 1000000 ))
 log "image built in ${build_seconds} s; ${size_mb} MB"

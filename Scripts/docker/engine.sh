@@ -60,7 +60,7 @@ engine_stop() {
   kill -KILL "$engine_pid" 2>/dev/null || true
   wait "$engine_pid" 2>/dev/null || true
   engine_pid=""
-  rm -rf "$engine_dir"
+  rm -rf "$engine_dir" 2>/dev/null || true
 }
 
 # The label a stand-in carries: a hash of what it was built from, so a changed recipe rebuilds it.
