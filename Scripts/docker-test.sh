@@ -32,8 +32,10 @@ compose_up=0
 started=$(date +%s)
 
 cleanup() {
+  local status=$?
   if [ "$compose_up" = 1 ]; then
     compose logs --no-color >"$work/compose.log" 2>&1 || true
+    if [ "$status" -ne 0 ]; then log "the pool's last log lines:"; tail -n 40 "$work/compose.log" >&2; fi
     compose down -v --remove-orphans >/dev/null 2>&1 || true
   fi
   for pid in ${native_pids:-}; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -46,9 +48,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 deploy_tools
-# `docker compose` as well as the standalone binary, for whoever reads this script's commands.
-mkdir -p "${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
 engine_start
+# `docker compose` works too (in this engine's own DOCKER_CONFIG), for whoever repeats a command by hand.
+mkdir -p "$DOCKER_CONFIG/cli-plugins"
 ln -sf "$compose_bin" "$DOCKER_CONFIG/cli-plugins/docker-compose"
 
 compose() { "$compose_bin" -p "$project" -f Docker/docker-compose.yml -f Scripts/docker/compose.test.yml "$@"; }
@@ -173,7 +175,7 @@ log "compose pool: $messages messages in $container_seconds s ($container_rate m
 
 # 2. Failure modes, with simulated work so each one finds messages in flight.
 compose down -v >/dev/null 2>&1
-export SG_TEST_WORK_MS=25 SG_TEST_CONCURRENCY=16 SG_TEST_LOCK_TTL=2
+export SG_TEST_WORK_MS=40 SG_TEST_CONCURRENCY=16 SG_TEST_LOCK_TTL=2
 compose up -d --no-build redis worker-1 worker-2 worker-3 >"$work/up.log" 2>&1 || { cat "$work/up.log" >&2; fail "docker compose up"; }
 wait_for 180 "three workers healthy" healthy worker-1 worker-2 worker-3
 sgctl produce --redis-url "$admin_url" --stream "$stream" --messages "$messages" --channels "$channels" >/dev/null

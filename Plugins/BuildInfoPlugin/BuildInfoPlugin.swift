@@ -4,9 +4,10 @@ import PackagePlugin
 /// Writes the git commit the package is built from into the target as `GitCommit.swift`, before
 /// every build, so `--version` names the commit of a plain `swift build` as well as of an image.
 ///
-/// Inside `docker build` there is no `.git` (the context leaves it out), so the commit comes from
-/// `SG_GIT_COMMIT`, which Docker/Dockerfile takes as a build argument. The file is rewritten only
-/// when its text changes, so an unchanged commit recompiles nothing.
+/// Without a git checkout (inside `docker build`, whose context leaves `.git` out), the commit
+/// comes from `SG_GIT_COMMIT` in the environment or from a `.git-commit` file in the package
+/// directory, which Docker/Dockerfile writes from its build argument. The generated file is
+/// rewritten only when its text changes, so an unchanged commit recompiles nothing.
 @main
 struct BuildInfoPlugin: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
@@ -31,8 +32,12 @@ struct BuildInfoPlugin: BuildToolPlugin {
         commit=$(git -C "$1" rev-parse --short=12 HEAD 2>/dev/null) || commit=""
         if [ -n "$commit" ]; then
             git -C "$1" diff --quiet HEAD -- 2>/dev/null || commit="$commit-dirty"
+        elif [ -n "${SG_GIT_COMMIT:-}" ]; then
+            commit=$SG_GIT_COMMIT
+        elif [ -s "$1/.git-commit" ]; then
+            commit=$(head -n 1 "$1/.git-commit")
         else
-            commit=${SG_GIT_COMMIT:-unknown}
+            commit=unknown
         fi
         case "$commit" in *[!0-9A-Za-z._-]*) commit=unknown ;; esac
         mkdir -p "$2"
