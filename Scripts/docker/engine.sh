@@ -60,6 +60,9 @@ engine_stop() {
   kill -KILL "$engine_pid" 2>/dev/null || true
   wait "$engine_pid" 2>/dev/null || true
   engine_pid=""
+  # dockerd leaves its network namespace bind-mounted under the exec root.
+  awk -v dir="$engine_dir/" 'index($5, dir) == 1 {print $5}' /proc/self/mountinfo | sort -r |
+    while read -r mountpoint; do umount "$mountpoint" 2>/dev/null || umount -l "$mountpoint" 2>/dev/null || true; done
   rm -rf "$engine_dir" 2>/dev/null || true
 }
 
