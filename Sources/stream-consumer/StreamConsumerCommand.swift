@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import BuildInfo
 import Foundation
 import JSONLogging
 import Logging
@@ -18,7 +19,8 @@ struct StreamConsumerCommand: AsyncParsableCommand {
             underscores, e.g. SG_LOCK_TTL) or from the YAML file given with --config (keys as the option names). \
             Precedence: flags, environment, file, defaults. The Redis password comes from the URL, \
             --redis-password-file or SG_REDIS_PASSWORD, never from a flag of its own. See Config/worker.yaml.
-            """
+            """,
+        version: BuildInfo.versionLine
     )
 
     @Option(parsing: .unconditional, help: "YAML configuration file.") var config: String?

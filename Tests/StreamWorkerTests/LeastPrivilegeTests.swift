@@ -19,8 +19,10 @@ import Testing
         let workerPassword = "worker-" + UUID().uuidString
         let stagingPassword = "staging-" + UUID().uuidString
 
-        /// - Parameter staging: whether the staging user gets a password (without one it is rendered off).
-        init(staging: Bool = true) async throws {
+        /// - Parameters:
+        ///   - staging: whether the staging user gets a password (without one it is rendered off).
+        ///   - arguments: more redis-server arguments.
+        init(staging: Bool = true, arguments: [String] = []) async throws {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sg-acl-\(UUID().uuidString.prefix(8))")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let rendered = directory.appendingPathComponent("users.acl").path
@@ -33,7 +35,7 @@ import Testing
             try #require(await render.wait(timeout: .seconds(30)) == 0, "render-acl.sh failed")
             let text = try String(contentsOfFile: rendered, encoding: .utf8)
             #expect(!text.contains(workerPassword) && !text.contains(adminPassword), "the rendered file holds hashes only")
-            redis = try await PrivateRedisServer(arguments: ["--aclfile", rendered])
+            redis = try await PrivateRedisServer(arguments: ["--aclfile", rendered] + arguments)
         }
 
         func client(user: String?, password: String?) throws -> RedisClient {
@@ -206,6 +208,28 @@ import Testing
         let staging = try server.client(user: "sg-staging", password: "")
         defer { staging.close() }
         await #expect(throws: (any Error).self) { _ = try await staging.send("GET", "sg:staging:x") }
+
+    /// Redis replays a script's writes from the AOF as MULTI/EXEC run by the default user, and
+    /// (up to 7.4 at least) re-checks that user's ACL at EXEC even while loading. With the default
+    /// user stripped of every right, a restart silently dropped every commit and produced entry;
+    /// the compose pool's Redis restart found it. The default user stays off, so nobody logs in as it.
+    @Test func aScriptsWritesSurviveARestartFromTheAppendOnlyFile() async throws {
+        let server = try await Server(arguments: ["--appendonly", "yes", "--appendfsync", "always"])
+        defer { server.redis.stop() }
+        let worker = try server.worker
+        defer { worker.close() }
+        let script = "redis.call('SET', KEYS[1], ARGV[1]); redis.call('RPUSH', KEYS[2], ARGV[1]); return 1"
+        let sha = try #require(try await worker.send("SCRIPT", "LOAD", script).string)
+        #expect(try await worker.send("EVALSHA", sha, 2, "sg:aof:value", "sg:aof:list", "kept").int == 1)
+
+        try await server.redis.crashAndRestart()
+        let admin = try server.admin
+        defer { admin.close() }
+        #expect(try await admin.send("GET", "sg:aof:value").string == "kept")
+        #expect(try await admin.send("LLEN", "sg:aof:list").int == 1)
+        let anonymous = try server.client(user: nil, password: nil)
+        defer { anonymous.close() }
+        #expect(await Self.serverCode { try await anonymous.send("GET", "sg:aof:value") } == "NOAUTH")
     }
 
     @Test func theUnrenderedTemplateDoesNotLoad() async throws {
