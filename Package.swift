@@ -28,10 +28,16 @@ let package = Package(
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
         .target(
             name: "RedisClient",
             dependencies: [
                 "CHiredis",
+                "COpenSSL",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -26,7 +26,7 @@ struct ProduceCommand: AsyncParsableCommand {
     @Flag(help: "Print a JSON summary line.") var json = false
 
     func run() async throws {
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try redis.client()
         defer { client.close() }
         let producer = Producer(client: client, keys: WorkerKeys(prefix: keyPrefix), channelField: channelField)
         let work: [(String, [StreamField])]

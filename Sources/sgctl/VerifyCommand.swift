@@ -15,7 +15,7 @@ struct VerifyCommand: AsyncParsableCommand {
     @Flag(help: "Print one JSON object line.") var json = false
 
     func run() async throws {
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try redis.client()
         defer { client.close() }
         let report = try await HistoryReport.collect(client: client, keys: WorkerKeys(prefix: keyPrefix))
         if json {

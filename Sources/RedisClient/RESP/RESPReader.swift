@@ -1,8 +1,7 @@
 import CHiredis
 
 /// hiredis's reply parser over an in-memory buffer: feed bytes, take complete replies.
-/// The connection uses the same parser through its context; this standalone form lets the
-/// reply mapping be tested without a socket.
+/// Each connection feeds one with what its socket (or TLS session) read; tests feed it bytes directly.
 final class RESPReader {
     private let reader: UnsafeMutablePointer<redisReader>
 
@@ -15,9 +14,12 @@ final class RESPReader {
     }
 
     func feed(_ bytes: [UInt8]) throws(RedisError) {
-        let status = bytes.withUnsafeBytes { raw in
-            redisReaderFeed(reader, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count)
-        }
+        try bytes.withUnsafeBytes { (raw) throws(RedisError) in try feed(raw) }
+    }
+
+    func feed(_ bytes: UnsafeRawBufferPointer) throws(RedisError) {
+        guard !bytes.isEmpty else { return }
+        let status = redisReaderFeed(reader, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
         if status != REDIS_OK { throw .protocolError(errorString) }
     }
 

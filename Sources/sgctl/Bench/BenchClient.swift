@@ -32,7 +32,7 @@ struct BenchClient: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var configuration = try RedisConfiguration(url: redis.redisURL)
+        var configuration = try redis.configuration()
         configuration.poolSize = 1
         configuration.clientName = "sgctl-bench"
         let client = RedisClient(configuration: configuration, logger: Logger(label: "bench"))

@@ -22,7 +22,7 @@ struct BenchLock: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        var configuration = try RedisConfiguration(url: redis.redisURL)
+        var configuration = try redis.configuration()
         configuration.clientName = "sgctl-bench-lock"
         let a = RedisClient(configuration: configuration)
         let b = RedisClient(configuration: configuration)

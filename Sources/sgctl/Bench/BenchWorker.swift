@@ -22,7 +22,7 @@ struct BenchWorker: AsyncParsableCommand {
     @Flag(help: "Print one JSON object line.") var json = false
 
     func run() async throws {
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try redis.client()
         defer { client.close() }
         let prefix = "bench" + UUID().uuidString.prefix(8).lowercased()
         let keys = WorkerKeys(prefix: prefix)

@@ -34,7 +34,7 @@ struct DLQList: AsyncParsableCommand {
 
     func run() async throws {
         guard count > 0 else { throw ValidationError("--count must be positive") }
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try redis.client()
         defer { client.close() }
         let queue = dead.queue(client)
         let total = try await queue.count()
@@ -66,7 +66,7 @@ struct DLQShow: AsyncParsableCommand {
     @Flag(help: "Print the report as one JSON object.") var json = false
 
     func run() async throws {
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try redis.client()
         defer { client.close() }
         let letter: DeadLetter
         do {
@@ -118,7 +118,7 @@ struct DLQRequeue: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try redis.client()
         defer { client.close() }
         let queue = dead.queue(client)
         var letters: [DeadLetter] = []

@@ -27,7 +27,7 @@ struct InspectGroup: AsyncParsableCommand {
 
     func run() async throws {
         guard reasonSample > 0 else { throw ValidationError("--reason-sample must be positive") }
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try redis.client()
         defer { client.close() }
         let report: GroupReport
         do {
@@ -54,7 +54,7 @@ struct InspectChannel: AsyncParsableCommand {
 
     func run() async throws {
         guard tail >= 0 else { throw ValidationError("--tail must not be negative") }
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try redis.client()
         defer { client.close() }
         let report = try await Inspector(client: client, keys: WorkerKeys(prefix: keyPrefix)).channel(id, historyTail: tail)
         if json { printJSON(report.json) } else { print(report.text) }

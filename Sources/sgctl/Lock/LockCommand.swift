@@ -42,7 +42,7 @@ struct LockHold: AsyncParsableCommand {
     var goFile: String
 
     func run() async throws {
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try redis.client()
         defer { client.close() }
         let lock = DistributedLock(client: client, key: key, ttl: .milliseconds(Int64(ttl * 1000)), autoRenew: true, maxRenewals: 0)
         guard await lock.acquireBlocking(timeout: .seconds(30)) else {

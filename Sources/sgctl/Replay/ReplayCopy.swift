@@ -32,9 +32,9 @@ struct ReplayCopy: AsyncParsableCommand {
         if sourceURL == targetURL && targetStream == fromStream {
             throw ValidationError("source and target are the same stream on the same Redis; give --to-stream or --to-url")
         }
-        let source = try RedisClient(url: sourceURL)
+        let source = try redis.client(url: sourceURL)
         defer { source.close() }
-        let target = try RedisClient(url: targetURL)
+        let target = try redis.client(url: targetURL)
         defer { target.close() }
         let length = Int(try await source.send("XLEN", fromStream).int ?? 0)
         let total = range.start == "-" && range.end == "+" ? min(length, range.limit ?? Int.max) : range.limit

@@ -20,7 +20,7 @@ struct ReplayExport: AsyncParsableCommand {
 
     func run() async throws {
         let range = try range.range()
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try redis.client()
         defer { client.close() }
         let sink = try LineSink(path: output)
         let length = Int(try await client.send("XLEN", stream).int ?? 0)

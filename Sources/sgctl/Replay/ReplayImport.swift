@@ -23,7 +23,7 @@ struct ReplayImport: AsyncParsableCommand {
 
     func run() async throws {
         let pacer = try write.pacer()
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try redis.client()
         defer { client.close() }
         let source = try LineSource(path: file)
         let total = try await Self.lineCount(file)

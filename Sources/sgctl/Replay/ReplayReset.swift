@@ -25,7 +25,7 @@ struct ReplayReset: AsyncParsableCommand {
     func run() async throws {
         let target: ResetTarget
         do { target = try ResetTarget(to) } catch { throw ValidationError(error.description) }
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try redis.client()
         defer { client.close() }
         let reset = GroupReset(client: client, stream: stream, group: group)
         let plan: ResetPlan
