@@ -52,6 +52,17 @@ struct RedisOptions: ParsableArguments {
         return configuration
     }
 
+    /// The same `--tls-*` options as `stream-consumer` flags, for the workers `bench worker` starts.
+    var workerFlags: [String] {
+        var flags: [String] = []
+        for (name, value) in [
+            ("--tls-ca-file", tlsCAFile), ("--tls-cert-file", tlsCertFile), ("--tls-key-file", tlsKeyFile),
+            ("--tls-server-name", tlsServerName),
+        ] { if let value { flags += [name, value] } }
+        if tlsInsecureSkipVerify { flags.append("--tls-insecure-skip-verify") }
+        return flags
+    }
+
     func client(url: String? = nil, logger: Logger = Logger(label: "redis")) throws -> RedisClient {
         RedisClient(configuration: try configuration(url: url), logger: logger)
     }

@@ -27,7 +27,7 @@ import Testing
         defer { client.close() }
         let key = TestRedis.uniqueKey()
         let results = try await client.pipeline((1...2000).map { _ in RedisCommand("INCR", key) })
-        #expect(try results.map { try $0.get().int } == (1...2000).map { Int64($0) })
+        #expect(try results.map { try $0.get().int ?? -1 } == (1...2000).map { Int64($0) })
         try await client.send("DEL", key)
     }
 
@@ -144,7 +144,7 @@ import Testing
         do {
             _ = try await client.send("PING")
             return nil
-        } catch let RedisError.tls(error) {
+        } catch RedisError.tls(let error) {
             return error
         }
     }

@@ -20,12 +20,18 @@ import Testing
         let connectionFlags: [String]
 
         init(tls: Bool = false) throws {
-            url = tls ? try TestTLS.url() : try TestRedis.url()
-            client = tls ? try TestTLS.client() : try TestRedis.client()
-            connectionFlags = tls ? [
-                "--tls-ca-file", try TestTLS.file("ca.crt"),
-                "--tls-cert-file", try TestTLS.file("client.crt"), "--tls-key-file", try TestTLS.file("client.key"),
-            ] : []
+            if tls {
+                url = try TestTLS.url()
+                client = try TestTLS.client()
+                connectionFlags = [
+                    "--tls-ca-file", try TestTLS.file("ca.crt"),
+                    "--tls-cert-file", try TestTLS.file("client.crt"), "--tls-key-file", try TestTLS.file("client.key"),
+                ]
+            } else {
+                url = try TestRedis.url()
+                client = try TestRedis.client()
+                connectionFlags = []
+            }
             keys = WorkerKeys(prefix: "t" + UUID().uuidString.prefix(8).lowercased())
             stream = keys.prefix + ":in"
             audit = keys.prefix + ":audit"

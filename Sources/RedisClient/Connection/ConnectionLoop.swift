@@ -199,7 +199,7 @@ final class ConnectionLoop: @unchecked Sendable {
             }
             let result = readBuffer.withUnsafeMutableBytes { connection.read(into: $0) }
             switch result {
-            case .transferred(let n): try readBuffer.withUnsafeBytes { try reader.feed(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+            case .transferred(let n): try reader.feed(readBuffer, count: n)
             case .wouldBlock:
                 if connection.hasBufferedInput { continue }
                 let events = connection.readWantsWrite ? Int16(POLLOUT) : Int16(POLLIN)
@@ -316,7 +316,7 @@ final class ConnectionLoop: @unchecked Sendable {
             switch result {
             case .transferred(let n):
                 do {
-                    try readBuffer.withUnsafeBytes { try reader.feed(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+                    try reader.feed(readBuffer, count: n)
                 } catch {
                     disconnect(failingWith: error)
                     return

@@ -14,12 +14,15 @@ final class RESPReader {
     }
 
     func feed(_ bytes: [UInt8]) throws(RedisError) {
-        try bytes.withUnsafeBytes { (raw) throws(RedisError) in try feed(raw) }
+        try feed(bytes, count: bytes.count)
     }
 
-    func feed(_ bytes: UnsafeRawBufferPointer) throws(RedisError) {
-        guard !bytes.isEmpty else { return }
-        let status = redisReaderFeed(reader, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
+    /// Feeds the first `count` bytes of `bytes` (a connection's read buffer).
+    func feed(_ bytes: [UInt8], count: Int) throws(RedisError) {
+        guard count > 0 else { return }
+        let status = bytes.withUnsafeBytes { raw in
+            redisReaderFeed(reader, raw.baseAddress?.assumingMemoryBound(to: CChar.self), count)
+        }
         if status != REDIS_OK { throw .protocolError(errorString) }
     }
 

@@ -71,9 +71,9 @@ final class TLSSession {
     /// Why `SSL_connect` failed: the certificate check's verdict if it failed, else the handshake's.
     private func handshakeFailure(code: Int32, expectedName: String) -> RedisTLSError.Reason {
         let verify = SSL_get_verify_result(ssl)
-        if verify != X509_V_OK {
+        if verify != Int(X509_V_OK) {
             let text = X509_verify_cert_error_string(verify).map { String(cString: $0) } ?? "error \(verify)"
-            return Self.reason(verifyResult: Int32(verify), text: text, expectedName: expectedName)
+            return Self.reason(verifyResult: Int32(truncatingIfNeeded: verify), text: text, expectedName: expectedName)
         }
         if code == SSL_ERROR_SYSCALL {
             let errors = Self.openSSLErrors()

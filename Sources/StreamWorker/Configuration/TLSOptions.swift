@@ -32,7 +32,8 @@ extension ConfigurationLoader {
         if isSet(.tlsServerName) {
             tls.serverName = try string(.tlsServerName, default: "", allowWhitespace: false)
         }
-        tls.verifiesPeer = !(try boolean(.tlsInsecureSkipVerify, default: false))
+        let skipVerify = try boolean(.tlsInsecureSkipVerify, default: false)
+        tls.verifiesPeer = !skipVerify
         return tls
     }
 

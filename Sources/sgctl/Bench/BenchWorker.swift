@@ -41,7 +41,7 @@ struct BenchWorker: AsyncParsableCommand {
 
         let launcher = ConsumerLauncher(
             redisURL: redis.redisURL, stream: stream, group: "g", keyPrefix: prefix,
-            options: ["--history-max", String(perChannel), "--work-ms", String(workMs), "--log-level", "error"],
+            options: redis.workerFlags + ["--history-max", String(perChannel), "--work-ms", String(workMs), "--log-level", "error"],
             environment: latencySample > 0 ? ["SG_AUDIT_STREAM": audit, "SG_AUDIT_SAMPLE": String(latencySample)] : [:])
         let redisCPUBefore = try await Self.redisCPUSeconds(client)
         let start = ContinuousClock.now
