@@ -30,11 +30,17 @@ let package = Package(
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
         .target(
             name: "RedisClient",
             dependencies: [
                 "CHiredis",
                 .product(name: "DequeModule", package: "swift-collections"),
+                "COpenSSL",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -12,6 +12,7 @@ test_started=$(date +%s)
 
 Scripts/setup.sh
 
+extra_cleanup() { stop_tls_redis; }
 start_private_redis test
 export SG_TEST_REDIS_URL="$url"
 echo "test: Redis at $SG_TEST_REDIS_URL" >&2
@@ -26,6 +27,15 @@ if ! command -v promtool >/dev/null 2>&1; then
     || { DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq >/dev/null && \
          DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 fi
+
+# A second private Redis that speaks only TLS, with a throw-away CA; TLS tests fail without it.
+make_test_certs "$workdir/tls"
+tls_port=$(free_port)
+start_tls_redis "$workdir/tls" "$tls_port" server
+export SG_TEST_TLS_REDIS_URL="rediss://127.0.0.1:$tls_port"
+export SG_TEST_TLS_DIR="$workdir/tls"
+echo "test: TLS Redis at $SG_TEST_TLS_REDIS_URL (certificates in $SG_TEST_TLS_DIR)" >&2
+
 status=0
 promtool check config Docker/prometheus/prometheus.yml >&2 || status=$?
 (cd Docker/prometheus && promtool test rules alerts.test.yml) >&2 || status=$?

@@ -24,6 +24,10 @@ public final class RedisClient: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.events = events
+        if let tls = configuration.tls, !tls.verifiesPeer {
+            logger.warning("TLS certificate verification is off (tls-insecure-skip-verify): anyone on the network path can read and change Redis traffic",
+                           metadata: ["endpoint": "\(configuration.endpointDescription)"])
+        }
         self.pool = (0..<max(1, configuration.poolSize)).map { i in
             RedisConnection(configuration: configuration, options: .init(name: "pool-\(i)", events: events), logger: logger)
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BuildInfo
 import Foundation
+import Logging
 import RedisClient
 import StreamTools
 
@@ -34,14 +35,52 @@ struct RedisOptions: ParsableArguments {
     @Option(help: "Redis ACL user name (default: $SG_REDIS_USER, else the URL's user).")
     var redisUser: String?
 
+    @Option(help: "PEM file of the CAs that issue the server's certificate, for rediss:// (default: the system's).")
+    var tlsCAFile: String?
+    @Option(help: "PEM client certificate for mutual TLS (with --tls-key-file).")
+    var tlsCertFile: String?
+    @Option(help: "PEM private key of --tls-cert-file.")
+    var tlsKeyFile: String?
+    @Option(help: "Name sent as SNI and checked against the server's certificate (default: the URL's host).")
+    var tlsServerName: String?
+    @Flag(help: "Accept any server certificate (tests only; logs a warning).")
+    var tlsInsecureSkipVerify = false
+
+    func validate() throws {
+        if (tlsCertFile == nil) != (tlsKeyFile == nil) {
+            throw ValidationError("--tls-cert-file and --tls-key-file go together (mutual TLS takes both)")
+        }
+    }
+
     /// The configuration to connect with; warnings (a password in --redis-url) go to stderr first.
     func configuration() async throws -> RedisConfiguration {
         let passwordFile = redisPasswordFile ?? ProcessInfo.processInfo.environment["SG_REDIS_PASSWORD_FILE"].flatMap { $0.isEmpty ? nil : $0 }
-        return try await Self.resolve(url: redisURL, passwordFile: passwordFile, user: redisUser)
+        return applyingTLS(to: try await Self.resolve(url: redisURL, passwordFile: passwordFile, user: redisUser))
     }
 
-    func client() async throws -> RedisClient {
-        RedisClient(configuration: try await configuration())
+    func client(logger: Logger = Logger(label: "redis")) async throws -> RedisClient {
+        RedisClient(configuration: try await configuration(), logger: logger)
+    }
+
+    /// The `--tls-*` options apply to every rediss:// configuration a command uses.
+    func applyingTLS(to configuration: RedisConfiguration) -> RedisConfiguration {
+        guard configuration.tls != nil else { return configuration }
+        var configuration = configuration
+        configuration.tls = RedisTLSConfiguration(
+            caFile: tlsCAFile, certificateFile: tlsCertFile, keyFile: tlsKeyFile, serverName: tlsServerName,
+            verifiesPeer: !tlsInsecureSkipVerify)
+        return configuration
+    }
+
+    /// The same `--tls-*` options as `stream-consumer` flags, for the workers `bench worker` starts.
+    var workerFlags: [String] {
+        var flags: [String] = []
+        for (name, value) in [
+            ("--tls-ca-file", tlsCAFile), ("--tls-cert-file", tlsCertFile), ("--tls-key-file", tlsKeyFile),
+            ("--tls-server-name", tlsServerName),
+        ] { if let value { flags += [name, value] } }
+        if tlsInsecureSkipVerify { flags.append("--tls-insecure-skip-verify") }
+        return flags
     }
 
     /// Resolves one connection; `urlOption`/`urlVariable` name where a URL other than --redis-url came from.

@@ -26,6 +26,11 @@ struct StreamConsumerCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "YAML configuration file.") var config: String?
     @Option(parsing: .unconditional, help: "Redis URL (default redis://127.0.0.1:6379).") var redisURL: String?
     @Option(parsing: .unconditional, help: "File holding the Redis password.") var redisPasswordFile: String?
+    @Option(parsing: .unconditional, help: "PEM file of the CAs that issue the Redis server's certificate, for rediss:// (default: the system's).") var tlsCAFile: String?
+    @Option(parsing: .unconditional, help: "PEM client certificate for mutual TLS (with --tls-key-file).") var tlsCertFile: String?
+    @Option(parsing: .unconditional, help: "PEM private key of --tls-cert-file.") var tlsKeyFile: String?
+    @Option(parsing: .unconditional, help: "Name sent as SNI and checked against the server's certificate (default: the URL's host).") var tlsServerName: String?
+    @Flag(help: "Accept any server certificate (tests only; logs a warning).") var tlsInsecureSkipVerify = false
     @Option(parsing: .singleValue, help: "Stream to consume; repeat or comma-separate for several (default sg:stream:inbound).") var stream: [String] = []
     @Option(parsing: .unconditional, help: "Consumer group (default workers).") var group: String?
     @Option(parsing: .unconditional, help: "Consumer name (default hostname-pid).") var consumer: String?
@@ -62,6 +67,10 @@ struct StreamConsumerCommand: AsyncParsableCommand {
             ("log-format", logFormat), ("metrics-port", metricsPort), ("metrics-host", metricsHost),
         ]
         for (name, value) in pairs { if let value { flags[name] = value } }
+        for (name, value) in [
+            ("tls-ca-file", tlsCAFile), ("tls-cert-file", tlsCertFile), ("tls-key-file", tlsKeyFile),
+            ("tls-server-name", tlsServerName), ("tls-insecure-skip-verify", tlsInsecureSkipVerify ? "true" : nil),
+        ] { if let value { flags[name] = value } }
         if !stream.isEmpty { flags["stream"] = stream.joined(separator: ",") }
 
         let configuration: WorkerConfiguration
@@ -95,8 +104,7 @@ struct StreamConsumerCommand: AsyncParsableCommand {
         // Before any metric object exists: those made earlier would stay no-ops.
         let registry = configuration.metricsPort == nil ? nil : MetricsBackend.bootstrap()
 
-        var redis = try RedisConfiguration(url: configuration.redisURL)
-        if let password = configuration.redisPassword { redis.password = password }
+        var redis = try configuration.redisConfiguration()
         redis.clientName = "stream-consumer:\(configuration.consumer)"
         var redisLogger = Logger(label: "redis")
         redisLogger[metadataKey: "consumer"] = .string(configuration.consumer)

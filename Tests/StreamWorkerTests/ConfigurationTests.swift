@@ -88,7 +88,7 @@ import Testing
             shutdownGrace: .zero, keyPrefix: "p", maxEntryBytes: 10, logLevel: .error,
             logFormat: .json, metricsPort: 9100, metricsHost: "127.0.0.1")
         #expect(c == expected)
-        #expect(WorkerConfiguration.optionNames.count == 25)
+        #expect(WorkerConfiguration.optionNames.count == 30)
         #expect(WorkerConfiguration.environmentVariable(for: "max-entry-bytes") == "SG_MAX_ENTRY_BYTES")
     }
 
@@ -258,7 +258,7 @@ import Testing
 
     @Test(arguments: [
         "http://localhost", "redis://", "redis://:pw@", "redis://host:0", "redis://host:99999",
-        "redis://host/x", "unix://", "unix://relative.sock", "rediss://host", "localhost:6379", "redis://a b",
+        "redis://host/x", "unix://", "unix://relative.sock", "rediss://", "rediss://host:0", "localhost:6379", "redis://a b",
     ])
     func aBadURLNamesRedisURL(url: String) {
         let e = error { () throws(ConfigurationError) in try load(env: ["SG_REDIS_URL": url]) }

@@ -29,7 +29,7 @@ public enum ConfigurationError: Error, CustomStringConvertible, Equatable {
     case unknownKey(String, suggestion: String?, source: ConfigurationSource)
     /// A value that does not parse or is out of range; `expected` completes "is not …".
     case invalidValue(option: String, value: String, expected: String, source: ConfigurationSource)
-    /// `redis-url` is not a usable redis:// or unix:// URL. `value` is already redacted.
+    /// `redis-url` is not a usable redis://, rediss:// or unix:// URL. `value` is already redacted.
     case invalidURL(value: String, reason: String, source: ConfigurationSource)
     /// A file named by `option` (`config` or `redis-password-file`) does not exist.
     case missingFile(option: String, path: String, source: ConfigurationSource)
@@ -97,6 +97,11 @@ public enum ConfigurationError: Error, CustomStringConvertible, Equatable {
 enum ConfigurationOption: String, CaseIterable {
     case redisURL = "redis-url"
     case redisPasswordFile = "redis-password-file"
+    case tlsCAFile = "tls-ca-file"
+    case tlsCertFile = "tls-cert-file"
+    case tlsKeyFile = "tls-key-file"
+    case tlsServerName = "tls-server-name"
+    case tlsInsecureSkipVerify = "tls-insecure-skip-verify"
     case stream
     case group
     case consumer
@@ -182,7 +187,7 @@ struct ConfigurationLoader {
     // MARK: Typed accessors
 
     /// The single scalar value of `option`, trimmed; rejects a YAML list for options that take one value.
-    private func scalar(_ option: ConfigurationOption) throws(ConfigurationError) -> (String, ConfigurationSource)? {
+    func scalar(_ option: ConfigurationOption) throws(ConfigurationError) -> (String, ConfigurationSource)? {
         guard let setting = setting(option) else { return nil }
         switch setting.raw {
         case .scalar(let value):
@@ -412,13 +417,13 @@ struct ConfigurationLoader {
     static func urlProblem(_ url: String) -> String? {
         guard !url.contains(where: \.isWhitespace) else { return "contains whitespace" }
         guard let schemeEnd = url.range(of: "://") else {
-            return "no scheme; expected redis://host[:port][/db] or unix:///path"
+            return "no scheme; expected redis://host[:port][/db], rediss://… or unix:///path"
         }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
         var rest = Substring(url[schemeEnd.upperBound...])
         if let q = rest.firstIndex(of: "?") { rest = rest[..<q] }
         switch scheme {
-        case "redis":
+        case "redis", "rediss":
             if let at = rest.lastIndex(of: "@") { rest = rest[rest.index(after: at)...] }
             var hostPort = rest
             if let slash = rest.firstIndex(of: "/") {
@@ -445,10 +450,8 @@ struct ConfigurationLoader {
             return host.isEmpty ? "no host" : nil
         case "unix":
             return rest.hasPrefix("/") && rest.count > 1 ? nil : "needs an absolute socket path, as in unix:///run/redis.sock"
-        case "rediss":
-            return "rediss:// (TLS) is not supported; use redis:// or unix://"
         default:
-            return "scheme must be redis:// or unix://"
+            return "scheme must be redis://, rediss:// or unix://"
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RedisClient
 
 /// What the worker does with each entry.
 public enum HandlerKind: String, Sendable, Equatable, CaseIterable {
@@ -22,12 +23,14 @@ public enum LogFormat: String, Sendable, Equatable, CaseIterable {
 /// Build one with ``load(flags:environment:file:)``; the memberwise ``init`` does not validate.
 /// `description` never shows the password; see ``redactedDescription``.
 public struct WorkerConfiguration: Sendable, Equatable {
-    /// `redis://[user[:password]@]host[:port][/db]` or `unix:///path`. May carry a password; print ``redactedDescription``.
+    /// `redis://[user[:password]@]host[:port][/db]`, `rediss://…` (TLS) or `unix:///path`. May carry a password; print ``redactedDescription``.
     public var redisURL: String
     /// From `redis-password-file` or `SG_REDIS_PASSWORD`; never from a flag, which `ps` would show.
     public var redisPassword: String?
     /// The file `redisPassword` was read from, if it came from one.
     public var redisPasswordFile: String?
+    /// TLS settings (`tls-*` options) for a `rediss://` URL; `nil` for `redis://` and `unix://`.
+    public var tls: RedisTLSConfiguration?
     /// Streams to consume, in order.
     public var streams: [String]
     /// Consumer group name.
@@ -78,6 +81,7 @@ public struct WorkerConfiguration: Sendable, Equatable {
         redisURL: String = "redis://127.0.0.1:6379",
         redisPassword: String? = nil,
         redisPasswordFile: String? = nil,
+        tls: RedisTLSConfiguration? = nil,
         streams: [String] = ["sg:stream:inbound"],
         group: String = "workers",
         consumer: String = WorkerConfiguration.defaultConsumerName(),
@@ -105,6 +109,7 @@ public struct WorkerConfiguration: Sendable, Equatable {
         self.redisURL = redisURL
         self.redisPassword = redisPassword
         self.redisPasswordFile = redisPasswordFile
+        self.tls = tls
         self.streams = streams
         self.group = group
         self.consumer = consumer
@@ -219,6 +224,7 @@ public struct WorkerConfiguration: Sendable, Equatable {
         let d = WorkerConfiguration.defaults
         let redisURL = try l.redisURL(default: d.redisURL)
         let (password, passwordFile) = try l.password()
+        let tls = try l.tls(redisURL: redisURL)
         let streams = try l.list(.stream, default: d.streams)
         let group = try l.string(.group, default: d.group)
         let consumer = try l.string(.consumer, default: d.consumer)
@@ -252,6 +258,7 @@ public struct WorkerConfiguration: Sendable, Equatable {
             redisURL: redisURL,
             redisPassword: password,
             redisPasswordFile: passwordFile,
+            tls: tls,
             streams: streams,
             group: group,
             consumer: consumer,
@@ -284,6 +291,7 @@ public struct WorkerConfiguration: Sendable, Equatable {
             ("redis-url", ConfigurationLoader.redactedURL(redisURL)),
             ("redis-password", redisPassword == nil ? "(none)" : "***"),
             ("redis-password-file", redisPasswordFile ?? "(none)"),
+        ] + tlsOptionLines + [
             ("stream", streams.joined(separator: ",")),
             ("group", group),
             ("consumer", consumer),
@@ -353,6 +361,7 @@ extension WorkerConfiguration: CustomStringConvertible, CustomDebugStringConvert
             "redisURL": ConfigurationLoader.redactedURL(redisURL),
             "redisPassword": redisPassword == nil ? "nil" : "***",
             "redisPasswordFile": redisPasswordFile as Any,
+            "tls": tls as Any,
             "streams": streams,
             "group": group,
             "consumer": consumer,

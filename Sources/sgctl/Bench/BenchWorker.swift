@@ -42,7 +42,7 @@ struct BenchWorker: AsyncParsableCommand {
 
         let launcher = ConsumerLauncher(
             redisURL: redis.redisURL ?? ProcessInfo.processInfo.environment["SG_REDIS_URL"] ?? ToolConnection.defaultURL, stream: stream, group: "g", keyPrefix: prefix,
-            options: ["--history-max", String(perChannel), "--work-ms", String(workMs), "--log-level", "error"],
+            options: redis.workerFlags + ["--history-max", String(perChannel), "--work-ms", String(workMs), "--log-level", "error"],
             environment: latencySample > 0 ? ["SG_AUDIT_STREAM": audit, "SG_AUDIT_SAMPLE": String(latencySample)] : [:])
         let redisCPUBefore = try await Self.redisCPUSeconds(client)
         let start = ContinuousClock.now

@@ -37,9 +37,9 @@ struct ReplayCopy: AsyncParsableCommand {
             && targetStream == fromStream {
             throw ValidationError("source and target are the same stream on the same Redis; give --to-stream, --namespace or --to-url")
         }
-        let source = RedisClient(configuration: sourceConfiguration)
+        let source = RedisClient(configuration: redis.applyingTLS(to: sourceConfiguration))
         defer { source.close() }
-        let target = RedisClient(configuration: targetConfiguration)
+        let target = RedisClient(configuration: redis.applyingTLS(to: targetConfiguration))
         defer { target.close() }
         guard try await source.send("EXISTS", fromStream).int == 1 else {
             throw CommandFailure("stream '\(fromStream)' does not exist on the source Redis")
