@@ -521,6 +521,10 @@ struct ConfigurationLoader {
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml)
+        } catch YamlError.duplicatedKeysInMapping(let duplicates, _) {
+            // Yams 6 refuses repeated keys itself; the message stays the one the loop below gives.
+            throw .invalidYAML(message: duplicates.sorted().map { "key \"\($0)\" appears more than once" }.joined(separator: "; "),
+                               source: source)
         } catch {
             throw .invalidYAML(message: "\(error)", source: source)
         }
