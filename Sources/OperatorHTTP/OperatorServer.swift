@@ -23,7 +23,7 @@ public struct OperatorServer: Service {
     ///   - onListening: called once with the bound port when the server accepts connections.
     public init(
         host: String, port: Int, registry: PrometheusCollectorRegistry,
-        build: BuildInfo = BuildInfo(version: "unknown", commit: "unknown"),
+        build: BuildLabels = BuildLabels(version: "unknown", commit: "unknown"),
         readiness: @escaping @Sendable () async -> ProbeResult,
         logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
@@ -53,7 +53,7 @@ public struct OperatorServer: Service {
     }
 
     static func router(
-        registry: PrometheusCollectorRegistry, build: BuildInfo, readiness: @escaping @Sendable () async -> ProbeResult
+        registry: PrometheusCollectorRegistry, build: BuildLabels, readiness: @escaping @Sendable () async -> ProbeResult
     ) -> Router<BasicRequestContext> {
         let router = Router()
         func describe(_ name: String) -> MetricNameDescriptor {

@@ -1,5 +1,5 @@
 /// Which build is running, exported as `sg_build_info{version,commit} 1`.
-public struct BuildInfo: Sendable, Equatable {
+public struct BuildLabels: Sendable, Equatable {
     public var version: String
     public var commit: String
 
