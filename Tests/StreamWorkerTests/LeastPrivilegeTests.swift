@@ -208,6 +208,7 @@ import Testing
         let staging = try server.client(user: "sg-staging", password: "")
         defer { staging.close() }
         await #expect(throws: (any Error).self) { _ = try await staging.send("GET", "sg:staging:x") }
+    }
 
     /// Redis replays a script's writes from the AOF as MULTI/EXEC run by the default user, and
     /// (up to 7.4 at least) re-checks that user's ACL at EXEC even while loading. With the default
@@ -218,13 +219,15 @@ import Testing
         defer { server.redis.stop() }
         let worker = try server.worker
         defer { worker.close() }
-        let script = "redis.call('SET', KEYS[1], ARGV[1]); redis.call('RPUSH', KEYS[2], ARGV[1]); return 1"
-        let sha = try #require(try await worker.send("SCRIPT", "LOAD", script).string)
-        #expect(try await worker.send("EVALSHA", sha, 2, "sg:aof:value", "sg:aof:list", "kept").int == 1)
-
-        try await server.redis.crashAndRestart()
         let admin = try server.admin
         defer { admin.close() }
+        // The worker runs code only as functions the admin loaded (it may not load any itself).
+        let library = "#!lua name=sg_aof_test\nredis.register_function('sg_aof_test', function(KEYS, ARGV) "
+            + "redis.call('SET', KEYS[1], ARGV[1]); redis.call('RPUSH', KEYS[2], ARGV[1]); return 1 end)"
+        _ = try await admin.send("FUNCTION", "LOAD", library)
+        #expect(try await worker.send("FCALL", "sg_aof_test", 2, "sg:aof:value", "sg:aof:list", "kept").int == 1)
+
+        try await server.redis.crashAndRestart()
         #expect(try await admin.send("GET", "sg:aof:value").string == "kept")
         #expect(try await admin.send("LLEN", "sg:aof:list").int == 1)
         let anonymous = try server.client(user: nil, password: nil)
