@@ -228,8 +228,10 @@ import Testing
         #expect(try await worker.send("FCALL", "sg_aof_test", 2, "sg:aof:value", "sg:aof:list", "kept").int == 1)
 
         try await server.redis.crashAndRestart()
-        #expect(try await admin.send("GET", "sg:aof:value").string == "kept")
-        #expect(try await admin.send("LLEN", "sg:aof:list").int == 1)
+        let after = try server.admin
+        defer { after.close() }
+        #expect(try await after.send("GET", "sg:aof:value").string == "kept")
+        #expect(try await after.send("LLEN", "sg:aof:list").int == 1)
         let anonymous = try server.client(user: nil, password: nil)
         defer { anonymous.close() }
         #expect(await Self.serverCode { try await anonymous.send("GET", "sg:aof:value") } == "NOAUTH")
