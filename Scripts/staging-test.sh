@@ -43,6 +43,8 @@ children+=("$REDIS_PID")
 
 # sgctl on A as the admin, with the password from the environment (never on the command line).
 export SG_REDIS_URL=redis://127.0.0.1:$port_a SG_REDIS_USER=sg-admin SG_REDIS_PASSWORD=$admin_pw
+# The deploy step: sg-worker and sg-staging may call the functions but not load them.
+"$sgctl" functions load >/dev/null
 on_b() { env -u SG_REDIS_USER -u SG_REDIS_PASSWORD SG_REDIS_URL=redis://127.0.0.1:$port_b "$@"; }
 cli_a() { REDISCLI_AUTH=$admin_pw redis-cli -p "$port_a" --user sg-admin --no-auth-warning "$@"; }
 cli_b() { redis-cli -p "$port_b" "$@"; }

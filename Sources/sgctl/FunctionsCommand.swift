@@ -20,24 +20,16 @@ struct FunctionsLoad: AsyncParsableCommand {
         discussion: """
             Each script is a library named after a digest of its code, so loading never replaces what \
             workers of another version call. Functions persist in RDB and AOF, so this is needed once per \
-            deploy, not after a Redis restart. The password comes from the URL, --redis-password-file or \
-            SG_REDIS_PASSWORD.
+            deploy, not after a Redis restart. The connection options are sgctl's own: the password from \
+            --redis-password-file, SG_REDIS_PASSWORD_FILE, SG_REDIS_PASSWORD or the URL.
             """
     )
 
     @OptionGroup var redis: RedisOptions
-    @Option(help: "File holding the Redis password (trailing newlines dropped).") var redisPasswordFile: String?
-    @Flag(help: "Print one JSON object line.") var json = false
+    @Flag(help: ArgumentHelp(jsonHelp)) var json = false
 
     func run() async throws {
-        var configuration = try RedisConfiguration(url: redis.redisURL)
-        if let file = redisPasswordFile {
-            let text = try String(contentsOfFile: file, encoding: .utf8)
-            configuration.password = String(text.reversed().drop(while: { $0 == "\n" || $0 == "\r" }).reversed())
-        } else if let password = ProcessInfo.processInfo.environment["SG_REDIS_PASSWORD"], !password.isEmpty {
-            configuration.password = password
-        }
-        let client = RedisClient(configuration: configuration)
+        let client = try await redis.client()
         defer { client.close() }
         let scripts = WorkerScripts.all
         let loaded = try await client.loadFunctions(scripts)
