@@ -70,6 +70,8 @@ deploy_tools() {
   fi
   tools=$venv/bin
   compose_bin=$("$venv/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')
+}
+
 # make_test_certs DIR: a throw-away CA and certificates made with openssl, for TLS tests only.
 #   ca.crt                         the CA the tests trust (other-ca.crt: one nobody uses, for "unknown CA")
 #   server.crt/.key                for localhost, 127.0.0.1 and ::1
