@@ -47,7 +47,7 @@ import Testing
         #expect(c.handlerURL == nil && c.handlerTimeout == .seconds(10))
         #expect(c.workTime == .zero && c.shutdownGrace == .seconds(30))
         #expect(c.keyPrefix == "sg" && c.maxEntryBytes == 65536 && c.logLevel == .info)
-        #expect(c.logFormat == .text && c.metricsPort == nil && c.metricsHost == "0.0.0.0")
+        #expect(c.logFormat == .text && c.metricsPort == nil && c.metricsHost == "127.0.0.1")
     }
 
     @Test func theDefaultConsumerIsHostnameDashPid() {

@@ -11,6 +11,7 @@ public enum WorkerScripts {
     /// larger value would compare and print inexactly; every value above the bound rounds to a
     /// double of at least 2^53, so the comparison below refuses them all.
     static let seqChunk = """
+
         local SG_MAX_SEQ = 9007199254740991
         local function sg_is_seq(v)
           return type(v) == 'string' and string.match(v, '^[1-9]%d*$') ~= nil and #v <= 16 and tonumber(v) <= SG_MAX_SEQ
