@@ -202,6 +202,8 @@ struct CommandDidNotFinish: Error {}
         #expect(try json(result.output)["produced"] == .integer(20))
         #expect(try await probe.send("XLEN", "s").int == 20)
         #expect(try await probe.send("DBSIZE").int == 10_000 + 3, "the data set, the stream and two seq counters")
+    }
+
     @Test func verifyFailsWhenItFindsNothingAndExportNamesAMissingStream() async throws {
         // The URL from the environment, as the worker takes it.
         let prefix = TestRedis.uniqueKey()
