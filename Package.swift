@@ -17,7 +17,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
-        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
@@ -28,10 +30,17 @@ let package = Package(
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
         .target(
             name: "RedisClient",
             dependencies: [
                 "CHiredis",
+                .product(name: "DequeModule", package: "swift-collections"),
+                "COpenSSL",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -70,9 +79,13 @@ let package = Package(
             ]
         ),
         .target(name: "Chaos"),
+        // The version and git commit that `--version` prints; the plugin generates the commit.
+        .target(name: "BuildInfo", plugins: ["BuildInfoPlugin"]),
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
         .executableTarget(
             name: "stream-consumer",
             dependencies: [
+                "BuildInfo",
                 "StreamWorker",
                 "RedisClient",
                 "JSONLogging",
@@ -91,12 +104,14 @@ let package = Package(
         .executableTarget(
             name: "sgctl",
             dependencies: [
+                "BuildInfo",
                 "StreamTools",
                 "RedisClient",
                 "DistributedLocking",
                 "StreamWorker",
                 "Chaos",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -137,7 +152,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StreamToolsTests",
-            dependencies: ["StreamTools", "StreamWorker", "DistributedLocking", "RedisClient", "TestSupport"]
+            dependencies: ["StreamTools", "StreamWorker", "DistributedLocking", "RedisClient", "TestSupport", "BuildInfo"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -10,10 +10,21 @@ rounds=${2:-3}
 Scripts/setup.sh
 swift build -c release --product sgctl >&2
 swift build -c release --product stream-consumer >&2
+extra_cleanup() { stop_tls_redis; }
 start_private_redis bench
+# The same figures over TLS, from a second private Redis that speaks only TLS (throw-away CA).
+make_test_certs "$workdir/tls"
+tls_port=$(free_port)
+start_tls_redis "$workdir/tls" "$tls_port" server
+tls_url="rediss://127.0.0.1:$tls_port"
+tls_flags=(--tls-ca-file "$workdir/tls/ca.crt")
 
 rps() { # redis-benchmark args... -> requests per second
   redis-benchmark -p "$port" "$@" 2>/dev/null | tr '\r' '\n' | grep -oE '[0-9.]+ requests per second' | tail -1 | cut -d' ' -f1
+}
+tls_rps() { # the same against the TLS Redis
+  redis-benchmark --tls --cacert "$workdir/tls/ca.crt" -h 127.0.0.1 -p "$tls_port" "$@" 2>/dev/null \
+    | tr '\r' '\n' | grep -oE '[0-9.]+ requests per second' | tail -1 | cut -d' ' -f1
 }
 
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  host: $(uname -m), $(nproc) cores  redis: $(redis-server --version | awk '{print $3}')"
@@ -31,6 +42,21 @@ print(f"client: redis-benchmark -P64 {p64:,.0f}/s, -c1 {c1:,.0f}/s | "
       f"1 caller {ours['ops_per_sec_1_caller']:,.0f}/s ({ours['ops_per_sec_1_caller']/c1:.2f}x), "
       f"on executor {ours['executor_ops_per_sec_1_caller']:,.0f}/s ({ours['executor_ops_per_sec_1_caller']/c1:.2f}x), "
       f"p50 {ours['sequential_p50_us']:.0f} us, p99 {ours['sequential_p99_us']:.0f} us")
+PY
+    tls_p64=$(tls_rps -c 1 -P 64 -t set -n 2000000 -q)
+    tls_c1=$(tls_rps -c 1 -t set -n 100000 -q)
+    tls_ours=$(.build/release/sgctl bench client --redis-url "$tls_url" "${tls_flags[@]}" --json)
+    python3 - "$p64" "$c1" "$ours" "$tls_p64" "$tls_c1" "$tls_ours" <<'PY'
+import json, sys
+p64, c1, ours = float(sys.argv[1]), float(sys.argv[2]), json.loads(sys.argv[3])
+tp64, tc1, tls = float(sys.argv[4]), float(sys.argv[5]), json.loads(sys.argv[6])
+def r(key): return tls[key] / ours[key]
+print(f"client over TLS: redis-benchmark --tls -P64 {tp64:,.0f}/s ({tp64/p64:.2f}x of plaintext), -c1 {tc1:,.0f}/s ({tc1/c1:.2f}x) | "
+      f"64 callers {tls['ops_per_sec_pipelined']:,.0f}/s ({r('ops_per_sec_pipelined'):.2f}x of ours plaintext, {tls['ops_per_sec_pipelined']/tp64:.2f}x of --tls baseline), "
+      f"on executor {tls['executor_ops_per_sec_pipelined']:,.0f}/s ({r('executor_ops_per_sec_pipelined'):.2f}x) | "
+      f"1 caller {tls['ops_per_sec_1_caller']:,.0f}/s ({r('ops_per_sec_1_caller'):.2f}x of ours plaintext, {tls['ops_per_sec_1_caller']/tc1:.2f}x of --tls baseline), "
+      f"on executor {tls['executor_ops_per_sec_1_caller']:,.0f}/s ({r('executor_ops_per_sec_1_caller'):.2f}x), "
+      f"p50 {tls['sequential_p50_us']:.0f} us, p99 {tls['sequential_p99_us']:.0f} us")
 PY
   fi
   if [ "$what" = lock ] || [ "$what" = all ]; then

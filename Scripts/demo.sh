@@ -47,4 +47,4 @@ dead=$(redis-cli -p "$port" XLEN "$stream:dead")
 echo
 echo "demo: processed $done_count messages over $channels channels with $workers workers in $(printf %.2f "$elapsed") s ($(awk -v c="$done_count" -v e="$elapsed" 'BEGIN {printf "%d", c / e}') msg/s)"
 echo "demo: dead-lettered $dead"
-"$bin/sgctl" verify --redis-url "$url"
+"$bin/sgctl" verify --redis-url "$url" --stream "$stream"

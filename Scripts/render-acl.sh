@@ -9,7 +9,12 @@
 # an argument, where `ps` would show it. The output holds only hashes and is written mode 600.
 # The unrendered template does not load (a placeholder is not a valid hash), so it cannot be
 # deployed by mistake with a guessable password.
+#
+# Users named in `optional` below may be left without a password: their line is then rendered
+# `off` with no password at all, so nobody can log in as them (a deployment without staging).
 set -eu
+
+optional="STAGING"
 
 if [ $# -ne 2 ]; then
     echo "usage: $0 TEMPLATE OUTPUT" >&2
@@ -30,6 +35,12 @@ for name in $(grep -o '#SG_[A-Z0-9_]*_PASSWORD_SHA256' "$template" | sort -u | s
         value=$(cat "$file")
     fi
     if [ -z "$value" ]; then
+        case " $optional " in
+            *" $name "*)
+                script="${script}s/ on #SG_${name}_PASSWORD_SHA256/ off resetpass/g;"
+                continue
+                ;;
+        esac
         echo "$0: no password for placeholder SG_${name}_PASSWORD_SHA256: set SG_${name}_PASSWORD_FILE or SG_${name}_PASSWORD" >&2
         exit 1
     fi

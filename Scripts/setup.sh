@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs what a fresh Debian machine lacks to build and test: hiredis, Redis server and tools.
+# Installs what a fresh Debian machine lacks to build and test: hiredis, OpenSSL (the client's TLS,
+# and the tests' throw-away certificates), Redis server and tools.
 # Idempotent and silent when everything is already present.
 set -euo pipefail
 
 need=()
-for pkg in libhiredis-dev redis-server redis-tools pkg-config; do
+for pkg in libhiredis-dev libssl-dev openssl redis-server redis-tools pkg-config; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 

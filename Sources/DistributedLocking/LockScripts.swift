@@ -43,6 +43,13 @@ enum LockScripts {
         """)
 }
 
+extension DistributedLock {
+    /// The scripts the lock and the fenced store run, for a deploy step that loads them ahead.
+    public static var redisScripts: [RedisScript] {
+        [LockScripts.acquire, LockScripts.renew, LockScripts.release, FencedScripts.apply]
+    }
+}
+
 /// How lock keys relate to their companion keys.
 public enum LockKeys {
     /// `sg:lock:channel:7` → `sg:fence:channel:7`; keys without a `:lock:` segment get a `:fence` suffix.

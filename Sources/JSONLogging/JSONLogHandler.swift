@@ -115,7 +115,15 @@ public enum JSONLogLine {
         case .string(let s):
             appendString(s, to: &out)
         case .stringConvertible(let c):
-            appendString(c.description, to: &out)
+            // Numbers and booleans stay typed, so collectors can compare and sum them; a value
+            // JSON has no literal for (NaN, infinity) is written as its text.
+            switch c {
+            case let b as Bool: out += b ? "true" : "false"
+            case let i as any BinaryInteger: out += "\(i)"
+            case let d as Double where d.isFinite: out += "\(d)"
+            case let f as Float where f.isFinite: out += "\(f)"
+            default: appendString(c.description, to: &out)
+            }
         case .array(let items):
             out += "["
             for (i, item) in items.enumerated() {

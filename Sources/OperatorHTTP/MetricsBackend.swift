@@ -1,7 +1,7 @@
 import Metrics
 import Prometheus
 
-/// swift-metrics backed by a Prometheus registry, with histogram buckets chosen per metric.
+/// swift-metrics backed by a Prometheus registry, with help text and histogram buckets chosen per metric.
 public enum MetricsBackend {
     /// Buckets of the duration histograms, by metric name. Lock waits are usually well under a
     /// millisecond on a quiet channel and seconds on a contended one; holds span the handler's
@@ -12,11 +12,9 @@ public enum MetricsBackend {
         "sg_end_to_end_seconds": milliseconds([5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000, 300000]),
     ]
 
-    /// A factory writing to `registry` with ``durationBuckets``.
-    public static func factory(registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
-        var factory = PrometheusMetricsFactory(registry: registry)
-        factory.durationHistogramBuckets = durationBuckets
-        return factory
+    /// A factory writing to `registry` with ``durationBuckets`` and ``MetricHelp``.
+    public static func factory(registry: PrometheusCollectorRegistry) -> DescribedMetricsFactory {
+        DescribedMetricsFactory(registry: registry, help: MetricHelp.text, durationBuckets: durationBuckets)
     }
 
     /// Makes a registry the process's swift-metrics backend and returns it, for `/metrics`.

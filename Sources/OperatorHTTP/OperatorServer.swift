@@ -6,7 +6,8 @@ import Synchronization
 
 /// The operator's HTTP endpoint, run as a service next to the worker:
 ///
-/// - `GET /metrics`: the registry in the Prometheus text format;
+/// - `GET /metrics`: the registry in the Prometheus text format, with `sg_ready`, `sg_build_info`
+///   and the `process_*` metrics;
 /// - `GET /health/live`: 200 while the process runs;
 /// - `GET /health/ready`: 200 when `readiness` says so, else 503 with the reason as the body.
 ///
@@ -18,14 +19,16 @@ public struct OperatorServer: Service {
 
     /// - Parameters:
     ///   - port: 0 picks a free port; `onListening` is told which.
+    ///   - build: the labels of `sg_build_info`.
     ///   - onListening: called once with the bound port when the server accepts connections.
     public init(
         host: String, port: Int, registry: PrometheusCollectorRegistry,
+        build: BuildLabels = BuildLabels(version: "unknown", commit: "unknown"),
         readiness: @escaping @Sendable () async -> ProbeResult,
         logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
-        let router = Self.router(registry: registry, readiness: readiness)
+        let router = Self.router(registry: registry, build: build, readiness: readiness)
         let listening = listening
         address = "\(host):\(port)"
         application = Application(
@@ -50,9 +53,14 @@ public struct OperatorServer: Service {
     }
 
     static func router(
-        registry: PrometheusCollectorRegistry, readiness: @escaping @Sendable () async -> ProbeResult
+        registry: PrometheusCollectorRegistry, build: BuildLabels, readiness: @escaping @Sendable () async -> ProbeResult
     ) -> Router<BasicRequestContext> {
         let router = Router()
+        func describe(_ name: String) -> MetricNameDescriptor {
+            MetricNameDescriptor(metricName: name, unitName: "", helpText: MetricHelp.text[name] ?? "")
+        }
+        registry.makeGauge(descriptor: describe("sg_build_info"), labels: [("version", build.version), ("commit", build.commit)]).set(Double(1))
+        let ready = registry.makeGauge(descriptor: describe("sg_ready"))
         router.get("/health/live") { _, _ in
             text(.ok, "live\n")
         }
@@ -63,9 +71,12 @@ public struct OperatorServer: Service {
             }
         }
         router.get("/metrics") { _, _ in
+            // Readiness is cheap to ask (a lock), so sg_ready is exactly what /health/ready says now.
+            if case .ok = await readiness() { ready.set(Double(1)) } else { ready.set(Double(0)) }
             var bytes: [UInt8] = []
             bytes.reserveCapacity(16 * 1024)
             registry.emit(into: &bytes)
+            bytes += ProcessMetrics.sample().text.utf8
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

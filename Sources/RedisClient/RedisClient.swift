@@ -24,6 +24,10 @@ public final class RedisClient: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.events = events
+        if let tls = configuration.tls, !tls.verifiesPeer {
+            logger.warning("TLS certificate verification is off (tls-insecure-skip-verify): anyone on the network path can read and change Redis traffic",
+                           metadata: ["endpoint": "\(configuration.endpointDescription)"])
+        }
         self.pool = (0..<max(1, configuration.poolSize)).map { i in
             RedisConnection(configuration: configuration, options: .init(name: "pool-\(i)", events: events), logger: logger)
         }
@@ -53,7 +57,8 @@ public final class RedisClient: Sendable {
         try await nextConnection().pipeline(commands)
     }
 
-    /// Runs a Lua script with EVALSHA, loading it once if the server does not know it (`NOSCRIPT`).
+    /// Runs a script as a Redis function (`FCALL`), loading its library once if the server does
+    /// not have it (see ``RedisScript``).
     @discardableResult
     public func evaluate(
         _ script: RedisScript,
@@ -61,18 +66,18 @@ public final class RedisClient: Sendable {
         arguments: [any RedisArgumentConvertible] = []
     ) async throws -> RESPValue {
         let connection = nextConnection()
-        let command = script.evalSHA(keys: keys, arguments: arguments)
+        let command = script.call(keys: keys, arguments: arguments)
         do {
             return try await connection.send(command)
-        } catch let error as RedisError where error.serverCode == "NOSCRIPT" {
-            try await connection.send("SCRIPT", "LOAD", script.source)
+        } catch let error as RedisError where error.isFunctionNotFound {
+            try await Self.load(script, on: connection)
             return try await connection.send(command)
         }
     }
 
     /// Runs a script and, in the same round trip, `commands` right after it on the same connection.
-    /// On `NOSCRIPT` the script is loaded and the whole batch sent again, so `commands` should be
-    /// reads or otherwise safe to repeat.
+    /// When the library is missing it is loaded and the whole batch sent again, so `commands`
+    /// should be reads or otherwise safe to repeat.
     public func evaluate(
         _ script: RedisScript,
         keys: [any RedisArgumentConvertible] = [],
@@ -81,13 +86,42 @@ public final class RedisClient: Sendable {
     ) async throws -> (RESPValue, [Result<RESPValue, RedisError>]) {
         if commands.isEmpty { return (try await evaluate(script, keys: keys, arguments: arguments), []) }
         let connection = nextConnection()
-        let batch = [script.evalSHA(keys: keys, arguments: arguments)] + commands
+        let batch = [script.call(keys: keys, arguments: arguments)] + commands
         var results = try await connection.pipeline(batch)
-        if case .failure(let error) = results[0], error.serverCode == "NOSCRIPT" {
-            try await connection.send("SCRIPT", "LOAD", script.source)
+        if case .failure(let error) = results[0], error.isFunctionNotFound {
+            try await Self.load(script, on: connection)
             results = try await connection.pipeline(batch)
         }
         return (try results[0].get(), Array(results.dropFirst()))
+    }
+
+    /// Loads the libraries of `scripts` that the server does not have yet (the deploy step;
+    /// needs `FUNCTION LOAD`). Returns how many were loaded; the rest were there already.
+    @discardableResult
+    public func loadFunctions(_ scripts: [RedisScript]) async throws -> Int {
+        let connection = nextConnection()
+        var loaded = 0
+        for script in Set(scripts) {
+            if try await Self.load(script, on: connection) { loaded += 1 }
+        }
+        return loaded
+    }
+
+    /// `FUNCTION LOAD`; false when another client loaded the library first. A user without the
+    /// grant is told what to run instead.
+    @discardableResult
+    static func load(_ script: RedisScript, on connection: RedisConnection) async throws -> Bool {
+        do {
+            try await connection.send("FUNCTION", "LOAD", script.library)
+            return true
+        } catch let error as RedisError where error.isLibraryAlreadyLoaded {
+            return false
+        } catch let error as RedisError where error.serverCode == "NOPERM" {
+            throw RedisError.server(RedisServerError(
+                code: "NOPERM",
+                message: "Redis function \(script.name) is not loaded and this user may not load it; "
+                    + "run `sgctl functions load` as an admin user (docs/operations.md)"))
+        }
     }
 
     /// Lends a connection of its own, for blocking commands (`XREADGROUP … BLOCK`, `BLPOP`)

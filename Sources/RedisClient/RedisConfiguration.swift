@@ -18,6 +18,8 @@ public struct RedisConfiguration: Sendable, Equatable {
     /// Connections for ordinary, pipelined commands.
     public var poolSize: Int
     public var backoff: ReconnectBackoff
+    /// TLS settings for a TCP endpoint; `nil` is plaintext. A `rediss://` URL sets the defaults (verify against the system's CAs).
+    public var tls: RedisTLSConfiguration?
 
     public init(
         endpoint: Endpoint = .tcp(host: "127.0.0.1", port: 6379),
@@ -28,7 +30,8 @@ public struct RedisConfiguration: Sendable, Equatable {
         connectTimeout: Duration = .seconds(2),
         commandTimeout: Duration = .seconds(5),
         poolSize: Int = 2,
-        backoff: ReconnectBackoff = ReconnectBackoff()
+        backoff: ReconnectBackoff = ReconnectBackoff(),
+        tls: RedisTLSConfiguration? = nil
     ) {
         self.endpoint = endpoint
         self.username = username
@@ -39,11 +42,13 @@ public struct RedisConfiguration: Sendable, Equatable {
         self.commandTimeout = commandTimeout
         self.poolSize = poolSize
         self.backoff = backoff
+        self.tls = tls
     }
 
-    /// Parses `redis://[user[:password]@]host[:port][/db]` or `unix:///path/redis.sock?db=N`.
+    /// Parses `redis://[user[:password]@]host[:port][/db]`, the same with `rediss://` (TLS, verified
+    /// against the system's CAs until ``tls`` says otherwise), or `unix:///path/redis.sock?db=N`.
     ///
-    /// User and password may be percent-encoded. `rediss://` (TLS) is rejected: hiredis is built without TLS here.
+    /// User and password may be percent-encoded.
     public init(url: String) throws(RedisError) {
         self.init()
         guard let schemeEnd = url.range(of: "://") else {
@@ -60,7 +65,8 @@ public struct RedisConfiguration: Sendable, Equatable {
             rest = String(rest[..<q])
         }
         switch scheme {
-        case "redis":
+        case "redis", "rediss":
+            if scheme == "rediss" { tls = RedisTLSConfiguration() }
             if let at = rest.lastIndex(of: "@") {
                 let userInfo = rest[..<at]
                 rest = String(rest[rest.index(after: at)...])
@@ -115,10 +121,8 @@ public struct RedisConfiguration: Sendable, Equatable {
             endpoint = .unix(path: rest)
             if let user = query["user"] ?? query["username"] { username = user }
             if let pass = query["password"] { password = pass }
-        case "rediss":
-            throw .invalidConfiguration("rediss:// (TLS) is not supported by this build; use redis:// or unix://")
         default:
-            throw .invalidConfiguration("unsupported URL scheme '\(scheme)'; expected redis:// or unix://")
+            throw .invalidConfiguration("unsupported URL scheme '\(scheme)'; expected redis://, rediss:// or unix://")
         }
         if let db = query["db"] {
             guard let n = Int(db), n >= 0 else {
@@ -162,7 +166,7 @@ extension RedisConfiguration: CustomStringConvertible {
     public var description: String {
         let auth = password == nil ? "" : "\(username ?? "default"):***@"
         switch endpoint {
-        case .tcp(let host, let port): return "redis://\(auth)\(host):\(port)/\(database)"
+        case .tcp(let host, let port): return "\(tls == nil ? "redis" : "rediss")://\(auth)\(host):\(port)/\(database)"
         case .unix(let path): return "unix://\(path)?db=\(database)\(password == nil ? "" : " (auth)")"
         }
     }

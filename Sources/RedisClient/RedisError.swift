@@ -32,6 +32,8 @@ public enum RedisError: Error, Sendable, CustomStringConvertible {
     case server(RedisServerError)
     /// Connecting (or the AUTH/SELECT handshake) failed.
     case connectFailed(String)
+    /// A `rediss://` connection failed its TLS handshake or certificate check; the reason says which.
+    case tls(RedisTLSError)
     /// The connection broke while the command was queued or in flight; it may or may not have run.
     case connectionLost(String)
     /// No reply within the command timeout; the connection was dropped because replies can no longer be matched.
@@ -51,6 +53,7 @@ public enum RedisError: Error, Sendable, CustomStringConvertible {
         switch self {
         case .server(let e): return "Redis error: \(e)"
         case .connectFailed(let m): return "cannot connect to Redis: \(m)"
+        case .tls(let e): return "cannot connect to Redis: \(e)"
         case .connectionLost(let m): return "connection to Redis lost: \(m)"
         case .timeout(let d): return "Redis command timed out after \(d)"
         case .protocolError(let m): return "Redis protocol error: \(m)"
@@ -70,7 +73,7 @@ public enum RedisError: Error, Sendable, CustomStringConvertible {
     /// True when the failure came from the transport rather than from the server's answer.
     public var isConnectionError: Bool {
         switch self {
-        case .connectFailed, .connectionLost, .timeout, .protocolError: return true
+        case .connectFailed, .tls, .connectionLost, .timeout, .protocolError: return true
         default: return false
         }
     }

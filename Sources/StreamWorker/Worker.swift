@@ -15,7 +15,6 @@ public final class StreamWorker: Service, Sendable {
     private let keys: WorkerKeys
     private let dispatcher: ChannelDispatcher
     private let deadLetterer: DeadLetterer
-    private let stopping = StopFlag()
     /// Readiness for health probes, kept current by the reader and the sampler.
     public let health: WorkerHealth
     private let metrics = WorkerMetrics()
@@ -32,6 +31,7 @@ public final class StreamWorker: Service, Sendable {
         self.keys = configuration.keys
         let handler = handler ?? HistoryHandler(historyMax: configuration.historyMax, work: configuration.workTime)
         self.handler = handler
+        let duplicateLog = DuplicateLog(threshold: configuration.batch, logger: logger)
         let processor = MessageProcessor(
             client: client, handler: handler,
             settings: .init(group: configuration.group, consumer: configuration.consumer, keys: keys,
@@ -40,14 +40,20 @@ public final class StreamWorker: Service, Sendable {
         self.dispatcher = ChannelDispatcher(
             concurrency: configuration.concurrency,
             maxQueued: max(configuration.batch * 2, configuration.concurrency * 4)
-        ) { job in
+        ) { [duplicateLog] job in
             switch await processor.process(job.message, notReadySince: job.notReadySince) {
             case .notReady(_, let advance):
                 // Woken by the channel's next release; without one, back off 5 ms, 10 ms, … up to 200 ms.
                 guard let advance else { return .retry(after: .milliseconds(min(200, 5 << min(job.retries, 6)))) }
                 let wake: @Sendable (Duration) async -> Void = { timeout in await advance.wait(timeout: timeout) }
                 return .retry(after: .milliseconds(250), wake: wake)
-            case .applied, .duplicate, .leftPending:
+            case .applied:
+                duplicateLog.applied()
+                return .done
+            case .duplicate:
+                duplicateLog.duplicate(channel: job.message.channel)
+                return .done
+            case .leftPending:
                 return .done
             }
         }
@@ -64,61 +70,80 @@ public final class StreamWorker: Service, Sendable {
             : nil
     }
 
+    /// Runs until cancelled or shut down gracefully. On graceful shutdown (SIGTERM) it stops reading,
+    /// reclaiming and starting queued messages at once, lets the turns already running finish
+    /// within `shutdownGrace` while their entries' idle time is still refreshed, then cancels the
+    /// rest: their locks are released and their entries stay pending for another worker.
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            // A Redis that is down at start makes the worker unready, not a crash loop.
-            guard await self.ensureGroupsRetrying() else { return }
-            self.health.update { $0.groupsEnsured() }
-            self.logger.info("Worker started", metadata: ["streams": "\(self.configuration.streams)", "group": "\(self.configuration.group)"])
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await self.readLoop() }
-                group.addTask { await self.reclaimLoop() }
-                group.addTask { await self.refreshLoop() }
-                group.addTask { await self.sampler.run(until: self.stopping) }
-                if let source = self.configuration.routeFrom {
-                    let router = StreamRouter(
-                        client: self.client, keys: self.keys, source: source, target: self.configuration.streams[0],
-                        channelField: self.configuration.channelField, batch: self.configuration.batch,
-                        blockTime: self.configuration.blockTime, ttl: self.configuration.lockTTL, logger: self.logger)
-                    group.addTask { await router.run(until: self.stopping) }
-                }
-                if let coordinator = self.coordinator {
-                    group.addTask {
-                        await coordinator.run(host: self, until: self.stopping)
-                        // Read nothing more, and let the others start waiting for our leases.
-                        await coordinator.shutDown()
-                    }
-                }
-                await group.waitForAll()
+        await withTaskGroup(of: Void.self) { group in
+            // Until the last running turn is done, so no other worker reclaims what still runs here.
+            group.addTask { await self.refreshLoop() }
+            await withTaskCancellationOrGracefulShutdownHandler {
+                await cancelWhenGracefulShutdown { await self.consume() }
+            } onCancelOrGracefulShutdown: {
+                self.health.update { $0.stopping() }
+                Task { await self.dispatcher.stopStarting() }
             }
-        } onGracefulShutdown: {
-            self.health.update { $0.stopping() }
-            self.stopping.set()
+            // Read no partition more and leave the membership, so the others start waiting for the leases.
+            await self.coordinator?.shutDown()
+            await self.finishRunningTurns()
+            // The running turns are done: hand the partitions over.
+            await self.coordinator?.releaseAll()
+            group.cancelAll()
         }
-        // Stopped reading: finish what is in flight within the grace period, then abandon the rest
-        // (it stays pending and is redelivered).
-        let drained = await waitForResultOrTimeout(configuration.shutdownGrace) { await self.dispatcher.waitUntilDrained() }
-        if !drained {
-            let inFlight = await dispatcher.inFlight
-            logger.warning("Shutdown grace passed; abandoning in-flight messages", metadata: ["in_flight": "\(inFlight)"])
-            await dispatcher.cancelAll()
-            await dispatcher.waitUntilDrained()
-        }
-        await coordinator?.releaseAll()
         logger.info("Worker stopped")
+    }
+
+    /// Reads, reclaims and samples until cancelled (graceful shutdown cancels it).
+    private func consume() async {
+        // A Redis that is down at start makes the worker unready, not a crash loop.
+        guard await ensureGroupsRetrying() else { return }
+        health.update { $0.groupsEnsured() }
+        logger.info("Worker started", metadata: ["streams": "\(configuration.streams)", "group": "\(configuration.group)"])
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.readLoop() }
+            group.addTask { await self.reclaimLoop() }
+            group.addTask { await self.sampler.run() }
+            if let coordinator = self.coordinator {
+                group.addTask { await coordinator.run(host: self) }
+            }
+            if let source = self.configuration.routeFrom {
+                let router = StreamRouter(
+                    client: self.client, keys: self.keys, source: source, target: self.configuration.streams[0],
+                    channelField: self.configuration.channelField, batch: self.configuration.batch,
+                    blockTime: self.configuration.blockTime, ttl: self.configuration.lockTTL, logger: self.logger)
+                group.addTask { await router.run() }
+            }
+            await group.waitForAll()
+        }
+    }
+
+    /// Waits up to shutdown-grace for the running turns, then cancels them (without a grace at all
+    /// when the worker itself was cancelled) and waits a bounded time for them to let go.
+    private func finishRunningTurns() async {
+        await dispatcher.stopStarting()
+        let grace = Task.isCancelled ? .zero : configuration.shutdownGrace
+        if await dispatcher.waitUntilDrained(timeout: grace) { return }
+        let running = await dispatcher.inFlight
+        logger.warning("Shutdown grace passed; cancelling running messages (they stay pending)", metadata: ["in_flight": "\(running)"])
+        await dispatcher.cancelAll()
+        if await !dispatcher.waitUntilDrained(timeout: .seconds(5)) {
+            let left = await dispatcher.inFlight
+            logger.error("Running messages did not stop within 5 s of being cancelled; exiting anyway", metadata: ["in_flight": "\(left)"])
+        }
     }
 
     /// Creates the groups, retrying with backoff (up to 5 s) until it works; false when stopped first.
     private func ensureGroupsRetrying() async -> Bool {
         var backoff = Duration.milliseconds(100)
-        while !stopping.isSet, !Task.isCancelled {
+        while !Task.isCancelled {
             do {
                 try await ensureGroups()
                 return true
             } catch {
                 health.update { $0.startFailed(error: error) }
                 logger.warning("Cannot create the consumer group yet; retrying", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])
-                do { try await sleepUnlessStopping(backoff) } catch { return false }
+                do { try await Task.sleep(for: backoff) } catch { return false }
                 backoff = min(backoff * 2, .seconds(5))
             }
         }
@@ -146,8 +171,9 @@ public final class StreamWorker: Service, Sendable {
         let readSet = coordinator?.readSet
         do {
             try await client.withDedicatedConnection { connection in
-                while !self.stopping.isSet, !Task.isCancelled {
+                while !Task.isCancelled {
                     await self.dispatcher.waitForCapacity()
+                    if Task.isCancelled { return }
                     var version = 0
                     var current = self.configuration.streams
                     if let readSet {
@@ -175,16 +201,18 @@ public final class StreamWorker: Service, Sendable {
                     let reply: RESPValue
                     do {
                         let read = command, readVersion = version
-                        reply = try await self.withInterrupt(when: { readSet.map { $0.version != readVersion } ?? false }) {
+                        // Cancelled at shutdown, or when the owned partitions change: the blocked read is
+                        // aborted (its connection dropped).
+                        reply = try await Self.withInterrupt(when: { readSet.map { $0.version != readVersion } ?? false }) {
                             try await connection.send(read)
                         }
                         backoff = .milliseconds(100)
                         self.health.update { $0.readSucceeded(streams: streams) }
                     } catch {
-                        if self.stopping.isSet || Task.isCancelled { return }
+                        if Task.isCancelled { return }
                         if let readSet, readSet.version != version {
-                            // The partitions changed mid-read; what that read delivered is pending
-                            // here, so the partitions still read start again from their pending entries.
+                            // What the aborted read delivered is pending here, so the partitions still
+                            // read start again from their pending entries.
                             for stream in readSet.snapshot.streams { pendingCursor[stream] = "0" }
                             continue
                         }
@@ -207,12 +235,13 @@ public final class StreamWorker: Service, Sendable {
                         }
                         for stream in streams where !seen.contains(stream) { pendingCursor[stream] = nil }
                         let counts = await self.deliveryCounts(entries.map { ($0.stream, $0.id) })
-                        for entry in entries {
+                        // Stopped mid-batch: the rest stays pending, for this consumer's restart or a reclaimer.
+                        for entry in entries where !Task.isCancelled {
                             await self.accept(stream: entry.stream, id: entry.id, fields: entry.fields,
                                               deliveries: counts["\(entry.stream)/\(entry.id)"] ?? 1)
                         }
                     } else {
-                        for entry in entries {
+                        for entry in entries where !Task.isCancelled {
                             await self.accept(stream: entry.stream, id: entry.id, fields: entry.fields, deliveries: 1)
                         }
                     }
@@ -274,9 +303,8 @@ public final class StreamWorker: Service, Sendable {
     private func reclaimLoop() async {
         let interval = max(configuration.claimIdle / 4, .milliseconds(100))
         var cursors: [String: String] = [:]
-        while !stopping.isSet, !Task.isCancelled {
-            do { try await sleepUnlessStopping(interval) } catch { return }
-            if stopping.isSet { return }
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: interval) } catch { return }
             for stream in coordinator?.readSet.snapshot.streams ?? configuration.streams {
                 do {
                     let reply = try await client.send(
@@ -290,7 +318,8 @@ public final class StreamWorker: Service, Sendable {
                     let counts = await deliveryCounts(claimed.entries.map { (stream, $0.0) })
                     // No backpressure wait here: the queue may be full of later messages that wait for
                     // exactly these (a dead worker's), so holding them back would deadlock the channel.
-                    for (id, fields) in claimed.entries where !(await dispatcher.contains(stream: stream, id: id)) {
+                    for (id, fields) in claimed.entries where !Task.isCancelled {
+                        if await dispatcher.contains(stream: stream, id: id) { continue }
                         await accept(stream: stream, id: id, fields: fields, deliveries: counts["\(stream)/\(id)"] ?? 1)
                     }
                 } catch {
@@ -302,11 +331,12 @@ public final class StreamWorker: Service, Sendable {
 
     /// Keeps every entry this worker has accepted (queued or running) from looking idle, with
     /// XCLAIM … JUSTID to ourselves, which does not count as a delivery. Without it a long queue
-    /// or a long turn would be reclaimed by another worker, or even dead-lettered.
+    /// or a long turn would be reclaimed by another worker, or even dead-lettered. During shutdown
+    /// only the running turns are left to refresh; it stops when they are done.
     private func refreshLoop() async {
         let interval = max(configuration.claimIdle / 4, .milliseconds(50))
-        while !stopping.isSet, !Task.isCancelled {
-            do { try await sleepUnlessStopping(interval) } catch { return }
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: interval) } catch { return }
             for (stream, ids) in await dispatcher.inFlightEntries where !ids.isEmpty {
                 let all = Array(ids)
                 for start in stride(from: 0, to: all.count, by: 500) {
@@ -318,32 +348,22 @@ public final class StreamWorker: Service, Sendable {
             }
         }
     }
+}
 
-    // MARK: Stopping
-
-    private func sleepUnlessStopping(_ duration: Duration) async throws {
-        let deadline = ContinuousClock.now + duration
-        while ContinuousClock.now < deadline, !stopping.isSet {
-            try await Task.sleep(for: min(.milliseconds(100), ContinuousClock.now.duration(to: deadline)))
-        }
-    }
-
-    /// Runs a blocking read, cancelling it as soon as shutdown begins or `interrupt` says so.
-    private func withInterrupt<T: Sendable>(
+extension StreamWorker {
+    /// Runs `body`, cancelling it as soon as `interrupt` says so.
+    static func withInterrupt<T: Sendable>(
         when interrupt: @escaping @Sendable () -> Bool, _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await body() }
             group.addTask {
-                while !self.stopping.isSet, !interrupt() { try await Task.sleep(for: .milliseconds(20)) }
+                while !interrupt() { try await Task.sleep(for: .milliseconds(20)) }
                 return nil
             }
             while let next = try await group.next() {
-                if let value = next {
-                    group.cancelAll()
-                    return value
-                }
                 group.cancelAll()
+                if let value = next { return value }
                 throw CancellationError()
             }
             throw CancellationError()
@@ -373,7 +393,7 @@ extension StreamWorker: PartitionHost {
                     logger.warning("Taking over a partition's pending entries failed", metadata: ["stream": "\(stream)", "error": "\(error)"])
                     break
                 }
-            } while cursor != "0-0" && !stopping.isSet
+            } while cursor != "0-0" && !Task.isCancelled
         }
     }
 
@@ -382,19 +402,23 @@ extension StreamWorker: PartitionHost {
     func inFlightByStream() async -> [String: Int] { await dispatcher.inFlightCounts }
 }
 
-/// Waits for `operation` up to `timeout`; true if it finished.
-func waitForResultOrTimeout(_ timeout: Duration, _ operation: @escaping @Sendable () async -> Void) async -> Bool {
-    await withTaskGroup(of: Bool.self) { group in
-        group.addTask { await operation(); return true }
-        group.addTask { try? await Task.sleep(for: timeout); return false }
-        let first = await group.next() ?? false
-        group.cancelAll()
-        return first
+/// Says at info level when the worker acknowledges message after message as duplicates without
+/// applying any (``DuplicateStreak``): typically a replay into state that has already seen those seqs.
+final class DuplicateLog: Sendable {
+    private let streak: Mutex<DuplicateStreak>
+    private let logger: Logger
+
+    init(threshold: Int, logger: Logger) {
+        streak = Mutex(DuplicateStreak(threshold: threshold))
+        self.logger = logger
+    }
+
+    func applied() { streak.withLock { $0.applied() } }
+
+    func duplicate(channel: String) {
+        guard let report = streak.withLock({ $0.duplicate(channel: channel, now: .now) }) else { return }
+        logger.info("Acknowledged messages as duplicates without applying any: their seqs are at or below their channels' last_seq (a replay into state that has already seen them? see docs/staging.md)",
+                    metadata: ["duplicates": "\(report.duplicates)", "channels": "\(report.channels)"])
     }
 }
 
-final class StopFlag: Sendable {
-    private let state = Mutex(false)
-    func set() { state.withLock { $0 = true } }
-    var isSet: Bool { state.withLock { $0 } }
-}

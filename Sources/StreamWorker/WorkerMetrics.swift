@@ -29,7 +29,7 @@ struct WorkerMetrics: Sendable {
     /// Reasons known in advance; others (there are none today) are made on first use.
     static let deadLetterReasons = [
         "missing_channel", "empty_channel", "channel_too_long", "channel_not_utf8", "channel_control_characters",
-        "invalid_seq", "oversized", "max_deliveries",
+        "invalid_seq", "repeated_channel", "repeated_seq", "oversized", "max_deliveries",
     ]
 
     init() {
@@ -103,22 +103,36 @@ struct WorkerMetrics: Sendable {
 final class GroupMetrics: Sendable {
     private struct Gauges {
         var pending: Gauge
-        var lag: Gauge
+        /// nil while Redis cannot tell the lag.
+        var lag: Gauge?
     }
     private let gauges = Mutex<[String: Gauges]>([:])
+    private let factory: any MetricsFactory
+
+    init(factory: any MetricsFactory = MetricsSystem.factory) {
+        self.factory = factory
+    }
 
     /// Pending entries (delivered, not acknowledged) and lag (entries not yet delivered) of one stream's group.
+    ///
+    /// Redis reports no lag when it cannot tell (after XDEL or XTRIM past the group's position). The
+    /// series is then removed rather than set to a sentinel, which `max` or `rate` would take for a value.
     func record(stream: String, pending: Int64, lag: Int64?) {
-        let g = gauges.withLock { all in
-            if let existing = all[stream] { return existing }
-            let made = Gauges(pending: Gauge(label: "sg_group_pending", dimensions: [("stream", stream)]),
-                              lag: Gauge(label: "sg_group_lag", dimensions: [("stream", stream)]))
-            all[stream] = made
-            return made
+        let (pendingGauge, lagGauge, dropped) = gauges.withLock { all -> (Gauge, Gauge?, Gauge?) in
+            var g = all[stream] ?? Gauges(pending: Gauge(label: "sg_group_pending", dimensions: [("stream", stream)], factory: factory), lag: nil)
+            var dropped: Gauge?
+            if lag == nil {
+                dropped = g.lag
+                g.lag = nil
+            } else if g.lag == nil {
+                g.lag = Gauge(label: "sg_group_lag", dimensions: [("stream", stream)], factory: factory)
+            }
+            all[stream] = g
+            return (g.pending, g.lag, dropped)
         }
-        g.pending.record(pending)
-        // Redis reports no lag when it cannot tell (after XDEL or XTRIM past the group's position): -1 says so.
-        g.lag.record(lag ?? -1)
+        pendingGauge.record(pending)
+        if let lag { lagGauge?.record(lag) }
+        dropped?.destroy()
     }
 }
 

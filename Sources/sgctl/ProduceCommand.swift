@@ -24,10 +24,10 @@ struct ProduceCommand: AsyncParsableCommand {
     @Option(help: "Key prefix.") var keyPrefix = "sg"
     @Option(help: "Partitions the stream is split into, as the workers are told (1 writes --stream itself).") var partitions = 16
     @Option(help: "Concurrent producers (pipelined on one connection).") var parallel = 32
-    @Flag(help: "Print a JSON summary line.") var json = false
+    @Flag(help: ArgumentHelp(jsonHelp)) var json = false
 
     func run() async throws {
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try await redis.client()
         defer { client.close() }
         let producer = Producer(client: client, keys: try layoutKeys(prefix: keyPrefix, partitions: partitions), channelField: channelField)
         let work: [(String, [StreamField])]
@@ -53,7 +53,9 @@ struct ProduceCommand: AsyncParsableCommand {
                 if running >= parallel { try await group.next(); running -= 1 }
                 let items = byChannel[channel]!
                 group.addTask {
-                    for fields in items { try await producer.send(stream: stream, channel: channel, fields: fields) }
+                    for fields in items {
+                        try await Self.retryingWhileLoading { try await producer.send(stream: stream, channel: channel, fields: fields) }
+                    }
                 }
                 running += 1
             }
@@ -84,6 +86,22 @@ struct ProduceCommand: AsyncParsableCommand {
             out.append((channel, fields))
         }
         return out
+    }
+
+    /// Redis answers LOADING while it reads its data set after a restart, and refuses the command
+    /// before running it, so a retry cannot write twice. The state ends by itself: wait (up to a
+    /// minute, backing off to 1 s) instead of failing the whole run.
+    static func retryingWhileLoading<T>(_ body: () async throws -> T) async throws -> T {
+        let deadline = ContinuousClock.now + .seconds(60)
+        var pause = Duration.milliseconds(50)
+        while true {
+            do {
+                return try await body()
+            } catch let error as RedisError where error.serverCode == "LOADING" && ContinuousClock.now < deadline {
+                try await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(1))
+            }
+        }
     }
 
     static func nowMicros() -> Int64 {

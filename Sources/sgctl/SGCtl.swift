@@ -1,12 +1,18 @@
 import ArgumentParser
+import BuildInfo
+import Foundation
+import Logging
+import RedisClient
+import StreamTools
 
 @main
 struct SGCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sgctl",
         abstract: "Operator tool for the stream-consumer worker pool.",
+        version: BuildInfo.versionLine,
         subcommands: [ProduceCommand.self, VerifyCommand.self, ReplayCommand.self, InspectCommand.self, DLQCommand.self,
-                      ChaosCommand.self, Bench.self, LockCommand.self]
+                      ChaosCommand.self, Bench.self, LockCommand.self, FunctionsCommand.self]
     )
 }
 
@@ -17,10 +23,111 @@ struct Bench: AsyncParsableCommand {
     )
 }
 
-/// Options every subcommand that talks to Redis shares.
+/// Options every subcommand that talks to Redis shares, resolved as the worker resolves them
+/// (``ToolConnection``): flags, then `SG_REDIS_URL`, `SG_REDIS_PASSWORD`, `SG_REDIS_USER`.
 struct RedisOptions: ParsableArguments {
-    @Option(help: "Redis URL: redis://[user[:password]@]host[:port][/db] or unix:///path?db=N.")
-    var redisURL = "redis://127.0.0.1:6379"
+    @Option(help: ArgumentHelp(
+        "Redis URL: redis://[user[:password]@]host[:port][/db] or unix:///path?db=N (default: $SG_REDIS_URL, else redis://127.0.0.1:6379).",
+        discussion: "A password here is visible in ps and draws a warning; prefer SG_REDIS_URL, SG_REDIS_PASSWORD or --redis-password-file."))
+    var redisURL: String?
+    @Option(help: "File holding the Redis password, e.g. a mounted secret (default: $SG_REDIS_PASSWORD_FILE, else $SG_REDIS_PASSWORD).")
+    var redisPasswordFile: String?
+    @Option(help: "Redis ACL user name (default: $SG_REDIS_USER, else the URL's user).")
+    var redisUser: String?
+
+    @Option(help: "PEM file of the CAs that issue the server's certificate, for rediss:// (default: the system's).")
+    var tlsCAFile: String?
+    @Option(help: "PEM client certificate for mutual TLS (with --tls-key-file).")
+    var tlsCertFile: String?
+    @Option(help: "PEM private key of --tls-cert-file.")
+    var tlsKeyFile: String?
+    @Option(help: "Name sent as SNI and checked against the server's certificate (default: the URL's host).")
+    var tlsServerName: String?
+    @Flag(help: "Accept any server certificate (tests only; logs a warning).")
+    var tlsInsecureSkipVerify = false
+
+    func validate() throws {
+        if (tlsCertFile == nil) != (tlsKeyFile == nil) {
+            throw ValidationError("--tls-cert-file and --tls-key-file go together (mutual TLS takes both)")
+        }
+    }
+
+    /// The configuration to connect with; warnings (a password in --redis-url) go to stderr first.
+    func configuration() async throws -> RedisConfiguration {
+        let passwordFile = redisPasswordFile ?? ProcessInfo.processInfo.environment["SG_REDIS_PASSWORD_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        return applyingTLS(to: try await Self.resolve(url: redisURL, passwordFile: passwordFile, user: redisUser))
+    }
+
+    func client(logger: Logger = Logger(label: "redis")) async throws -> RedisClient {
+        RedisClient(configuration: try await configuration(), logger: logger)
+    }
+
+    /// The `--tls-*` options apply to every rediss:// configuration a command uses.
+    func applyingTLS(to configuration: RedisConfiguration) -> RedisConfiguration {
+        guard configuration.tls != nil else { return configuration }
+        var configuration = configuration
+        configuration.tls = RedisTLSConfiguration(
+            caFile: tlsCAFile, certificateFile: tlsCertFile, keyFile: tlsKeyFile, serverName: tlsServerName,
+            verifiesPeer: !tlsInsecureSkipVerify)
+        return configuration
+    }
+
+    /// The same `--tls-*` options as `stream-consumer` flags, for the workers `bench worker` starts.
+    var workerFlags: [String] {
+        var flags: [String] = []
+        for (name, value) in [
+            ("--tls-ca-file", tlsCAFile), ("--tls-cert-file", tlsCertFile), ("--tls-key-file", tlsKeyFile),
+            ("--tls-server-name", tlsServerName),
+        ] { if let value { flags += [name, value] } }
+        if tlsInsecureSkipVerify { flags.append("--tls-insecure-skip-verify") }
+        return flags
+    }
+
+    /// Resolves one connection; `urlOption`/`urlVariable` name where a URL other than --redis-url came from.
+    static func resolve(url: String?, passwordFile: String?, user: String?,
+                        urlOption: String = "--redis-url", urlVariable: String = "SG_REDIS_URL",
+                        sharedCredentials: Bool = true) async throws -> RedisConfiguration {
+        let contents: String? = try await passwordFile.asyncMap { path in
+            try await BlockingIO.run {
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    throw CommandFailure("--redis-password-file: cannot read '\(path)'")
+                }
+                return String(decoding: data, as: UTF8.self)
+            }
+        }
+        let connection: ToolConnection
+        do {
+            connection = try ToolConnection.resolve(url: url, passwordFileContents: contents, user: user,
+                                                    environment: ProcessInfo.processInfo.environment,
+                                                    urlOption: urlOption, urlVariable: urlVariable, sharedCredentials: sharedCredentials)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        for warning in connection.warnings { writeStderr(warning + "\n") }
+        return connection.configuration
+    }
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let self else { return nil }
+        return try await transform(self)
+    }
+}
+
+/// The one wording of `--json` across sgctl.
+let jsonHelp = "Print the report as one JSON object on one line."
+
+/// `--namespace` and `--key-prefix`: which environment's keys a command works on.
+struct NamespaceOptions: ParsableArguments {
+    @Option(help: "Key prefix of production (the worker's --key-prefix).")
+    var keyPrefix = "sg"
+    @Option(help: "Environment such as 'staging': keys under <key-prefix>:<namespace>, streams renamed into it (docs/staging.md).")
+    var namespace: String?
+
+    func resolved() throws -> KeyNamespace {
+        do { return try KeyNamespace(base: keyPrefix, name: namespace) } catch { throw ValidationError(error.description) }
+    }
 }
 
 /// The key layout named by `--key-prefix` and `--partitions`, checked as the worker checks them.

@@ -1,69 +1,41 @@
 import ArgumentParser
 import Foundation
 import RedisClient
+import StreamTools
 import StreamWorker
 
-/// Checks what the pool committed: every channel's history must hold seqs 1…n, each once, in order.
+/// Compares, per channel, what producers stamped with what the state recorded and what was
+/// dead-lettered (``Verifier``, ``ChannelAudit``).
 struct VerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Check per-channel histories for duplicates, gaps and out-of-order entries."
+        abstract: "Check every channel: each produced seq applied exactly once and in order, or dead-lettered.",
+        discussion: """
+            Produced seqs come from the producer's counters (<prefix>:seq:channel:<id>), or from the stream's \
+            own entries for channels without one. Reports lost, not yet applied, duplicated, out-of-order and \
+            dead-lettered messages separately. A history trimmed at --history-max is checked through the state's \
+            count. Exits 1 on any loss, duplicate or out-of-order entry, and when nothing was found to verify.
+            """
     )
 
     @OptionGroup var redis: RedisOptions
-    @Option(help: "Key prefix.") var keyPrefix = "sg"
-    @Option(help: "Partitions of the deployment (1 for the single-stream layout).") var partitions = 16
-    @Flag(help: "Print one JSON object line.") var json = false
+    @OptionGroup var namespace: NamespaceOptions
+    @Option(help: "Input stream, for channels without a seq counter and for dead letters (default: the namespace's sg…:stream:inbound).")
+    var stream: String?
+    @Option(help: "Field holding the channel id.") var channelField = "channel_id"
+    @Option(help: "The worker's history-max: a history this long is taken as trimmed, not as lost entries.")
+    var historyMax = 100
+    @Flag(help: ArgumentHelp(jsonHelp)) var json = false
 
     func run() async throws {
-        let client = try RedisClient(url: redis.redisURL)
+        guard historyMax > 0 else { throw ValidationError("--history-max must be positive") }
+        let environment = try namespace.resolved()
+        let stream = self.stream ?? environment.defaultStream
+        let client = try await redis.client()
         defer { client.close() }
-        let report = try await HistoryReport.collect(client: client, keys: try layoutKeys(prefix: keyPrefix, partitions: partitions))
-        if json {
-            printJSONLine(report.json)
-        } else {
-            print(report.summary)
-        }
+        let report = try await Verifier(client: client, keys: environment.keys, stream: stream,
+                                        channelField: channelField, historyMax: historyMax).run()
+        if json { printJSON(report.json) } else { print(report.text(keyPrefix: environment.keyPrefix, stream: stream)) }
         if !report.ok { throw ExitCode(1) }
-    }
-}
-
-/// Per-channel history check shared by `verify` and `bench worker`.
-struct HistoryReport {
-    var channels = 0, entries = 0, outOfOrder = 0, duplicates = 0, missing = 0
-
-    var ok: Bool { outOfOrder + duplicates == 0 }
-    var json: [String: Any] {
-        ["channels": channels, "entries": entries, "out_of_order": outOfOrder, "duplicates": duplicates, "missing": missing]
-    }
-    var summary: String {
-        "channels \(channels), entries \(entries), out of order \(outOfOrder), duplicates \(duplicates), missing seqs \(missing)"
-    }
-
-    static func collect(client: RedisClient, keys: WorkerKeys) async throws -> HistoryReport {
-        var report = HistoryReport()
-        var cursor = "0"
-        var channels = 0, entries = 0, outOfOrder = 0, duplicates = 0, missing = 0
-        repeat {
-            let reply = try await client.send("SCAN", cursor, "MATCH", keys.pattern("history"), "COUNT", 500)
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string else { break }
-            cursor = next
-            for key in parts[1].array?.compactMap(\.string) ?? [] {
-                report.channels += 1
-                let history = try await client.send("LRANGE", key, 0, -1).array ?? []
-                var last: Int64 = 0
-                var seen = Set<Int64>()
-                for item in history {
-                    report.entries += 1
-                    guard let data = item.bytes, let object = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any],
-                          let seq = (object["seq"] as? NSNumber)?.int64Value else { continue }
-                    if !seen.insert(seq).inserted { report.duplicates += 1 }
-                    else if seq < last { report.outOfOrder += 1 }
-                    else if seq > last + 1 { report.missing += Int(seq - last - 1) }
-                    last = max(last, seq)
-                }
-            }
-        } while cursor != "0"
-        return report
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import BuildInfo
 import Foundation
 import JSONLogging
 import Logging
@@ -18,37 +19,43 @@ struct StreamConsumerCommand: AsyncParsableCommand {
             underscores, e.g. SG_LOCK_TTL) or from the YAML file given with --config (keys as the option names). \
             Precedence: flags, environment, file, defaults. The Redis password comes from the URL, \
             --redis-password-file or SG_REDIS_PASSWORD, never from a flag of its own. See Config/worker.yaml.
-            """
+            """,
+        version: BuildInfo.versionLine
     )
 
-    @Option(help: "YAML configuration file.") var config: String?
-    @Option(help: "Redis URL (default redis://127.0.0.1:6379).") var redisURL: String?
-    @Option(help: "File holding the Redis password.") var redisPasswordFile: String?
-    @Option(help: "Stream to consume; repeat or comma-separate for several (default sg:stream:inbound).") var stream: [String] = []
-    @Option(help: "Partition streams the input is split into; 1 reads --stream as it is (default 16).") var partitions: String?
-    @Option(help: "Route a single inbound stream into the partition streams, one router at a time (default off).") var routeFrom: String?
-    @Option(help: "Consumer group (default workers).") var group: String?
-    @Option(help: "Consumer name (default hostname-pid).") var consumer: String?
-    @Option(help: "Field holding the channel id (default channel_id).") var channelField: String?
-    @Option(help: "Channels processed in parallel (default 64).") var concurrency: String?
-    @Option(help: "Entries per read (default 256).") var batch: String?
-    @Option(help: "How long a read blocks, in ms (default 1000).") var blockMs: String?
-    @Option(help: "Lock lease in seconds, fractions allowed (default 10).") var lockTTL: String?
-    @Option(help: "Idle time before another worker reclaims an entry, in seconds (default 2 x lock-ttl).") var claimIdle: String?
-    @Option(help: "Deliveries before an entry is dead-lettered (default 5).") var maxDeliveries: String?
-    @Option(help: "How long to wait for a missing earlier seq, in seconds (default 30).") var gapTimeout: String?
-    @Option(help: "Message handler: history (default) or http (POST each message to --handler-url).") var handler: String?
-    @Option(help: "URL the http handler POSTs each message to.") var handlerURL: String?
-    @Option(help: "How long the http handler waits for an answer, in seconds (default 10).") var handlerTimeout: String?
-    @Option(help: "History entries kept per channel (default 100).") var historyMax: String?
-    @Option(help: "Simulated work per message, in ms (default 0).") var workMs: String?
-    @Option(help: "Time to finish in-flight messages on SIGTERM, in seconds (default 30).") var shutdownGrace: String?
-    @Option(help: "Key prefix (default sg).") var keyPrefix: String?
-    @Option(help: "Largest entry accepted, in bytes (default 65536).") var maxEntryBytes: String?
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default info).") var logLevel: String?
-    @Option(help: "Log format: text or json (one object per line) (default text).") var logFormat: String?
-    @Option(help: "Serve /metrics, /health/live and /health/ready on this port (default off; 0 picks a free port).") var metricsPort: String?
-    @Option(help: "Address the metrics and health server listens on (default 0.0.0.0).") var metricsHost: String?
+    @Option(parsing: .unconditional, help: "YAML configuration file.") var config: String?
+    @Option(parsing: .unconditional, help: "Redis URL (default redis://127.0.0.1:6379).") var redisURL: String?
+    @Option(parsing: .unconditional, help: "File holding the Redis password.") var redisPasswordFile: String?
+    @Option(parsing: .unconditional, help: "PEM file of the CAs that issue the Redis server's certificate, for rediss:// (default: the system's).") var tlsCAFile: String?
+    @Option(parsing: .unconditional, help: "PEM client certificate for mutual TLS (with --tls-key-file).") var tlsCertFile: String?
+    @Option(parsing: .unconditional, help: "PEM private key of --tls-cert-file.") var tlsKeyFile: String?
+    @Option(parsing: .unconditional, help: "Name sent as SNI and checked against the server's certificate (default: the URL's host).") var tlsServerName: String?
+    @Flag(help: "Accept any server certificate (tests only; logs a warning).") var tlsInsecureSkipVerify = false
+    @Option(parsing: .singleValue, help: "Stream to consume; repeat or comma-separate for several (default sg:stream:inbound).") var stream: [String] = []
+    @Option(parsing: .unconditional, help: "Partition streams the input is split into; 1 reads --stream as it is (default 16).") var partitions: String?
+    @Option(parsing: .unconditional, help: "Route a single inbound stream into the partition streams, one router at a time (default off).") var routeFrom: String?
+    @Option(parsing: .unconditional, help: "Consumer group (default workers).") var group: String?
+    @Option(parsing: .unconditional, help: "Consumer name (default hostname-pid).") var consumer: String?
+    @Option(parsing: .unconditional, help: "Field holding the channel id (default channel_id).") var channelField: String?
+    @Option(parsing: .unconditional, help: "Channels processed in parallel (default 64).") var concurrency: String?
+    @Option(parsing: .unconditional, help: "Entries per read (default 256).") var batch: String?
+    @Option(parsing: .unconditional, help: "How long a read blocks, in ms (default 1000).") var blockMs: String?
+    @Option(parsing: .unconditional, help: "Lock lease in seconds, fractions allowed (default 10).") var lockTTL: String?
+    @Option(parsing: .unconditional, help: "Idle time before another worker reclaims an entry, in seconds (default 2 x lock-ttl).") var claimIdle: String?
+    @Option(parsing: .unconditional, help: "Deliveries before an entry is dead-lettered (default 5).") var maxDeliveries: String?
+    @Option(parsing: .unconditional, help: "How long to wait for a missing earlier seq, in seconds (default 30).") var gapTimeout: String?
+    @Option(parsing: .unconditional, help: "Message handler: history (default) or http (POST each message to --handler-url).") var handler: String?
+    @Option(parsing: .unconditional, help: "URL the http handler POSTs each message to.") var handlerURL: String?
+    @Option(parsing: .unconditional, help: "How long the http handler waits for an answer, in seconds (default 10).") var handlerTimeout: String?
+    @Option(parsing: .unconditional, help: "History entries kept per channel (default 100).") var historyMax: String?
+    @Option(parsing: .unconditional, help: "Simulated work per message, in ms (default 0).") var workMs: String?
+    @Option(parsing: .unconditional, help: "Time to finish in-flight messages on SIGTERM, in seconds (default 30).") var shutdownGrace: String?
+    @Option(parsing: .unconditional, help: "Key prefix (default sg).") var keyPrefix: String?
+    @Option(parsing: .unconditional, help: "Largest entry accepted, in bytes (default 65536).") var maxEntryBytes: String?
+    @Option(parsing: .unconditional, help: "Log level: trace, debug, info, notice, warning, error, critical (default info).") var logLevel: String?
+    @Option(parsing: .unconditional, help: "Log format: text or json (one object per line) (default text).") var logFormat: String?
+    @Option(parsing: .unconditional, help: "Serve /metrics, /health/live and /health/ready on this port (default off; 0 picks a free port).") var metricsPort: String?
+    @Option(parsing: .unconditional, help: "Address the metrics and health server listens on (default 127.0.0.1; the container image sets 0.0.0.0).") var metricsHost: String?
 
     func run() async throws {
         var flags: [String: String] = [:]
@@ -63,6 +70,10 @@ struct StreamConsumerCommand: AsyncParsableCommand {
             ("log-format", logFormat), ("metrics-port", metricsPort), ("metrics-host", metricsHost),
         ]
         for (name, value) in pairs { if let value { flags[name] = value } }
+        for (name, value) in [
+            ("tls-ca-file", tlsCAFile), ("tls-cert-file", tlsCertFile), ("tls-key-file", tlsKeyFile),
+            ("tls-server-name", tlsServerName), ("tls-insecure-skip-verify", tlsInsecureSkipVerify ? "true" : nil),
+        ] { if let value { flags[name] = value } }
         if !stream.isEmpty { flags["stream"] = stream.joined(separator: ",") }
 
         let configuration: WorkerConfiguration
@@ -84,13 +95,19 @@ struct StreamConsumerCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "stream-consumer")
         logger[metadataKey: "consumer"] = .string(configuration.consumer)
-        logger.info("Starting", metadata: ["configuration": .string(configuration.redactedSummary)])
+        // JSON logs carry the configuration as a nested object; text logs as one readable line.
+        let summary: Logger.Metadata.Value = configuration.logFormat == .json
+            ? .dictionary(configuration.redactedMetadata) : .string(configuration.redactedSummary)
+        logger.info("Starting", metadata: ["configuration": summary])
+        for (name, suggestion) in WorkerConfiguration.unknownEnvironmentVariables(ProcessInfo.processInfo.environment) {
+            let hint = suggestion.map { "; did you mean \($0)?" } ?? ""
+            logger.warning("Unknown environment variable \(name) is ignored\(hint)", metadata: ["variable": .string(name)])
+        }
 
         // Before any metric object exists: those made earlier would stay no-ops.
         let registry = configuration.metricsPort == nil ? nil : MetricsBackend.bootstrap()
 
-        var redis = try RedisConfiguration(url: configuration.redisURL)
-        if let password = configuration.redisPassword { redis.password = password }
+        var redis = try configuration.redisConfiguration()
         redis.clientName = "stream-consumer:\(configuration.consumer)"
         var redisLogger = Logger(label: "redis")
         redisLogger[metadataKey: "consumer"] = .string(configuration.consumer)
@@ -129,7 +146,7 @@ struct StreamConsumerCommand: AsyncParsableCommand {
             var httpLogger = Logger(label: "operator-http")
             httpLogger[metadataKey: "consumer"] = .string(configuration.consumer)
             let server = OperatorServer(
-                host: host, port: port, registry: registry,
+                host: host, port: port, registry: registry, build: BuildVersion.current,
                 readiness: {
                     switch health.readiness {
                     case .ready: return .ok

@@ -1,6 +1,7 @@
 import Foundation
 import JSONLogging
 import Logging
+import StreamWorker
 import Synchronization
 import Testing
 
@@ -89,8 +90,23 @@ final class CapturedLines: Sendable {
         let object = try #require(captured.objects().first)
         #expect(object["list"] as? [String] == ["a", "b\"c"])
         let map = try #require(object["map"] as? [String: Any])
-        #expect(map["k"] as? String == "v" && map["n"] as? String == "42")
-        #expect(object["count"] as? String == "7")
+        #expect(map["k"] as? String == "v" && map["n"] as? Int == 42)
+        #expect(object["count"] as? Int == 7)
+    }
+
+    @Test func numbersAndBooleansStayTypedAndStringsStayStrings() throws {
+        let captured = CapturedLines()
+        logger(captured).info("typed", metadata: [
+            "int": .stringConvertible(-3), "unsigned": .stringConvertible(UInt64.max), "double": .stringConvertible(2.5),
+            "flag": .stringConvertible(true), "text": "42", "nan": .stringConvertible(Double.nan),
+        ])
+        let line = try #require(captured.all.first)
+        #expect(line.contains("\"int\":-3") && line.contains("\"unsigned\":18446744073709551615"))
+        #expect(line.contains("\"double\":2.5") && line.contains("\"flag\":true"))
+        #expect(line.contains("\"text\":\"42\""), "a string that looks like a number stays a string")
+        #expect(line.contains("\"nan\":\"nan\""), "JSON has no NaN literal")
+        let object = try #require(captured.objects().first)
+        #expect(object["flag"] as? Bool == true && object["int"] as? Int == -3)
     }
 
     @Test func recordsBelowTheLevelAreDropped() {
@@ -110,5 +126,27 @@ final class CapturedLines: Sendable {
     @Test func timestampsAreUTCWithMilliseconds() {
         #expect(JSONLogLine.timestamp(seconds: 0, milliseconds: 5) == "1970-01-01T00:00:00.005Z")
         #expect(JSONLogLine.timestamp(seconds: 1_798_761_599, milliseconds: 999) == "2026-12-31T23:59:59.999Z")
+    }
+}
+
+/// The worker's start-up line in JSON: the configuration as one nested object with typed values.
+@Suite struct StartupConfigurationLogTests {
+    @Test func theConfigurationIsANestedTypedObjectWithThePasswordMasked() throws {
+        let configuration = try WorkerConfiguration.load(
+            flags: ["lock-ttl": "2.5", "concurrency": "16", "stream": "a,b", "metrics-port": "9100"],
+            environment: ["SG_REDIS_URL": "redis://sg-worker:hunter2@127.0.0.1:6379"], yaml: nil)
+        let line = JSONLogLine.format(timestamp: "t", level: .info, label: "stream-consumer", message: "Starting",
+                                      metadata: ["configuration": .dictionary(configuration.redactedMetadata)])
+        #expect(!line.contains("hunter2"), "\(line)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let logged = try #require(object["configuration"] as? [String: Any])
+        #expect((logged["lock"] as? [String: Any])?["ttl"] as? Double == 2.5)
+        #expect((logged["processing"] as? [String: Any])?["concurrency"] as? Int == 16)
+        #expect((logged["read"] as? [String: Any])?["block-ms"] as? Int == 1000)
+        #expect(logged["stream"] as? [String] == ["a", "b"])
+        #expect((logged["metrics"] as? [String: Any])?["port"] as? Int == 9100)
+        let redis = try #require(logged["redis"] as? [String: Any])
+        #expect(["***", "(none)"].contains(redis["password"] as? String))
+        #expect((redis["url"] as? String)?.contains("***") == true)
     }
 }

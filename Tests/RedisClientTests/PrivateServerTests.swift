@@ -88,17 +88,36 @@ import Testing
         #expect(try await client.send("PING") == .status("PONG"))
     }
 
-    @Test func scriptsRecoverFromNOSCRIPTAfterAFlush() async throws {
+    @Test func scriptsRunAsFunctionsThatAreLoadedOnceAndReloadedAfterAFlush() async throws {
         let server = try await PrivateRedisServer()
         defer { server.stop() }
         let client = RedisClient(configuration: try server.configuration())
         defer { client.close() }
-        let script = RedisScript("return {KEYS[1], ARGV[1]}")
+        let script = RedisScript("local function pair(a, b) return {a, b} end\nreturn pair(KEYS[1], ARGV[1])")
         #expect(try await client.evaluate(script, keys: ["k"], arguments: ["a"]) == .array([.bulk(Array("k".utf8)), .bulk(Array("a".utf8))]))
-        // The locally computed SHA matches the server's, so the loaded script is found by EVALSHA.
-        #expect(try await client.send("SCRIPT", "EXISTS", script.sha1) == .array([.integer(1)]))
-        try await client.send("SCRIPT", "FLUSH")
+        // A library named after the code's digest, holding one function of the same name.
+        let libraries = try await client.send("FUNCTION", "LIST", "LIBRARYNAME", script.name).array ?? []
+        #expect(libraries.count == 1)
+        #expect(script.name == "sg_" + script.sha1)
+        #expect(try await client.loadFunctions([script]) == 0, "already there")
+        try await client.send("FUNCTION", "FLUSH")
         #expect(try await client.evaluate(script, keys: ["k2"], arguments: ["b"]) == .array([.bulk(Array("k2".utf8)), .bulk(Array("b".utf8))]))
+        // A changed script is a library of its own: the old one, which older workers call, stays.
+        let changed = RedisScript(script.source + "\n-- v2")
+        #expect(try await client.loadFunctions([changed]) == 1)
+        #expect(try await client.send("FCALL", script.name, 1, "k3", "c").array?.count == 2)
+    }
+
+    @Test func functionsSurviveARedisRestart() async throws {
+        let server = try await PrivateRedisServer(arguments: ["--appendonly", "yes", "--appendfsync", "always"])
+        defer { server.stop() }
+        let client = RedisClient(configuration: try server.configuration())
+        defer { client.close() }
+        let script = RedisScript("return ARGV[1]")
+        #expect(try await client.loadFunctions([script]) == 1)
+        try await server.crashAndRestart()
+        try await waitUntil(timeout: .seconds(30)) { (try? await client.send("PING")) == .status("PONG") }
+        #expect(try await client.send("FCALL", script.name, 0, "kept").string == "kept", "persisted in the AOF, unlike the script cache")
     }
 
     @Test func subscriptionsSurviveAServerSideKill() async throws {

@@ -72,15 +72,4 @@ import Testing
         let long = SHA1.hex(Array(String(repeating: "a", count: 1000).utf8))
         #expect(long == "291e9a6c66994949b57ba5e650361e98fc36b1ba")
     }
-
-    @Test func dequeKeepsFIFOOrderAcrossGrowth() {
-        var d = Deque<Int>()
-        for i in 0..<5 { d.append(i) }
-        #expect(d.popFirst() == 0)
-        for i in 5..<100 { d.append(i) }
-        var out: [Int] = []
-        while let x = d.popFirst() { out.append(x) }
-        #expect(out == Array(1..<100))
-        #expect(d.isEmpty)
-    }
 }

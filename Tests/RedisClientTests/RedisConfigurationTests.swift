@@ -39,7 +39,7 @@ import Testing
 
     @Test(arguments: [
         "localhost:6379", "http://host", "redis://host:99999", "redis://host:abc",
-        "redis://host/x", "unix://", "rediss://host", "redis://:pw@",
+        "redis://host/x", "unix://", "rediss://:pw@", "rediss://host:0", "redis://:pw@",
     ])
     func badURLsAreRejectedWithAClearError(_ url: String) {
         #expect(throws: RedisError.self) { try RedisConfiguration(url: url) }

@@ -138,6 +138,40 @@ import Testing
         #expect(try await queue.show(id: "1-1") == nil)
     }
 
+    @Test func aDeadLetterOfFiftyThousandBinaryFieldsIsListedWholeAndRequeuedByteForByte() async throws {
+        let client = try TestRedis.client()
+        defer { client.close() }
+        let keys = WorkerKeys(prefix: TestRedis.uniqueKey("dlq"))
+        let stream = keys.prefix + ":in"
+        var original = [StreamField("channel_id", "c"), StreamField("seq", "7")]
+        for i in 0..<50_000 {
+            original.append(StreamField(name: Array("k\(i)".utf8) + [0, UInt8(i % 256)], value: [UInt8(i % 256), 13, 10, 0xFF, 0]))
+        }
+        // A small one after it: the big one's parts must not swallow it.
+        try await Self.deadLetter(client, keys: keys, stream: stream, fields: original, reason: "oversized")
+        try await Self.deadLetter(client, keys: keys, stream: stream, fields: [StreamField("channel_id", "d")], reason: "max_deliveries")
+        let queue = DeadLetterQueue(client: client, stream: stream, keys: keys)
+        let letters = try await queue.list()
+        try #require(letters.count == 2)
+        #expect(letters[0].fields == original)
+        #expect(letters[0].parts > 1 && letters[0].isComplete)
+        #expect(letters[1].fields == [StreamField("channel_id", "d")])
+        #expect(try await queue.show(id: letters[0].id) == letters[0])
+        #expect(try await queue.reasons().total == 2, "continuation entries are no dead letters of their own")
+
+        guard case .requeued(_, let newID, nil) = try await queue.requeue(letters[0], restampSeq: false, dryRun: false) else {
+            Issue.record("not requeued")
+            return
+        }
+        let requeued = try #require(try await Self.fields(client, stream, newID))
+        #expect(Array(requeued.prefix(original.count)) == original, "the original fields, byte for byte and in order")
+        #expect(Array(requeued.dropFirst(original.count)) == [StreamField("sg_requeued_from", letters[0].id), StreamField("sg_requeues", "1")])
+        // Every part left the dead-letter stream with it; the small one stays.
+        #expect(try await queue.list().map(\.id) == [letters[1].id])
+        #expect(try await client.send("XLEN", queue.requeueLog).int == 1)
+        #expect(try await queue.requeue(letters[0], restampSeq: false, dryRun: false) == .missing(deadID: letters[0].id))
+    }
+
     static func fields(_ client: RedisClient, _ stream: String, _ id: String) async throws -> [StreamField]? {
         var found: [StreamField]?
         try await StreamRangeReader(client: client, stream: stream).forEachPage(EntryRange(start: id, end: id, limit: 1)) { found = $0.first?.fields }

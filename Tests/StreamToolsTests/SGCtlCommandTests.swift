@@ -49,13 +49,14 @@ struct CommandDidNotFinish: Error {}
         #expect(export.status == 0, "\(export.output)")
         #expect(try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").count == 25)
 
-        let first = try await sgctl(["replay", "import", "--redis-url", url, "--stream", target, file, "--json", "--quiet"])
+        // Its own key prefix: importing seqs checks (and raises) the target's seq counters.
+        let first = try await sgctl(["replay", "import", "--redis-url", url, "--stream", target, "--key-prefix", target, file, "--json", "--quiet"])
         #expect(first.status == 0, "\(first.output)")
         #expect(try json(first.output)["added"] == .integer(25))
         #expect(try await client.send("XRANGE", target, "-", "+") == client.send("XRANGE", source, "-", "+"))
 
         // The second time from stdin.
-        let second = try await sgctl(["replay", "import", "--redis-url", url, "--stream", target, "--json", "--quiet"], stdin: file)
+        let second = try await sgctl(["replay", "import", "--redis-url", url, "--stream", target, "--key-prefix", target, "--json", "-q"], stdin: file)
         #expect(second.status == 0, "\(second.output)")
         #expect(try json(second.output)["already_present"] == .integer(25))
         #expect(try json(second.output)["added"] == .integer(0))
@@ -66,7 +67,7 @@ struct CommandDidNotFinish: Error {}
         let url = try TestRedis.url()
         let file = directory.appendingPathComponent("bad.jsonl").path
         try "{\"fields\":{\"a\":\"1\"}}\n{\"fields\": 3}\n".write(toFile: file, atomically: true, encoding: .utf8)
-        let result = try await sgctl(["replay", "import", "--redis-url", url, "--stream", TestRedis.uniqueKey(), "--new-ids", file, "--quiet"])
+        let result = try await sgctl(["replay", "import", "--redis-url", url, "--stream", TestRedis.uniqueKey(), "--ids", "new", file, "--quiet"])
         #expect(result.status == 1)
         #expect(result.output.contains("line 2: \"fields\" must be an object"), "\(result.output)")
         #expect(result.output.contains("the 1 entries before it were handled (1 added"), "\(result.output)")
@@ -143,6 +144,85 @@ struct CommandDidNotFinish: Error {}
         #expect(report["pending"] == .integer(1))
         #expect(report["lag"] == .integer(3))
         #expect(report["locks"] == .array([]))
+    }
+
+    @Test func tablesAndLinesEscapeWhatCouldDriveATerminalWhileJSONStaysExact() async throws {
+        let url = try TestRedis.url()
+        let client = try TestRedis.client()
+        defer { client.close() }
+        let keys = WorkerKeys(prefix: TestRedis.uniqueKey("esc"))
+        let stream = keys.prefix + ":in"
+        // A channel id that clears the screen and retitles the window, a fake row, a bidi override.
+        let hostile = "a\u{1B}[2J\u{1B}]0;owned\u{07}\nfake row\u{202E}x\u{9B}"
+        try await DeadLetterQueueTests.deadLetter(client, keys: keys, stream: stream,
+            fields: [StreamField("channel_id", hostile), StreamField("text\r\n", "v\u{1B}[31m")], reason: "channel_control_characters")
+        _ = try await client.send("HSET", keys.state(channel: hostile), "last_seq", "1", "note\u{1B}[1m", "x\u{7F}")
+        let letter = try #require(try await DeadLetterQueue(client: client, stream: stream, keys: keys).list().first)
+        let texts = [
+            try await sgctl(["dlq", "list", "--redis-url", url, "--stream", stream]),
+            try await sgctl(["dlq", "show", "--redis-url", url, "--stream", stream, letter.id]),
+            try await sgctl(["inspect", "channel", "--redis-url", url, "--key-prefix", keys.prefix, hostile]),
+        ]
+        for text in texts {
+            #expect(text.status == 0, "\(text.output)")
+            let controls = text.output.unicodeScalars.filter { TerminalText.needsEscape($0) && $0 != "\n" }
+            #expect(controls.isEmpty, "raw control characters in: \(text.output.debugDescription)")
+            #expect(!text.output.contains("\nfake row"), "no line of its own")
+        }
+        #expect(texts[0].output.contains("a\\x1B[2J\\x1B]0;owned\\x07\\nfake row\\u{202E}x\\x9B"), "\(texts[0].output)")
+        #expect(texts[1].output.contains("text\\r\\n = v\\x1B[31m"), "\(texts[1].output)")
+        #expect(texts[2].output.contains("note\\x1B[1m = x\\x7F"), "\(texts[2].output)")
+
+        // JSON carries the exact bytes (escaped the JSON way, so it decodes to the original).
+        let listed = try json(try await sgctl(["dlq", "list", "--redis-url", url, "--stream", stream, "--json"]).output)
+        guard case .array(let letters)? = listed["dead_letters"] else { Issue.record("no dead_letters in \(listed)"); return }
+        #expect(letters.first?["fields"]?["channel_id"] == .string(hostile))
+    }
+
+    @Test func produceWaitsWhileRedisIsLoadingItsData() async throws {
+        // 10,000 keys at 200 µs each: a few seconds of LOADING after the restart.
+        let server = try await PrivateRedisServer(arguments: ["--key-load-delay", "200", "--loading-process-events-interval-bytes", "1024"])
+        defer { server.stop() }
+        let client = RedisClient(configuration: try server.configuration())
+        defer { client.close() }
+        for batch in 0..<10 {
+            _ = try await client.pipeline((0..<1000).map { RedisCommand("SET", "key:\(batch):\($0)", "v") })
+        }
+        _ = try await client.send("SAVE")
+        client.close()
+        try await server.crashAndRestart()
+        let probe = RedisClient(configuration: try server.configuration())
+        defer { probe.close() }
+        var sawLoading = false
+        do { _ = try await probe.send("PING") } catch let error as RedisError { sawLoading = error.serverCode == "LOADING" }
+        #expect(sawLoading, "the test needs Redis to be loading when produce starts")
+
+        let result = try await sgctl(["produce", "--redis-url", server.url, "--stream", "s", "--messages", "20", "--channels", "2", "--json"])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(try json(result.output)["produced"] == .integer(20))
+        #expect(try await probe.send("XLEN", "s").int == 20)
+        #expect(try await probe.send("DBSIZE").int == 10_000 + 3, "the data set, the stream and two seq counters")
+    }
+
+    @Test func verifyFailsWhenItFindsNothingAndExportNamesAMissingStream() async throws {
+        // The URL from the environment, as the worker takes it.
+        let prefix = TestRedis.uniqueKey()
+        let verify = try await sgctlWithURLFromEnvironment(["verify", "--key-prefix", prefix])
+        #expect(verify.status == 1, "\(verify.output)")
+        #expect(verify.output.contains("nothing to verify"), "\(verify.output)")
+        let export = try await sgctlWithURLFromEnvironment(["replay", "export", "--stream", prefix + ":typo", "-q"])
+        #expect(export.status == 1)
+        #expect(export.output.contains("stream '\(prefix):typo' does not exist"), "\(export.output)")
+    }
+
+    func sgctlWithURLFromEnvironment(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let log = directory.appendingPathComponent("\(UUID().uuidString).log").path
+        let process = try ChildProcess(builtProductPath("sgctl"), arguments, stdout: log, environment: ["SG_REDIS_URL": try TestRedis.url()])
+        guard let status = await process.wait(timeout: .seconds(120)) else {
+            process.killNow()
+            throw CommandDidNotFinish()
+        }
+        return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
     }
 
     @Test(arguments: [

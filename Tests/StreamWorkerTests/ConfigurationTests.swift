@@ -47,7 +47,7 @@ import Testing
         #expect(c.handlerURL == nil && c.handlerTimeout == .seconds(10))
         #expect(c.workTime == .zero && c.shutdownGrace == .seconds(30))
         #expect(c.keyPrefix == "sg" && c.maxEntryBytes == 65536 && c.logLevel == .info)
-        #expect(c.logFormat == .text && c.metricsPort == nil && c.metricsHost == "0.0.0.0")
+        #expect(c.logFormat == .text && c.metricsPort == nil && c.metricsHost == "127.0.0.1")
     }
 
     @Test func theDefaultConsumerIsHostnameDashPid() {
@@ -88,7 +88,7 @@ import Testing
             shutdownGrace: .zero, keyPrefix: "p", maxEntryBytes: 10, logLevel: .error,
             logFormat: .json, metricsPort: 9100, metricsHost: "127.0.0.1")
         #expect(c == expected)
-        #expect(WorkerConfiguration.optionNames.count == 27)
+        #expect(WorkerConfiguration.optionNames.count == 32)
         #expect(WorkerConfiguration.environmentVariable(for: "max-entry-bytes") == "SG_MAX_ENTRY_BYTES")
     }
 
@@ -139,7 +139,35 @@ import Testing
         ("1.5m", .seconds(90)), ("2.5ms", .microseconds(2500)), (".5", .milliseconds(500)),
     ])
     func durationsAcceptFractionsAndSuffixes(text: String, expected: Duration) throws {
-        #expect(try load(env: ["SG_LOCK_TTL": text]).lockTTL == expected)
+        // gap-timeout has no bounds of its own (lock-ttl refuses 2.5ms, below).
+        #expect(try load(env: ["SG_GAP_TIMEOUT": text]).gapTimeout == expected)
+    }
+
+    @Test(arguments: ["0.0001", "9ms", "86401", "1e12", "1000000000000", "99999999999999999999"])
+    func aLeaseBelowTenMillisecondsOrAboveADayIsRefusedWithThatReason(text: String) {
+        let e = error { () throws(ConfigurationError) in try load(flags: ["lock-ttl": text]) }
+        #expect(e?.option == "lock-ttl")
+        #expect(e?.description.contains("is not within 10 ms to 1 day") == true, "\(e?.description ?? "")")
+        #expect(e?.description.contains("renewal") == true, "the reason, not only the bounds")
+    }
+
+    @Test func theLeaseBoundsThemselvesAreAccepted() throws {
+        #expect(try load(flags: ["lock-ttl": "10ms"]).lockTTL == .milliseconds(10))
+        #expect(try load(flags: ["lock-ttl": "86400"]).lockTTL == .seconds(86_400))
+    }
+
+    @Test func aNegativeBlockTimeSaysWhatIsWrongWithIt() {
+        let e = error { () throws(ConfigurationError) in try load(flags: ["block-ms": "-1"]) }
+        #expect(e?.description == "block-ms: \"-1\" is not a whole number of milliseconds >= 0 (from --block-ms)")
+    }
+
+    @Test func unknownSGVariablesAreNamedWithTheClosestKnownOne() {
+        let unknown = WorkerConfiguration.unknownEnvironmentVariables([
+            "SG_LOCK_TLL": "5", "SG_CONCURENCY": "4", "SG_LOCK_TTL": "5", "SG_AUDIT_STREAM": "a", "SG_REDIS_PASSWORD": "x",
+            "SG_ADMIN_PASSWORD_FILE": "/f", "SG_TEST_REDIS_URL": "redis://127.0.0.1", "SG_COLOUR": "blue", "PATH": "/bin",
+        ])
+        #expect(unknown.map { $0.name } == ["SG_COLOUR", "SG_CONCURENCY", "SG_LOCK_TLL"])
+        #expect(unknown.map { $0.suggestion } == [nil, "SG_CONCURRENCY", "SG_LOCK_TTL"])
     }
 
     @Test(arguments: ["abc", "-1", "1.2.3", "1e3", "ms", "10h", "0", "0ms", "1 5"])
@@ -230,7 +258,7 @@ import Testing
 
     @Test(arguments: [
         "http://localhost", "redis://", "redis://:pw@", "redis://host:0", "redis://host:99999",
-        "redis://host/x", "unix://", "unix://relative.sock", "rediss://host", "localhost:6379", "redis://a b",
+        "redis://host/x", "unix://", "unix://relative.sock", "rediss://", "rediss://host:0", "localhost:6379", "redis://a b",
     ])
     func aBadURLNamesRedisURL(url: String) {
         let e = error { () throws(ConfigurationError) in try load(env: ["SG_REDIS_URL": url]) }

@@ -3,9 +3,9 @@ import StreamWorker
 import Testing
 import Yams
 
-/// Docker/ cannot be built on this machine, so these keep its files consistent with the worker:
-/// every setting loads, stop periods outlast shutdown-grace, probes hit the metrics port, and no
-/// password travels on a command line.
+/// Fast checks that keep Docker/'s files consistent with the worker: every setting loads, stop
+/// periods outlast shutdown-grace, probes hit the metrics port, and no password travels on a command
+/// line. Scripts/docker-test.sh builds the image and runs the compose pool for real.
 @Suite struct DeploymentFilesTests {
     static let repository = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -48,9 +48,17 @@ import Yams
         let stop = try #require((worker["stop_grace_period"] as? String).flatMap(Self.seconds))
         #expect(Duration.seconds(stop) > configuration.shutdownGrace)
         let port = try #require(environment["SG_METRICS_PORT"])
+        #expect(configuration.metricsHost == "0.0.0.0", "the healthcheck and scrapers come from outside the container's loopback")
         let check = try #require((worker["healthcheck"] as? [String: Any])?["test"] as? [String])
         #expect(check.contains("http://127.0.0.1:\(port)/health/ready"))
         #expect(!check.joined(separator: " ").contains("secret"))
+
+        // Workers start after the deploy step loaded their functions as the admin.
+        let functions = try #require(services["functions"] as? [String: Any])
+        let entrypoint = try #require(functions["entrypoint"] as? [String])
+        #expect(entrypoint.prefix(3) == ["/usr/local/bin/sgctl", "functions", "load"] && entrypoint.contains("--redis-password-file"))
+        let waitsFor = (worker["depends_on"] as? [String: Any])?["functions"] as? [String: Any]
+        #expect(waitsFor?["condition"] as? String == "service_completed_successfully")
 
         let redis = try #require(services["redis"] as? [String: Any])
         #expect((redis["image"] as? String)?.hasPrefix("redis:7") == true)
@@ -58,6 +66,9 @@ import Yams
         #expect(command.contains("--appendonly yes") && command.contains("--appendfsync everysec"))
         #expect(command.contains("--aclfile"))
         #expect((redis["volumes"] as? [String])?.contains { $0.hasSuffix(":/data") } == true)
+        let redisCheck = try #require((redis["healthcheck"] as? [String: Any])?["test"] as? [String]).joined(separator: " ")
+        #expect(redisCheck.contains("REDISCLI_AUTH=") && !redisCheck.contains("--pass") && !redisCheck.contains(" -a "),
+                "the health check's password belongs in REDISCLI_AUTH, not redis-cli's argv")
     }
 
     @Test func theKubernetesWorkerHasProbesGraceResourcesABudgetAndASecretFile() throws {
@@ -83,10 +94,13 @@ import Yams
         let ports = container["ports"] as? [[String: Any]] ?? []
         let metrics = try #require(ports.first { $0["name"] as? String == "metrics" }?["containerPort"] as? Int)
         #expect(environment["SG_METRICS_PORT"] == String(metrics))
+        #expect(configuration.metricsHost == "0.0.0.0", "the kubelet probes the pod IP")
         let readiness = (container["readinessProbe"] as? [String: Any])?["httpGet"] as? [String: Any]
         let liveness = (container["livenessProbe"] as? [String: Any])?["httpGet"] as? [String: Any]
         #expect(readiness?["path"] as? String == "/health/ready" && readiness?["port"] as? String == "metrics")
         #expect(liveness?["path"] as? String == "/health/live" && liveness?["port"] as? String == "metrics")
+        let startup = container["startupProbe"] as? [String: Any]
+        #expect((startup?["httpGet"] as? [String: Any])?["port"] as? String == "metrics")
         let resources = container["resources"] as? [String: Any]
         #expect(resources?["requests"] != nil && resources?["limits"] != nil)
 
@@ -95,6 +109,25 @@ import Yams
         #expect(!labels.isEmpty && (budgetSpec?["selector"] as? [String: Any])?["matchLabels"] as? [String: String] == labels)
         #expect(budgetSpec?["maxUnavailable"] != nil || budgetSpec?["minAvailable"] != nil)
         #expect((pod["securityContext"] as? [String: Any])?["runAsNonRoot"] as? Bool == true)
+
+        // The deploy step loads the functions as the admin, with the same image and a secret file.
+        let job = try #require(documents.first { $0["kind"] as? String == "Job" })
+        let jobPod = try #require(((job["spec"] as? [String: Any])?["template"] as? [String: Any])?["spec"] as? [String: Any])
+        let loader = try #require((jobPod["containers"] as? [[String: Any]])?.first)
+        let command = try #require(loader["command"] as? [String])
+        #expect(command.prefix(3) == ["/usr/local/bin/sgctl", "functions", "load"])
+        #expect(command.contains("--redis-password-file") && command.joined().contains("sg-admin"))
+        #expect(loader["image"] as? String == container["image"] as? String)
+
+        let spread = pod["topologySpreadConstraints"] as? [[String: Any]] ?? []
+        #expect(spread.contains { $0["topologyKey"] as? String == "kubernetes.io/hostname" })
+        #expect(spread.allSatisfy { ($0["labelSelector"] as? [String: Any])?["matchLabels"] as? [String: String] == labels })
+
+        let service = try #require(documents.first { $0["kind"] as? String == "Service" }, "a Service to scrape the pods through")
+        let serviceSpec = service["spec"] as? [String: Any]
+        #expect(serviceSpec?["selector"] as? [String: String] == labels)
+        let servicePorts = serviceSpec?["ports"] as? [[String: Any]] ?? []
+        #expect(servicePorts.contains { $0["targetPort"] as? String == "metrics" })
     }
 
     @Test func theImageBuildsWithTheToolchainsSwiftAndRunsAsNonRootOnSlimDebian() throws {
@@ -106,5 +139,13 @@ import Yams
         #expect(dockerfile.contains("USER 10001:10001"))
         #expect(dockerfile.contains(#"ENTRYPOINT ["/usr/local/bin/stream-consumer"]"#))
         #expect(dockerfile.contains("/staging/sgctl"))
+        // The image listens beyond loopback; the worker's own default stays loopback only.
+        #expect(dockerfile.contains("ENV SG_METRICS_HOST=0.0.0.0"))
+        #expect(WorkerConfiguration.defaults.metricsHost == "127.0.0.1")
+
+        #expect(dockerfile.contains("ENV SG_METRICS_PORT=9090"))
+        #expect(dockerfile.contains("HEALTHCHECK") && dockerfile.contains("/health/ready"))
+        #expect(dockerfile.contains("strip -o /staging/stream-consumer") && dockerfile.contains("strip -o /staging/sgctl"))
+        #expect(dockerfile.contains("ARG SG_GIT_COMMIT"), "the build context has no .git; --version needs the commit")
     }
 }

@@ -35,6 +35,37 @@ import Testing
         #expect(reason([("channel_id", String(repeating: "c", count: 256))]) == nil)
     }
 
+    @Test func seqIsAPositiveIntegerUpToTwoToTheFiftyThreeMinusOne() throws {
+        func parse(_ seq: String) -> Result<InboundMessage, BadInput> {
+            InboundMessage.parse(entry([("channel_id", "a"), ("seq", seq)]), channelField: "channel_id", maxEntryBytes: 1000)
+        }
+        #expect(try parse("9007199254740991").get().seq == 9_007_199_254_740_991)
+        #expect(try parse("1").get().seq == 1)
+        for bad in ["9007199254740992", "9007199254740993", "9223372036854775807", "9223372036854775808", "0", "+5", "1e3", ""] {
+            guard case .failure(let error) = parse(bad) else { Issue.record("seq '\(bad)' was accepted"); continue }
+            #expect(error.reason == "invalid_seq")
+            #expect(error.description.contains("2^53-1"))
+        }
+    }
+
+    @Test func aRepeatedChannelOrSeqFieldIsRefusedWithItsOwnReason() {
+        func reason(_ fields: [(String, String)]) -> String? {
+            if case .failure(let bad) = InboundMessage.parse(entry(fields), channelField: "channel_id", maxEntryBytes: 1000) { return bad.reason }
+            return nil
+        }
+        #expect(reason([("channel_id", "a"), ("channel_id", "b")]) == "repeated_channel")
+        #expect(reason([("channel_id", "a"), ("channel_id", "a")]) == "repeated_channel", "even with the same value")
+        #expect(reason([("channel_id", "a"), ("seq", "1"), ("seq", "2")]) == "repeated_seq")
+        #expect(reason([("channel_id", "a"), ("seq", "1"), ("text", "seq")]) == nil, "a value named seq is no field")
+    }
+
+    @Test func theOrderRuleCannotOverflowOnACorruptLastSeq() {
+        #expect(SequenceDecision.decide(seq: 5, lastSeq: .max) == .duplicate(lastSeq: .max))
+        #expect(SequenceDecision.decide(seq: .max, lastSeq: .max - 1) == .apply)
+        let results: [Result<RESPValue, RedisError>] = [.success(.bulk(Array(String(Int64.max).utf8))), .success(.array([.integer(1)]))]
+        #expect(MessageProcessor.decodeState(results, needsState: false, hasSeq: true).1 == .max)
+    }
+
     @Test func aChannelIdThatIsNotUTF8IsRejected() {
         let bad = StreamEntry(stream: "s", id: "1-0", fields: [StreamField(name: Array("channel_id".utf8), value: [0xFF, 0xFE])])
         guard case .failure(.channelNotUTF8) = InboundMessage.parse(bad, channelField: "channel_id", maxEntryBytes: 100) else {
@@ -113,7 +144,7 @@ import Testing
                 await dispatcher.submit(InboundMessage(stream: "s", id: "\(channel)-\(seq)", channel: channel, seq: Int64(seq), fields: []))
             }
         }
-        await dispatcher.waitUntilDrained()
+        #expect(await dispatcher.waitUntilDrained(timeout: .seconds(60)))
         #expect(log.maxInsideOneChannel == 1)
         #expect(log.maxChannelsAtOnce <= 4)
         #expect(log.maxChannelsAtOnce > 1)
@@ -136,7 +167,7 @@ import Testing
         }
         for seq in 1...3 { await dispatcher.submit(InboundMessage(stream: "s", id: "a\(seq)", channel: "a", seq: Int64(seq), fields: [])) }
         await dispatcher.submit(InboundMessage(stream: "s", id: "b1", channel: "b", seq: 1, fields: []))
-        await dispatcher.waitUntilDrained()
+        #expect(await dispatcher.waitUntilDrained(timeout: .seconds(60)))
         #expect(log.order("a") == [1, 2, 3])
         #expect(log.order("b") == [1])
         #expect(attempts.order("a") == [1, 1, 1, 2, 3])
@@ -157,10 +188,33 @@ import Testing
             await dispatcher.submit(InboundMessage(stream: "s", id: id, channel: "a", seq: Int64(seq), fields: []))
         }
         gate.open()
-        await dispatcher.waitUntilDrained()
+        #expect(await dispatcher.waitUntilDrained(timeout: .seconds(60)))
         #expect(log.order("a") == [3, 4, 5])
         #expect(StreamID("10-2")! < StreamID("10-10")!)
         #expect(StreamID("9-99")! < StreamID("10-0")!)
+    }
+
+    @Test func afterStopStartingOnlyTheRunningTurnFinishesAndTheQueueIsDropped() async {
+        let started = EventLog()
+        let release = Gate()
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 100) { job in
+            started.enter(job.message.channel)
+            started.exit(job.message.channel, job.message.seq ?? 0)
+            await release.wait()
+            return .done
+        }
+        for seq in 1...3 { await dispatcher.submit(InboundMessage(stream: "s", id: "\(seq)-0", channel: "a", seq: Int64(seq), fields: [])) }
+        await dispatcher.submit(InboundMessage(stream: "s", id: "9-0", channel: "b", seq: 1, fields: []))
+        try? await Task.sleep(for: .milliseconds(50))
+        await dispatcher.stopStarting()
+        #expect(await dispatcher.inFlight == 1, "only the running turn is left")
+        #expect(await dispatcher.inFlightEntries["s"] == ["1-0"], "dropped entries are no longer refreshed")
+        await dispatcher.submit(InboundMessage(stream: "s", id: "10-0", channel: "c", seq: 1, fields: []))
+        #expect(await dispatcher.inFlight == 1, "nothing is accepted any more")
+        #expect(await !dispatcher.waitUntilDrained(timeout: .milliseconds(100)), "the wait ends at its timeout")
+        release.open()
+        #expect(await dispatcher.waitUntilDrained(timeout: .seconds(60)))
+        #expect(started.order("a") == [1] && started.order("b").isEmpty && started.order("c").isEmpty)
     }
 
     @Test func theReaderWaitsWhileTooMuchIsQueued() async {
@@ -176,6 +230,6 @@ import Testing
         #expect(await dispatcher.inFlight == 2)
         release.open()
         #expect(await reader.value)
-        await dispatcher.waitUntilDrained()
+        #expect(await dispatcher.waitUntilDrained(timeout: .seconds(60)))
     }
 }

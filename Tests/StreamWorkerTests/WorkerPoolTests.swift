@@ -16,10 +16,22 @@ import Testing
         let audit: String
         let directory: URL
         let url: String
+        /// What the workers need to reach `url`: nothing for plaintext, the test CA (and a client certificate) over TLS.
+        let connectionFlags: [String]
 
-        init(partitions: Int = 1) throws {
-            url = try TestRedis.url()
-            client = try TestRedis.client()
+        init(tls: Bool = false, partitions: Int = 1) throws {
+            if tls {
+                url = try TestTLS.url()
+                client = try TestTLS.client()
+                connectionFlags = [
+                    "--tls-ca-file", try TestTLS.file("ca.crt"),
+                    "--tls-cert-file", try TestTLS.file("client.crt"), "--tls-key-file", try TestTLS.file("client.key"),
+                ]
+            } else {
+                url = try TestRedis.url()
+                client = try TestRedis.client()
+                connectionFlags = []
+            }
             keys = WorkerKeys(prefix: "t" + UUID().uuidString.prefix(8).lowercased(), partitions: partitions)
             stream = keys.prefix + ":in"
             audit = keys.prefix + ":audit"
@@ -32,7 +44,7 @@ import Testing
                 "--redis-url", url, "--stream", stream, "--group", "g", "--consumer", name, "--key-prefix", keys.prefix,
                 "--history-max", "100000", "--batch", "64", "--block-ms", "200", "--log-level", "info",
                 "--partitions", String(keys.partitions),
-            ] + (extra.contains("--concurrency") ? extra : extra + ["--concurrency", "16"]), stdout: log(name), environment: ["SG_AUDIT_STREAM": audit, "SG_AUDIT_JITTER_MS": String(jitterMs)])
+            ] + connectionFlags + (extra.contains("--concurrency") ? extra : extra + ["--concurrency", "16"]), stdout: log(name), environment: ["SG_AUDIT_STREAM": audit, "SG_AUDIT_JITTER_MS": String(jitterMs)])
         }
 
         func log(_ name: String) -> String { directory.appendingPathComponent("\(name).log").path }
@@ -132,6 +144,24 @@ import Testing
         try await d.verifyHistories(messages: messages, channels: channels)
         let results = try await d.verifyInvariants(channels: channels)
         #expect(results.overlaps == 0)
+    }
+
+    @Test func aPoolOverTLSWithClientCertificatesAppliesEveryMessageOnceInOrder() async throws {
+        let d = try Deployment(tls: true)
+        defer { d.cleanup() }
+        let messages = 3000, channels = 30
+        try await d.produce(messages: messages, channels: channels)
+        let workers = try (0..<3).map { try d.worker("tls\($0)") }
+        defer { workers.forEach { $0.killNow() } }
+        try await d.waitForAll(messages, channels: channels)
+        for worker in workers { worker.signal(SIGTERM) }
+        for worker in workers { #expect(await worker.wait(timeout: .seconds(60)) == 0) }
+        try await d.verifyHistories(messages: messages, channels: channels)
+        let results = try await d.verifyInvariants(channels: channels)
+        #expect(results.overlaps == 0)
+        // The workers really were TLS clients of this server, not of some plaintext one.
+        let log = try String(contentsOfFile: d.log("tls0"), encoding: .utf8)
+        #expect(log.contains("redis-url=\(d.url)"), "\(log)")
     }
 
     @Test func aKilledWorkersPendingMessagesAreReclaimedAndAppliedOnce() async throws {

@@ -200,4 +200,109 @@ import Testing
         let fields = last.array?.first?.array?.last?.array?.compactMap(\.string)
         #expect(fields == ["channel_id", "a", "seq", "3"])
     }
+
+    // MARK: The seq contract's edges (2^53-1 is the largest seq; Lua holds numbers as doubles)
+
+    @Test func theCommitScriptAppliesSeqTwoToTheFiftyThreeMinusOneExactly() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        let max = InboundMessage.maxSeq
+        _ = try await f.client.send("HSET", f.keys.state(channel: f.channel), "last_seq", String(max - 1))
+        let id = try await f.pendingEntry(seq: max)
+        let lock = await f.lock()
+        let subscription = try await f.client.subscriber.subscribe(LockKeys.releaseChannel(forLock: lock.key))
+        defer { subscription.cancel() }
+        #expect(try await f.commit(lock, id: id, seq: max) == .applied)
+        #expect(try await f.state("last_seq") == "9007199254740991")
+        // Printed in full (Lua's own number printing would say 9.007199254741e+15).
+        #expect(await subscription.next(timeout: .seconds(10)) == .message(Array("\(lock.token) 9007199254740991".utf8)))
+        // The next seq a double cannot tell apart from it is no duplicate to be dropped silently:
+        // it is refused before anything is written.
+        let above = try await f.pendingEntry(seq: nil)
+        for seq in ["9007199254740992", "9007199254740993", "9223372036854775807", "0", "1.5", "1e3"] {
+            let lock = await f.lock()
+            let arguments: [any RedisArgumentConvertible] = [
+                lock.token, String(await lock.fence ?? 0), "g", above, seq, LockKeys.releaseChannel(forLock: lock.key), "0",
+            ] + StateUpdate(increment: ["count": 1]).scriptArguments
+            await #expect(throws: RedisError.self, "seq \(seq)") {
+                try await f.client.evaluate(
+                    WorkerScripts.commit,
+                    keys: [lock.key, f.keys.state(channel: f.channel), f.keys.history(channel: f.channel), f.stream, f.keys.deadSeqs(channel: f.channel)],
+                    arguments: arguments)
+            }
+            await lock.release()
+        }
+        #expect(try await f.state("last_seq") == "9007199254740991")
+        #expect(try await f.state("count") == "1")
+        #expect(try await f.pendingCount() == 1, "the refused entry is not acknowledged")
+    }
+
+    @Test func aWorkerDeadLettersEverySeqBeyondTheBoundAndAppliesTheBoundItself() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        for (seq, expected) in [("9007199254740991", true), ("9007199254740992", false), ("9223372036854775807", false)] {
+            let entry = StreamEntry(stream: f.stream, id: "1-0", fields: [StreamField("channel_id", "a"), StreamField("seq", seq)])
+            let parsed = InboundMessage.parse(entry, channelField: "channel_id", maxEntryBytes: 1000)
+            if case .success = parsed { #expect(expected, "seq \(seq)") } else { #expect(!expected, "seq \(seq)") }
+        }
+        // Dead-lettering an entry whose seq is outside the contract leaves the channel's order alone.
+        let id = try await f.pendingEntry(seq: nil)
+        let dl = DeadLetterer(client: f.client, group: "g", consumer: "w", keys: f.keys, logger: .init(label: "t"))
+        _ = try await dl.deadLetter(stream: f.stream, id: id, fields: [StreamField("seq", "9223372036854775807")], reason: "invalid_seq",
+                                    detail: "", deliveries: 1, channel: f.channel, seq: .max)
+        #expect(try await f.state("last_seq") == nil)
+        #expect(try await f.client.send("EXISTS", f.keys.deadSeqs(channel: f.channel)).int == 0)
+    }
+
+    @Test func theProducerStopsAtTwoToTheFiftyThreeMinusOne() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        let producer = Producer(client: f.client, keys: f.keys)
+        _ = try await f.client.send("SET", f.keys.seq(channel: "a"), String(InboundMessage.maxSeq - 1))
+        #expect(try await producer.send(stream: f.stream, channel: "a").seq == InboundMessage.maxSeq)
+        let last = try await f.client.send("XREVRANGE", f.stream, "+", "-", "COUNT", 1)
+        #expect(last.array?.first?.array?.last?.array?.compactMap(\.string) == ["channel_id", "a", "seq", "9007199254740991"])
+        await #expect(throws: RedisError.self) { try await producer.send(stream: f.stream, channel: "a") }
+        #expect(try await f.client.send("GET", f.keys.seq(channel: "a")).string == "9007199254740991", "nothing was written")
+        #expect(try await f.client.send("XLEN", f.stream).int == 1)
+        _ = try await f.client.send("SET", f.keys.seq(channel: "b"), "12abc")
+        await #expect(throws: RedisError.self) { try await producer.send(stream: f.stream, channel: "b") }
+    }
+
+    // MARK: Dead letters keep every field
+
+    @Test func aDeadLetterOfFiftyThousandBinaryFieldsIsRequeuedByteForByte() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        _ = try? await f.client.send("XGROUP", "CREATE", f.stream, "g", "0", "MKSTREAM")
+        // Every byte value appears in names and values, NUL and CR LF included.
+        var fields = [StreamField("channel_id", f.channel)]
+        for i in 0..<50_000 {
+            let name = Array("k\(i)".utf8) + [UInt8(i % 256), 0]
+            let value: [UInt8] = [UInt8((i * 7) % 256), 13, 10, UInt8(255 - i % 256)]
+            fields.append(StreamField(name: name, value: value))
+        }
+        var add = RedisCommand("XADD", f.stream, "*")
+        for field in fields { add.append(field.name); add.append(field.value) }
+        let id = try #require(try await f.client.send(add).string)
+        let read = try await f.client.send("XREADGROUP", "GROUP", "g", "w", "COUNT", 1, "STREAMS", f.stream, ">")
+        let delivered = try #require(StreamReplies.readGroup(read).first?.fields)
+        #expect(delivered == fields)
+        let dl = DeadLetterer(client: f.client, group: "g", consumer: "w", keys: f.keys, logger: .init(label: "t"))
+        #expect(try await dl.deadLetter(stream: f.stream, id: id, fields: delivered, reason: "oversized", detail: "big",
+                                        deliveries: 1, channel: f.channel, seq: nil))
+        #expect(try await f.pendingCount() == 0)
+        let parts = (fields.count + WorkerScripts.deadLetterFieldsPerPart - 1) / WorkerScripts.deadLetterFieldsPerPart
+        #expect(try await f.client.send("XLEN", WorkerKeys.deadLetters(of: f.stream)).int == Int64(parts))
+        // Reassembled from its parts, field for field.
+        let dead = try await f.client.send("XRANGE", WorkerKeys.deadLetters(of: f.stream), "-", "+").array ?? []
+        var restored: [StreamField] = []
+        for entry in dead {
+            let flat = entry.array?.last?.array?.compactMap(\.bytes) ?? []
+            for i in stride(from: 0, to: flat.count - 1, by: 2) where flat[i].starts(with: Array("f:".utf8)) {
+                restored.append(StreamField(name: Array(flat[i].dropFirst(2)), value: flat[i + 1]))
+            }
+        }
+        #expect(restored == fields)
+    }
 }

@@ -27,7 +27,7 @@ public enum TestRedis {
     }
 }
 
-public enum TestSetupError: Error { case noRedis, serverDidNotStart(String) }
+public enum TestSetupError: Error { case noRedis, noPython, serverDidNotStart(String) }
 
 /// A throwaway redis-server on a unix socket, for tests that disturb the whole server
 /// (CLIENT PAUSE, SCRIPT FLUSH, passwords, ACLs).
@@ -137,4 +137,30 @@ public struct WaitTimeout: Error {}
 public func builtProductPath(_ name: String) -> String {
     let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     return bundle.appendingPathComponent(name).path
+}
+
+/// The Python that Scripts/test.sh prepares in a virtual environment with the packages the tests
+/// decode with (prometheus_client, opentelemetry-proto). Tests fail (never skip) without it.
+public enum TestPython {
+    /// The repository's Tests/Python folder, where the helper scripts are.
+    public static let scripts = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Python")
+
+    public static func interpreter() throws -> String {
+        guard let path = ProcessInfo.processInfo.environment["SG_TEST_PYTHON"], !path.isEmpty else {
+            Issue.record("SG_TEST_PYTHON is not set: run the suite through Scripts/test.sh, which makes its virtual environment")
+            throw TestSetupError.noPython
+        }
+        return path
+    }
+
+    /// Runs `Tests/Python/<script>` with `arguments` and returns its exit status and output (stdout and stderr).
+    public static func run(_ script: String, _ arguments: [String], timeout: Duration = .seconds(120)) async throws -> (status: Int32?, output: String) {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("sg-py-\(UUID().uuidString.prefix(8)).out").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let child = try ChildProcess(try interpreter(), [scripts.appendingPathComponent(script).path] + arguments, stdout: output)
+        let status = await child.wait(timeout: timeout)
+        if status == nil { child.killNow() }
+        return (status, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+    }
 }

@@ -1,5 +1,8 @@
-/// What the timeline picture shows: one lane per worker with the channels it was inside over
-/// time, and the faults injected. Built from the audit trail; drawn by ``TimelineSVG``.
+/// What the timeline picture shows: one lane per worker slot with the channels its process was
+/// inside over time, and the faults injected. Built from the audit trail; drawn by ``TimelineSVG``.
+///
+/// A worker started in place of a killed one (a kill fault's `replacement`) continues the killed
+/// worker's lane, so the picture has as many lanes as the pool has slots, however many restarts.
 public struct Timeline: Sendable, Equatable {
     /// A worker process's life, as the run saw it.
     public struct WorkerSpan: Sendable, Equatable {
@@ -35,11 +38,17 @@ public struct Timeline: Sendable, Equatable {
         public var ending: Ending
     }
 
+    /// One worker slot: the process that started it and each replacement after a kill, in order.
     public struct Lane: Sendable, Equatable {
-        public var worker: String
-        public var startedMicros: Int64
-        public var endedMicros: Int64?
+        /// The processes of this lane, each with its life span; never empty.
+        public var spans: [WorkerSpan]
         public var segments: [Segment]
+
+        /// The first process's name, which names the lane.
+        public var worker: String { spans[0].name }
+        public var workers: [String] { spans.map(\.name) }
+        public var startedMicros: Int64 { spans[0].startedMicros }
+        public var endedMicros: Int64? { spans[spans.count - 1].endedMicros }
     }
 
     public var startMicros: Int64
@@ -55,18 +64,42 @@ public struct Timeline: Sendable, Equatable {
             let first = byWorker[name]?.map(\.enterMicros).min() ?? 0
             spans.append(WorkerSpan(name: name, startedMicros: first))
         }
-        lanes = spans.map { span in
-            let segments = (byWorker[span.name] ?? []).sorted { $0.enterMicros < $1.enterMicros }.map { attempt in
-                Segment(channel: attempt.channel, fence: attempt.fence, seq: attempt.seq, startMicros: attempt.enterMicros,
-                        endMicros: max(attempt.endMicros, attempt.enterMicros), ending: Self.ending(of: attempt))
-            }
-            return Lane(worker: span.name, startedMicros: span.startedMicros, endedMicros: span.endedMicros, segments: segments)
+        // Who replaced whom: a replacement joins the lane of the worker it replaced.
+        var replaced: [String: String] = [:]
+        for fault in faults where fault.kind == .kill {
+            if let victim = fault.worker, let replacement = fault.replacement { replaced[replacement] = victim }
         }
+        var lanes: [Lane] = []
+        for span in spans {
+            if let victim = replaced[span.name], let index = lanes.firstIndex(where: { $0.spans.last?.name == victim }) {
+                lanes[index].spans.append(span)
+            } else {
+                lanes.append(Lane(spans: [span], segments: []))
+            }
+        }
+        for index in lanes.indices {
+            lanes[index].segments = lanes[index].workers.flatMap { byWorker[$0] ?? [] }
+                .sorted { $0.enterMicros < $1.enterMicros }
+                .map { attempt in
+                    Segment(channel: attempt.channel, fence: attempt.fence, seq: attempt.seq, startMicros: attempt.enterMicros,
+                            endMicros: max(attempt.endMicros, attempt.enterMicros), ending: Self.ending(of: attempt))
+                }
+        }
+        self.lanes = lanes
         self.faults = faults
         let times = attempts.flatMap { [$0.enterMicros, $0.endMicros] } + workers.map(\.startedMicros)
             + faults.flatMap { [$0.atMicros, $0.untilMicros ?? $0.atMicros] }
         self.startMicros = startMicros ?? times.min() ?? 0
         self.endMicros = max(endMicros ?? times.max() ?? 0, self.startMicros + 1)
+    }
+
+    /// How many worker processes the lanes hold (more than the lanes when workers were replaced).
+    public var processCount: Int { lanes.reduce(0) { $0 + $1.spans.count } }
+
+    /// Channel names in the order they first appear.
+    public var channels: [String] {
+        var seen: Set<String> = []
+        return lanes.flatMap(\.segments).sorted { $0.startMicros < $1.startMicros }.map(\.channel).filter { seen.insert($0).inserted }
     }
 
     static func ending(of attempt: Attempt) -> Segment.Ending {
@@ -83,8 +116,16 @@ public struct Timeline: Sendable, Equatable {
     public func victim(of fault: FaultEvent) -> String? {
         if let worker = fault.worker { return worker }
         guard let stolen = fault.stolen else { return nil }
-        return lanes.first { lane in
-            lane.segments.contains { $0.channel == stolen.channel && $0.fence == stolen.fence }
-        }?.worker
+        for lane in lanes {
+            guard let segment = lane.segments.first(where: { $0.channel == stolen.channel && $0.fence == stolen.fence }) else { continue }
+            // The process of the lane that was alive when the segment started.
+            return lane.spans.last { $0.startedMicros <= segment.startMicros }?.name ?? lane.worker
+        }
+        return nil
+    }
+
+    /// The lane holding `worker`'s process.
+    public func laneIndex(of worker: String) -> Int? {
+        lanes.firstIndex { $0.workers.contains(worker) }
     }
 }

@@ -2,14 +2,26 @@ import Foundation
 
 /// Draws a ``Timeline`` as a standalone SVG document a browser opens directly. Hovering a
 /// segment or marker shows its details (SVG `<title>`).
+///
+/// From the top: the title, a key (segment endings, fault kinds, the channels' colours), a band
+/// of fault labels laid out in rows so that no two overlap, then one lane per worker slot.
+/// Faults are drawn in saturated colours that no channel uses (``faultColour(_:)``,
+/// ``palette``), so a marker never reads as a segment.
 public enum TimelineSVG {
     static let width = 1200.0
     static let left = 120.0
     static let right = 24.0
-    static let top = 64.0
     static let laneHeight = 26.0
     static let laneGap = 8.0
     static let bottom = 44.0
+    static let keyRowHeight = 16.0
+    static let labelRowHeight = 13.0
+    /// Width of one character of the 11 px (key) and 10 px bold (fault label) text, generously
+    /// rounded up so that estimated boxes contain the real glyphs of common sans-serif fonts.
+    static let keyCharWidth = 6.2
+    static let labelCharWidth = 6.6
+    /// Channels named in the key; more are summarised as "+N more".
+    static let keyedChannels = 10
 
     public static func render(_ timeline: Timeline, title: String) -> String {
         let plotWidth = width - left - right
@@ -17,16 +29,22 @@ public enum TimelineSVG {
         func x(_ micros: Int64) -> Double {
             left + plotWidth * min(max(Double(micros - timeline.startMicros) / span, 0), 1)
         }
+
+        let key = self.key(channels: timeline.channels, top: 40)
+        let labels = faultLabels(timeline, x: x)
+        let bandTop = key.bottom + 6
+        let labelRows = (labels.map(\.row).max() ?? -1) + 1
+        let top = bandTop + Double(labelRows) * labelRowHeight + 10
         func laneY(_ index: Int) -> Double { top + Double(index) * (laneHeight + laneGap) }
         let plotBottom = laneY(timeline.lanes.count) - laneGap
-        let height = plotBottom + bottom
+        let height = max(plotBottom, top) + bottom
 
         var out: [String] = []
         out.append(#"<?xml version="1.0" encoding="UTF-8"?>"#)
         out.append(#"<svg xmlns="http://www.w3.org/2000/svg" width="\#(fmt(width))" height="\#(fmt(height))" viewBox="0 0 \#(fmt(width)) \#(fmt(height))" font-family="sans-serif" font-size="11">"#)
         out.append(#"<rect width="100%" height="100%" fill="rgb(255,255,255)"/>"#)
         out.append(#"<text x="\#(fmt(left))" y="20" font-size="14" font-weight="bold">\#(escape(title))</text>"#)
-        out.append(contentsOf: legend(y: 40))
+        out.append(contentsOf: key.parts)
 
         // Seconds axis with about ten ticks.
         let seconds = span / 1_000_000
@@ -43,10 +61,16 @@ public enum TimelineSVG {
 
         for (index, lane) in timeline.lanes.enumerated() {
             let y = laneY(index)
-            let alive0 = x(lane.startedMicros), alive1 = x(lane.endedMicros ?? timeline.endMicros)
             out.append(#"<g class="lane" data-worker="\#(escape(lane.worker))">"#)
-            out.append(#"<text x="\#(fmt(left - 8))" y="\#(fmt(y + laneHeight / 2 + 4))" text-anchor="end">\#(escape(lane.worker))</text>"#)
-            out.append(#"<rect x="\#(fmt(alive0))" y="\#(fmt(y))" width="\#(fmt(max(alive1 - alive0, 0.5)))" height="\#(fmt(laneHeight))" fill="rgb(242,242,242)"/>"#)
+            out.append(#"<text x="\#(fmt(left - 8))" y="\#(fmt(y + laneHeight / 2 + 4))" text-anchor="end">\#(escape(lane.workers.joined(separator: " → ")))</text>"#)
+            for (n, process) in lane.spans.enumerated() {
+                let alive0 = x(process.startedMicros), alive1 = x(process.endedMicros ?? timeline.endMicros)
+                out.append(#"<rect class="alive" x="\#(fmt(alive0))" y="\#(fmt(y))" width="\#(fmt(max(alive1 - alive0, 0.5)))" height="\#(fmt(laneHeight))" fill="rgb(242,242,242)"><title>\#(escape(process.name))</title></rect>"#)
+                if n > 0 {
+                    // Where a replacement took over the slot, its name starts its part of the lane.
+                    out.append(#"<text x="\#(fmt(alive0 + 3))" y="\#(fmt(y + laneHeight - 2))" font-size="8" fill="rgb(85,85,85)">\#(escape(process.name))</text>"#)
+                }
+            }
             for segment in lane.segments {
                 let x0 = x(segment.startMicros), x1 = x(segment.endMicros)
                 let w = max(x1 - x0, 1.0)
@@ -65,7 +89,7 @@ public enum TimelineSVG {
                     // Late writes are rare and short: a flag above the lane keeps them findable.
                     out.append(#"<path class="flag" d="M\#(fmt(x0)) \#(fmt(y + 2)) l4 -7 l-8 0 z" fill="rgb(208,0,0)"><title>\#(escape(detail))</title></path>"#)
                 }
-                if w >= Double(segment.channel.count) * 6.5 + 6 {
+                if w >= Double(segment.channel.count) * keyCharWidth + 6 {
                     out.append(#"<text x="\#(fmt(x0 + w / 2))" y="\#(fmt(y + laneHeight / 2 + 4))" text-anchor="middle" fill="rgb(255,255,255)" pointer-events="none">\#(escape(segment.channel))</text>"#)
                 }
             }
@@ -73,49 +97,110 @@ public enum TimelineSVG {
         }
 
         out.append(#"<g class="faults">"#)
-        for fault in timeline.faults {
+        for label in labels {
+            let fault = label.fault
             let fx = x(fault.atMicros)
-            let label = escape("\(fault.kind.rawValue): \(fault.detail)")
-            let lane = timeline.victim(of: fault).flatMap { name in timeline.lanes.firstIndex { $0.worker == name } }
+            let detail = escape("\(fault.kind.rawValue): \(fault.detail)")
+            let lane = timeline.victim(of: fault).flatMap(timeline.laneIndex(of:))
             let y0 = lane.map(laneY) ?? (top - 6), y1 = lane.map { laneY($0) + laneHeight } ?? plotBottom
             let colour = faultColour(fault.kind)
+            let labelY = bandTop + Double(label.row + 1) * labelRowHeight - 3
             if let until = fault.untilMicros, until > fault.atMicros {
-                out.append(#"<rect class="fault \#(fault.kind.rawValue)" x="\#(fmt(fx))" y="\#(fmt(y0))" width="\#(fmt(max(x(until) - fx, 1)))" height="\#(fmt(y1 - y0))" fill="\#(colour)" fill-opacity="0.25" stroke="\#(colour)"><title>\#(label)</title></rect>"#)
+                out.append(#"<rect class="fault \#(fault.kind.rawValue)" x="\#(fmt(fx))" y="\#(fmt(y0))" width="\#(fmt(max(x(until) - fx, 1)))" height="\#(fmt(y1 - y0))" fill="\#(colour)" fill-opacity="0.18" stroke="\#(colour)"><title>\#(detail)</title></rect>"#)
             }
-            out.append(#"<line class="fault \#(fault.kind.rawValue)" x1="\#(fmt(fx))" y1="\#(fmt(y0 - 4))" x2="\#(fmt(fx))" y2="\#(fmt(y1 + 4))" stroke="\#(colour)" stroke-width="2"><title>\#(label)</title></line>"#)
-            out.append(#"<text x="\#(fmt(fx + 2))" y="\#(fmt(y0 - 5))" fill="\#(colour)" font-size="10" font-weight="bold">\#(escape(fault.kind.rawValue))</text>"#)
+            // A faint leader from the label down to the marker on the lane it hit.
+            out.append(#"<line class="leader" x1="\#(fmt(fx))" y1="\#(fmt(labelY + 2))" x2="\#(fmt(fx))" y2="\#(fmt(y0 - 4))" stroke="\#(colour)" stroke-width="0.75" stroke-dasharray="2,2"/>"#)
+            out.append(#"<line class="fault \#(fault.kind.rawValue)" x1="\#(fmt(fx))" y1="\#(fmt(y0 - 4))" x2="\#(fmt(fx))" y2="\#(fmt(y1 + 4))" stroke="\#(colour)" stroke-width="2"><title>\#(detail)</title></line>"#)
+            out.append(#"<text class="fault-label" x="\#(fmt(label.x))" y="\#(fmt(labelY))" fill="\#(colour)" font-size="10" font-weight="bold">\#(escape(label.text))<title>\#(detail)</title></text>"#)
         }
         out.append("</g>")
         out.append("</svg>")
         return out.joined(separator: "\n") + "\n"
     }
 
-    static func legend(y: Double) -> [String] {
-        var parts: [String] = []
-        var lx = left
-        func item(_ swatch: String, _ text: String) {
-            parts.append(#"<g transform="translate(\#(fmt(lx)),\#(fmt(y - 9)))">\#(swatch)<text x="20" y="9">\#(escape(text))</text></g>"#)
-            lx += 20 + Double(text.count) * 6 + 18
-        }
-        item(#"<rect width="14" height="10" fill="rgb(68,119,170)"/>"#, "inside a channel (colour = channel)")
-        item(#"<rect width="14" height="10" fill="rgb(68,119,170)" stroke="rgb(208,0,0)" stroke-width="2"/><path d="M7 0 l4 -7 l-8 0 z" fill="rgb(208,0,0)"/>"#, "late commit refused")
-        item(#"<rect width="14" height="10" fill="rgb(68,119,170)" stroke="rgb(208,0,0)" stroke-dasharray="3,2"/>"#, "lease lost, abandoned")
-        for kind in FaultKind.allCases {
-            item(#"<rect width="3" height="12" y="-1" fill="\#(faultColour(kind))"/>"#, kind.rawValue)
-        }
-        return parts
+    /// A fault's label: its text, where it starts, and the row of the label band it sits in.
+    struct FaultLabel {
+        var fault: FaultEvent
+        var text: String
+        var x: Double
+        var width: Double
+        var row: Int
     }
 
+    /// Labels in time order, each in the first row where it clears the labels before it.
+    static func faultLabels(_ timeline: Timeline, x: (Int64) -> Double) -> [FaultLabel] {
+        let faults = timeline.faults.sorted { $0.atMicros < $1.atMicros }
+        let boxes = faults.map { fault -> (x: Double, width: Double) in
+            let width = Double(fault.kind.rawValue.count) * labelCharWidth
+            // Starts just right of its marker, pulled left where it would leave the picture.
+            return (min(x(fault.atMicros) + 2, Self.width - right - width), width)
+        }
+        let rows = labelRows(boxes, gap: 4)
+        return faults.indices.map { i in
+            FaultLabel(fault: faults[i], text: faults[i].kind.rawValue, x: boxes[i].x, width: boxes[i].width, row: rows[i])
+        }
+    }
+
+    /// First-fit rows for boxes given in increasing `x`: a box goes to the lowest row whose last box
+    /// ends at least `gap` before it starts, so boxes in one row never overlap.
+    static func labelRows(_ boxes: [(x: Double, width: Double)], gap: Double) -> [Int] {
+        var rowEnds: [Double] = []
+        return boxes.map { box in
+            if let row = rowEnds.firstIndex(where: { $0 + gap <= box.x }) {
+                rowEnds[row] = box.x + box.width
+                return row
+            }
+            rowEnds.append(box.x + box.width)
+            return rowEnds.count - 1
+        }
+    }
+
+    /// The key, wrapped into rows within the picture's width: segment endings, fault kinds, channels.
+    static func key(channels: [String], top: Double) -> (parts: [String], bottom: Double) {
+        var parts = [#"<g class="key">"#]
+        var kx = left
+        var ky = top
+        func item(_ swatch: String, _ text: String) {
+            let itemWidth = 20 + Double(text.count) * keyCharWidth + 14
+            if kx + itemWidth > width - right && kx > left {
+                kx = left
+                ky += keyRowHeight
+            }
+            parts.append(#"<g class="key-item" transform="translate(\#(fmt(kx)),\#(fmt(ky - 9)))">\#(swatch)<text x="20" y="9">\#(escape(text))</text></g>"#)
+            kx += itemWidth
+        }
+        let neutral = "rgb(160,160,160)"
+        item(#"<rect width="14" height="10" fill="\#(neutral)"/>"#, "inside a channel, committed")
+        item(#"<rect width="14" height="10" fill="\#(neutral)" fill-opacity="0.45"/>"#, "duplicate")
+        item(#"<rect width="14" height="10" fill="\#(neutral)" stroke="rgb(208,0,0)" stroke-width="2"/><path d="M7 0 l4 -7 l-8 0 z" fill="rgb(208,0,0)"/>"#, "late commit refused")
+        item(#"<rect width="14" height="10" fill="\#(neutral)" stroke="rgb(208,0,0)" stroke-dasharray="3,2"/>"#, "lease lost, abandoned")
+        item(#"<rect width="14" height="10" fill="\#(neutral)" stroke="rgb(85,85,85)" stroke-dasharray="1,2"/>"#, "no commit seen")
+        for kind in FaultKind.allCases {
+            item(#"<rect width="3" height="12" x="5" y="-1" fill="\#(faultColour(kind))"/>"#, "fault: \(kind.rawValue)")
+        }
+        kx = left
+        ky += keyRowHeight
+        for channel in channels.prefix(keyedChannels) {
+            item(#"<rect class="channel-swatch" width="14" height="10" fill="\#(color(for: channel))"/>"#, channel)
+        }
+        if channels.count > keyedChannels {
+            item("", "+\(channels.count - keyedChannels) more channels (hover a segment for its name)")
+        }
+        parts.append("</g>")
+        return (parts, ky + 4)
+    }
+
+    /// Saturated colours, far from every colour of ``palette``.
     static func faultColour(_ kind: FaultKind) -> String {
         switch kind {
-        case .kill: return "#d00000"
-        case .pause: return "#e69500"
-        case .steal: return "#8e44ad"
-        case .connkill: return "#1f77b4"
-        case .restart: return "#333333"
-        case .join: return "#2ca02c"
-        case .leave: return "#17becf"
-        case .joinkill: return "#8c564b"
+        case .kill: return "rgb(214,0,0)"
+        case .pause: return "rgb(255,127,0)"
+        case .steal: return "rgb(214,0,170)"
+        case .connkill: return "rgb(0,0,0)"
+        case .restart: return "rgb(106,27,154)"
+        case .join: return "rgb(0,160,60)"
+        case .leave: return "rgb(0,170,200)"
+        case .joinkill: return "rgb(120,60,20)"
         }
     }
 
@@ -126,9 +211,10 @@ public enum TimelineSVG {
         return palette[Int(hash % UInt32(palette.count))]
     }
 
+    /// Blues, greens, teals and browns: no red, orange, magenta, purple or black, which faults use.
     static let palette = [
-        "rgb(31,119,180)", "rgb(44,160,44)", "rgb(148,103,189)", "rgb(140,86,75)", "rgb(227,119,194)", "rgb(127,127,127)",
-        "rgb(188,189,34)", "rgb(23,190,207)", "rgb(57,59,121)", "rgb(99,121,57)", "rgb(140,109,49)", "rgb(123,65,115)",
+        "rgb(31,119,180)", "rgb(44,160,44)", "rgb(23,190,207)", "rgb(140,86,75)", "rgb(150,190,60)", "rgb(99,121,57)",
+        "rgb(0,128,128)", "rgb(107,174,214)", "rgb(116,196,118)", "rgb(158,218,229)", "rgb(196,156,148)", "rgb(82,150,120)",
     ]
 
     static func niceStep(_ raw: Double) -> Double {

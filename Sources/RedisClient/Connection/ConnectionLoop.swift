@@ -1,11 +1,13 @@
 import CHiredis
+import DequeModule
 import Logging
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The I/O thread's side of a connection: owns the hiredis context and the in-flight queue.
+/// The I/O thread's side of a connection: owns the socket (``Transport``, plain or TLS), hiredis's
+/// reply reader, the bytes waiting to be written, and the in-flight queue.
 ///
 /// `@unchecked Sendable`: after `run()` starts, every stored property is touched only by that
 /// one thread; the only state shared with callers lives in `ConnectionShared` behind its mutex.
@@ -22,7 +24,13 @@ final class ConnectionLoop: @unchecked Sendable {
     private let shared: ConnectionShared
     private var logger: Logger
 
-    private var context: UnsafeMutablePointer<redisContext>?
+    /// The connected socket; `nil` while disconnected.
+    private var transport: Transport?
+    /// A fresh parser per connection, so a reply cut off by a dropped connection cannot leak into the next.
+    private var reader = RESPReader()
+    /// Formatted commands not yet accepted by the socket; `outputStart` is how far the socket took them.
+    private var output: [UInt8] = []
+    private var outputStart = 0
     /// Commands taken from the submit queue but not yet handed to hiredis (waiting for a connection).
     private var pending: [Outgoing] = []
     private var inFlight = Deque<InFlight>()
@@ -73,11 +81,11 @@ final class ConnectionLoop: @unchecked Sendable {
             }
             if interrupt {
                 // Only dedicated connections interrupt, and they serve one caller at a time.
-                if context != nil { disconnect(failingWith: .cancelled) }
+                if transport != nil { disconnect(failingWith: .cancelled) }
                 failPending(.cancelled)
                 nextAttempt = .now
             }
-            if context == nil {
+            if transport == nil {
                 failExpiredPending()
                 let wantsConnection = !pending.isEmpty || options.push != nil
                 if !wantsConnection {
@@ -118,7 +126,7 @@ final class ConnectionLoop: @unchecked Sendable {
             coalesce()
             flushPending()
             if needsWrite { writeOut() }
-            guard context != nil else { continue }
+            guard transport != nil else { continue }
             pollOnce()
         }
     }
@@ -126,62 +134,82 @@ final class ConnectionLoop: @unchecked Sendable {
     // MARK: Connecting
 
     private func connect() throws(RedisError) {
-        let timeout = Self.timeval(configuration.connectTimeout)
-        let ctx: UnsafeMutablePointer<redisContext>?
-        switch configuration.endpoint {
-        case .tcp(let host, let port):
-            ctx = redisConnectWithTimeout(host, Int32(port), timeout)
-        case .unix(let path):
-            ctx = redisConnectUnixWithTimeout(path, timeout)
-        }
-        guard let ctx else { throw .connectFailed("out of memory allocating a hiredis context") }
-        if ctx.pointee.err != 0 {
-            let message = Self.errorString(ctx)
-            redisFree(ctx)
-            throw .connectFailed("\(configuration.endpointDescription): \(message)")
-        }
-        do {
-            if case .tcp = configuration.endpoint { _ = redisEnableKeepAlive(ctx) }
-            _ = redisSetTimeout(ctx, Self.timeval(configuration.commandTimeout))
-            if let password = configuration.password {
-                var auth = RedisCommand("AUTH")
-                if let user = configuration.username { auth.append(user) }
-                auth.append(password)
-                try handshake(ctx, auth)
+        let fd = try SocketConnector.connect(configuration.endpoint, timeout: configuration.connectTimeout)
+        let connected: Transport
+        if let tls = configuration.tls, case .tcp(let host, _) = configuration.endpoint {
+            let session: TLSSession
+            do {
+                session = try TLSSession.connect(
+                    fd: fd, configuration: tls, host: host, endpoint: configuration.endpointDescription,
+                    deadline: .now + configuration.connectTimeout)
+            } catch {
+                Glibc.close(fd)
+                throw error
             }
-            if configuration.database != 0 {
-                try handshake(ctx, RedisCommand("SELECT", configuration.database))
-            }
-            if let name = configuration.clientName {
-                try handshake(ctx, RedisCommand("CLIENT", "SETNAME", name))
-            }
-        } catch {
-            redisFree(ctx)
-            throw error
+            connected = Transport(fd: fd, tls: session)
+        } else {
+            connected = Transport(fd: fd)
         }
-        // From here on the loop drives the socket with poll(); hiredis must treat EAGAIN as "try later".
-        let flags = fcntl(ctx.pointee.fd, F_GETFL)
-        _ = fcntl(ctx.pointee.fd, F_SETFL, flags | O_NONBLOCK)
-        ctx.pointee.flags &= ~Int32(REDIS_BLOCK)
-        context = ctx
+        reader = RESPReader()
+        var setup: [RedisCommand] = []
+        if let password = configuration.password {
+            var auth = RedisCommand("AUTH")
+            if let user = configuration.username { auth.append(user) }
+            auth.append(password)
+            setup.append(auth)
+        }
+        if configuration.database != 0 { setup.append(RedisCommand("SELECT", configuration.database)) }
+        if let name = configuration.clientName { setup.append(RedisCommand("CLIENT", "SETNAME", name)) }
+        if !setup.isEmpty { try handshake(connected, setup) }
+        transport = connected
+        output.removeAll(keepingCapacity: true)
+        outputStart = 0
         needsWrite = false
-        logger.debug("Redis connected", metadata: ["endpoint": "\(configuration.endpointDescription)"])
+        logger.debug("Redis connected", metadata: ["endpoint": "\(configuration.endpointDescription)", "tls": "\(configuration.tls != nil)"])
     }
 
-    /// Runs one blocking command during connection setup; any error reply aborts the connect.
-    private func handshake(_ ctx: UnsafeMutablePointer<redisContext>, _ command: RedisCommand) throws(RedisError) {
-        let encoded = try EncodedCommand(command)
-        defer { encoded.free() }
-        _ = redisAppendFormattedCommand(ctx, encoded.pointer, encoded.length)
-        var raw: UnsafeMutableRawPointer?
-        guard redisGetReply(ctx, &raw) == REDIS_OK, let raw else {
-            throw .connectFailed("\(command.name) during handshake: \(Self.errorString(ctx))")
+    /// Sends the setup commands in one write and waits for their replies, blocking this thread
+    /// (it is the connection's own) up to the command timeout. Any error reply aborts the connect.
+    private func handshake(_ connection: Transport, _ commands: [RedisCommand]) throws(RedisError) {
+        var bytes: [UInt8] = []
+        for command in commands {
+            let encoded = try EncodedCommand(command)
+            bytes.append(contentsOf: encoded.bytes)
+            encoded.free()
         }
-        let reply = RESPValue(hiredis: raw.assumingMemoryBound(to: redisReply.self))
-        freeReplyObject(raw)
-        if case .error(let error) = reply {
-            throw .server(error)
+        let deadline = ContinuousClock.now + configuration.commandTimeout
+        let names = commands.map(\.name).joined(separator: "/")
+        func fail(_ why: String) -> RedisError { .connectFailed("\(names) during handshake: \(why)") }
+        var sent = 0
+        while sent < bytes.count {
+            let result = bytes.withUnsafeBytes { connection.write(UnsafeRawBufferPointer(rebasing: $0[sent...])) }
+            switch result {
+            case .transferred(let n): sent += n
+            case .wouldBlock:
+                let events = connection.writeWantsRead ? Int16(POLLIN) : Int16(POLLOUT)
+                guard SocketWait.wait(connection.fd, for: events, until: deadline) else { throw fail("timed out") }
+            case .closed: throw fail("server closed the connection")
+            case .failed(let why): throw fail(why)
+            }
         }
+        var replies: [RESPValue] = []
+        while replies.count < commands.count {
+            if let reply = try reader.next() {
+                replies.append(reply)
+                continue
+            }
+            let result = readBuffer.withUnsafeMutableBytes { connection.read(into: $0) }
+            switch result {
+            case .transferred(let n): try reader.feed(readBuffer, count: n)
+            case .wouldBlock:
+                if connection.hasBufferedInput { continue }
+                let events = connection.readWantsWrite ? Int16(POLLOUT) : Int16(POLLIN)
+                guard SocketWait.wait(connection.fd, for: events, until: deadline) else { throw fail("timed out") }
+            case .closed: throw fail("server closed the connection")
+            case .failed(let why): throw fail(why)
+            }
+        }
+        for case .error(let error) in replies { throw .server(error) }
     }
 
     // MARK: Writing
@@ -190,7 +218,7 @@ final class ConnectionLoop: @unchecked Sendable {
     /// one write and one round trip instead of trickling out one by one. A lone caller that
     /// resubmits at once never waits.
     private func coalesce() {
-        guard context != nil, !ranJobsSinceFlush, !pending.isEmpty, pending.count < resumedSinceFlush else { return }
+        guard transport != nil, !ranJobsSinceFlush, !pending.isEmpty, pending.count < resumedSinceFlush else { return }
         for _ in 0..<4 {
             var pause = timespec(tv_sec: 0, tv_nsec: 15_000)
             nanosleep(&pause, nil)
@@ -205,9 +233,9 @@ final class ConnectionLoop: @unchecked Sendable {
     }
 
     private func flushPending() {
-        guard let ctx = context, !pending.isEmpty else { return }
+        guard transport != nil, !pending.isEmpty else { return }
         for item in pending {
-            _ = redisAppendFormattedCommand(ctx, item.command.pointer, item.command.length)
+            output.append(contentsOf: UnsafeRawBufferPointer(start: item.command.pointer, count: item.command.length))
             item.command.free()
             inFlight.append(InFlight(waiter: item.waiter, deadline: item.deadline, blocks: item.blocks))
         }
@@ -218,21 +246,37 @@ final class ConnectionLoop: @unchecked Sendable {
     }
 
     private func writeOut() {
-        guard let ctx = context else { return }
-        var done: Int32 = 0
-        if redisBufferWrite(ctx, &done) != REDIS_OK {
-            disconnect(failingWith: .connectionLost(Self.errorString(ctx)))
-            return
+        guard let transport else { return }
+        while outputStart < output.count {
+            let result = output.withUnsafeBytes { transport.write(UnsafeRawBufferPointer(rebasing: $0[outputStart...])) }
+            switch result {
+            case .transferred(let n):
+                outputStart += n
+            case .wouldBlock:
+                needsWrite = true
+                return
+            case .closed:
+                disconnect(failingWith: .connectionLost("server closed the connection"))
+                return
+            case .failed(let why):
+                disconnect(failingWith: .connectionLost(why))
+                return
+            }
         }
-        needsWrite = done == 0
+        // A burst can grow the buffer far past what steady traffic needs; don't keep that forever.
+        if output.capacity > 1 << 20 { output = [] } else { output.removeAll(keepingCapacity: true) }
+        outputStart = 0
+        needsWrite = false
     }
 
     // MARK: Reading
 
     private func pollOnce() {
-        guard let ctx = context else { return }
+        guard let transport else { return }
+        // TLS may need the opposite readiness to finish a read or a write (see Transport).
+        let wantsOut = (needsWrite && !transport.writeWantsRead) || transport.readWantsWrite
         var fds = [
-            pollfd(fd: ctx.pointee.fd, events: Int16(POLLIN) | (needsWrite ? Int16(POLLOUT) : 0), revents: 0),
+            pollfd(fd: transport.fd, events: Int16(POLLIN) | (wantsOut ? Int16(POLLOUT) : 0), revents: 0),
             pollfd(fd: shared.wakeFD, events: Int16(POLLIN), revents: 0),
         ]
         var timeoutMs: Int32 = -1
@@ -240,6 +284,8 @@ final class ConnectionLoop: @unchecked Sendable {
             let remaining = ContinuousClock.now.duration(to: deadline)
             timeoutMs = remaining <= .zero ? 0 : Int32(clamping: remaining.redisMilliseconds)
         }
+        // Bytes OpenSSL already decrypted raise no poll event: take them without sleeping.
+        if transport.hasBufferedInput { timeoutMs = 0 }
         // While ordinary replies are outstanding their arrival wakes us, and new submissions
         // ride along with the next batch; only an idle or blocked loop needs the eventfd.
         if inFlight.isEmpty || inFlight.first!.blocks {
@@ -252,8 +298,10 @@ final class ConnectionLoop: @unchecked Sendable {
         }
         if fds[1].revents != 0 { drainWake() }
         let revents = fds[0].revents
-        if revents & Int16(POLLOUT) != 0 { writeOut() }
-        if context != nil, revents & (Int16(POLLIN) | Int16(POLLHUP) | Int16(POLLERR)) != 0 { readIn() }
+        let readable = revents & (Int16(POLLIN) | Int16(POLLHUP) | Int16(POLLERR)) != 0
+        let writable = revents & Int16(POLLOUT) != 0
+        if needsWrite, writable || (readable && transport.writeWantsRead) { writeOut() }
+        if self.transport != nil, readable || transport.hasBufferedInput || (writable && transport.readWantsWrite) { readIn() }
         if let deadline = inFlight.first?.deadline, ContinuousClock.now >= deadline {
             logger.warning("Redis command timed out; dropping connection", metadata: ["in_flight": "\(inFlight.count)"])
             disconnect(failingWith: .timeout(configuration.commandTimeout))
@@ -261,28 +309,29 @@ final class ConnectionLoop: @unchecked Sendable {
     }
 
     private func readIn() {
-        guard let ctx = context else { return }
+        guard let transport else { return }
         // Read until the socket is drained (bounded, so a flood cannot starve writers).
         var total = 0
         while total < 4 * 1024 * 1024 {
-            let n = readBuffer.withUnsafeMutableBytes { Glibc.read(ctx.pointee.fd, $0.baseAddress, $0.count) }
-            if n > 0 {
-                let fed = readBuffer.withUnsafeBytes {
-                    redisReaderFeed(ctx.pointee.reader, $0.baseAddress!.assumingMemoryBound(to: CChar.self), n)
-                }
-                if fed != REDIS_OK {
-                    disconnect(failingWith: .protocolError(Self.readerError(ctx)))
+            let result = readBuffer.withUnsafeMutableBytes { transport.read(into: $0) }
+            switch result {
+            case .transferred(let n):
+                do {
+                    try reader.feed(readBuffer, count: n)
+                } catch {
+                    disconnect(failingWith: error)
                     return
                 }
                 total += n
                 if !drainReplies() { return }
-                if n < readBuffer.count { return }
-            } else if n == 0 {
+                if n < readBuffer.count, transport.shortReadMeansDrained { return }
+            case .wouldBlock:
+                return
+            case .closed:
                 disconnect(failingWith: .connectionLost("server closed the connection"))
                 return
-            } else {
-                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return }
-                disconnect(failingWith: .connectionLost("read failed: \(String(cString: strerror(errno)))"))
+            case .failed(let why):
+                disconnect(failingWith: .connectionLost(why))
                 return
             }
         }
@@ -290,16 +339,16 @@ final class ConnectionLoop: @unchecked Sendable {
 
     /// Hands every complete reply to its waiter. Returns false if the connection was dropped.
     private func drainReplies() -> Bool {
-        guard let ctx = context else { return false }
+        guard transport != nil else { return false }
         while true {
-            var raw: UnsafeMutableRawPointer?
-            if redisReaderGetReply(ctx.pointee.reader, &raw) != REDIS_OK {
-                disconnect(failingWith: .protocolError(Self.readerError(ctx)))
+            let next: RESPValue?
+            do {
+                next = try reader.next()
+            } catch {
+                disconnect(failingWith: error)
                 return false
             }
-            guard let raw else { return true }
-            let reply = RESPValue(hiredis: raw.assumingMemoryBound(to: redisReply.self))
-            freeReplyObject(raw)
+            guard let reply = next else { return true }
             if let push = options.push, let message = Self.pubSubMessage(reply) {
                 push(message)
                 continue
@@ -331,9 +380,10 @@ final class ConnectionLoop: @unchecked Sendable {
     // MARK: Failure
 
     private func disconnect(failingWith error: RedisError) {
-        if let ctx = context {
-            redisFree(ctx)
-            context = nil
+        if transport != nil {
+            transport = nil
+            output.removeAll(keepingCapacity: true)
+            outputStart = 0
             if error.isConnectionError {
                 logger.warning("Redis connection dropped", metadata: ["error": "\(error)", "in_flight": "\(inFlight.count)"])
             }
@@ -412,26 +462,6 @@ final class ConnectionLoop: @unchecked Sendable {
             ranJobsSinceFlush = true
             let executor = asUnownedTaskExecutor()
             for job in jobs { job.runSynchronously(on: executor) }
-        }
-    }
-
-    // MARK: Helpers
-
-    private static func timeval(_ d: Duration) -> timeval {
-        let ms = d.redisMilliseconds
-        return Glibc.timeval(tv_sec: Int(ms / 1000), tv_usec: Int((ms % 1000) * 1000))
-    }
-
-    private static func errorString(_ ctx: UnsafeMutablePointer<redisContext>) -> String {
-        withUnsafeBytes(of: ctx.pointee.errstr) { raw in
-            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-        }
-    }
-
-    private static func readerError(_ ctx: UnsafeMutablePointer<redisContext>) -> String {
-        guard let reader = ctx.pointee.reader else { return "no reader" }
-        return withUnsafeBytes(of: reader.pointee.errstr) { raw in
-            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
         }
     }
 }

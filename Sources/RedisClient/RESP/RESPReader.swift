@@ -1,8 +1,7 @@
 import CHiredis
 
 /// hiredis's reply parser over an in-memory buffer: feed bytes, take complete replies.
-/// The connection uses the same parser through its context; this standalone form lets the
-/// reply mapping be tested without a socket.
+/// Each connection feeds one with what its socket (or TLS session) read; tests feed it bytes directly.
 final class RESPReader {
     private let reader: UnsafeMutablePointer<redisReader>
 
@@ -15,8 +14,14 @@ final class RESPReader {
     }
 
     func feed(_ bytes: [UInt8]) throws(RedisError) {
+        try feed(bytes, count: bytes.count)
+    }
+
+    /// Feeds the first `count` bytes of `bytes` (a connection's read buffer).
+    func feed(_ bytes: [UInt8], count: Int) throws(RedisError) {
+        guard count > 0 else { return }
         let status = bytes.withUnsafeBytes { raw in
-            redisReaderFeed(reader, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count)
+            redisReaderFeed(reader, raw.baseAddress?.assumingMemoryBound(to: CChar.self), count)
         }
         if status != REDIS_OK { throw .protocolError(errorString) }
     }

@@ -1,4 +1,4 @@
-/// SHA-1, only to name Lua scripts for EVALSHA the way Redis does (not for security).
+/// SHA-1, only to name Lua scripts (their Redis function libraries) after their code (not for security).
 enum SHA1 {
     static func hex(_ message: [UInt8]) -> String {
         var h: (UInt32, UInt32, UInt32, UInt32, UInt32) = (0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0)

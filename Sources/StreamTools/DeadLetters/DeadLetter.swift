@@ -14,6 +14,13 @@ public struct DeadLetter: Sendable, Equatable {
     public var timeMilliseconds: Int64?
     /// The original entry's fields, in order, with the `f:` prefix removed.
     public var fields: [StreamField]
+    /// How many stream entries hold this dead letter (more than one beyond
+    /// `WorkerScripts.deadLetterFieldsPerPart` fields; the rest follow it directly).
+    public var parts = 1
+    /// For a continuation entry: the id of the dead letter's first entry.
+    public var continues: String?
+    /// Continuation entries merged into this one (their ids), so a requeue deletes them too.
+    public var continuationIDs: [String] = []
 
     static let fieldPrefix: [UInt8] = Array("f:".utf8)
 
@@ -35,10 +42,26 @@ public struct DeadLetter: Sendable, Equatable {
             case "deliveries": deliveries = Int(text)
             case "consumer": consumer = text
             case "time_ms": timeMilliseconds = Int64(text)
+            case "parts": parts = max(1, Int(text) ?? 1)
+            case "continues": continues = text
             default: break
             }
         }
     }
+
+    /// Whether `entry` is the next part of this dead letter.
+    func isContinued(by entry: DeadLetter) -> Bool {
+        entry.continues == id && 1 + continuationIDs.count < parts
+    }
+
+    /// Appends a continuation entry's fields.
+    mutating func merge(_ continuation: DeadLetter) {
+        fields += continuation.fields
+        continuationIDs.append(continuation.id)
+    }
+
+    /// Whether every part was found.
+    public var isComplete: Bool { 1 + continuationIDs.count == parts }
 
     /// The value of the original field `name`, as bytes.
     public func field(_ name: String) -> [UInt8]? {

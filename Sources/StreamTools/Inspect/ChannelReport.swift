@@ -50,12 +50,13 @@ public struct ChannelReport: Sendable, Equatable {
     }
 
     public var text: String {
-        var lines = ["channel \(channel)"]
+        let e = TerminalText.escape
+        var lines = ["channel \(e(channel))"]
         lines.append("  last seq \(lastSeq.map(String.init) ?? "-"), produced seq \(producedSeq.map(String.init) ?? "-")"
                      + (deadSeqs.isEmpty ? "" : ", dead-lettered ahead: \(deadSeqs.map(String.init).joined(separator: ","))"))
         lines.append("  fence: committed \(committedFence.map(String.init) ?? "-"), counter \(fenceCounter.map(String.init) ?? "-")")
         if let lock {
-            lines.append("  lock held by \(lock.token), ttl \(lock.ttlMilliseconds.map(GroupReport.formatMilliseconds) ?? "no expiry"), fence \(lock.fence.map(String.init) ?? "-")")
+            lines.append("  lock held by \(e(lock.token)), ttl \(lock.ttlMilliseconds.map(GroupReport.formatMilliseconds) ?? "no expiry"), fence \(lock.fence.map(String.init) ?? "-")")
         } else {
             lines.append("  lock free")
         }
@@ -63,10 +64,10 @@ public struct ChannelReport: Sendable, Equatable {
             lines.append("  state: none")
         } else {
             lines.append("  state:")
-            lines += state.map { "    \($0.0) = \($0.1)" }
+            lines += state.map { "    \(e($0.0)) = \(e($0.1))" }
         }
         lines.append("  history: \(historyLength) entries" + (history.isEmpty ? "" : ", newest \(history.count):"))
-        lines += history.map { "    " + $0 }
+        lines += history.map { "    " + e($0) }
         return lines.joined(separator: "\n")
     }
 }

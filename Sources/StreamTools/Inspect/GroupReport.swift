@@ -98,8 +98,9 @@ public struct GroupReport: Sendable, Equatable {
 
     public var text: String {
         var lines: [String] = []
-        lines.append("stream \(stream): \(length) entries")
-        lines.append("group \(group): pending \(pending), lag \(lag.map(String.init) ?? "unknown"), last delivered \(lastDeliveredID)")
+        let e = TerminalText.escape
+        lines.append("stream \(e(stream)): \(length) entries")
+        lines.append("group \(e(group)): pending \(pending), lag \(lag.map(String.init) ?? "unknown"), last delivered \(e(lastDeliveredID))")
         lines.append("")
         lines.append("consumers (\(consumers.count)):")
         if consumers.isEmpty { lines.append("  none") }
@@ -124,7 +125,7 @@ public struct GroupReport: Sendable, Equatable {
         if !topReasons.isEmpty {
             let of = reasonSample < deadLetters ? " (newest \(reasonSample))" : ""
             lines.append("  most common reasons\(of):")
-            lines += topReasons.map { "    \($0.reason): \($0.count)" }
+            lines += topReasons.map { "    \(e($0.reason)): \($0.count)" }
         }
         return lines.joined(separator: "\n")
     }
@@ -143,10 +144,12 @@ public struct GroupReport: Sendable, Equatable {
     }
 }
 
-/// Plain aligned columns.
+/// Plain aligned columns. Cells are escaped for the terminal (`TerminalText`).
 public enum Table {
     public static func render(header: [String], rows: [[String]], rightAligned: Set<Int> = []) -> [String] {
         guard !rows.isEmpty else { return [] }
+        let header = header.map(TerminalText.escape)
+        let rows = rows.map { $0.map(TerminalText.escape) }
         var widths = header.map(\.count)
         for row in rows {
             for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }

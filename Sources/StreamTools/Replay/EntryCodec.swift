@@ -3,7 +3,7 @@ import StreamWorker
 
 /// One stream entry as it travels through a JSONL file.
 public struct ExportedEntry: Sendable, Equatable {
-    /// The entry id; optional on import, where `--new-ids` lets Redis assign one.
+    /// The entry id; optional on import, where `--ids new` lets Redis assign one.
     public var id: String?
     /// The fields in stream order, names and values as raw bytes.
     public var fields: [StreamField]

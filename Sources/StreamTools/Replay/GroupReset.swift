@@ -23,7 +23,8 @@ public struct ResetPlan: Sendable, Equatable {
     }
 
     public var text: String {
-        var s = "group \(group) on \(stream): last delivered id \(currentLastDelivered) → \(targetID); "
+        let e = TerminalText.escape
+        var s = "group \(e(group)) on \(e(stream)): last delivered id \(currentLastDelivered) → \(targetID); "
         s += "\(redelivered) \(redelivered == 1 ? "entry" : "entries") will be redelivered"
         if skipped > 0 { s += ", \(skipped) not yet delivered will be skipped" }
         return s

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A stream entry id, `<milliseconds>-<sequence>`.
 public struct StreamID: Sendable, Hashable, Comparable, CustomStringConvertible {
     public var milliseconds: UInt64
@@ -65,11 +67,29 @@ public struct EntryRange: Sendable, Equatable {
         guard let text, !text.isEmpty, text != open else { return open }
         let exclusive = text.hasPrefix("(")
         let body = exclusive ? String(text.dropFirst()) : text
+        if let time = time(body) {
+            // A time is a bare millisecond: an end includes every entry of that millisecond.
+            return (exclusive ? "(" : "") + (isEnd && !exclusive ? "\(time)-\(UInt64.max)" : "\(time)-0")
+        }
         guard let id = StreamID(body) else {
-            throw RangeError("\(option) '\(text)' is not a stream id: expected '\(open)', 'ms', 'ms-seq' or '(ms-seq' for exclusive")
+            throw RangeError("\(option) '\(text)' is not a stream id or time: expected '\(open)', 'ms', 'ms-seq', "
+                + "an ISO 8601 time such as 2026-12-01T22:00:00Z, or '(' before any of them for exclusive")
         }
         if !body.contains("-") && isEnd && !exclusive { return "\(id.milliseconds)-\(UInt64.max)" }
         return (exclusive ? "(" : "") + id.description
+    }
+
+    /// Milliseconds of an ISO 8601 time (`2026-12-01T22:00:00Z`, fractional seconds allowed), or nil.
+    static func time(_ text: String) -> UInt64? {
+        guard text.contains("T") else { return nil }
+        let formatter = ISO8601DateFormatter()
+        var date = formatter.date(from: text)
+        if date == nil {
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            date = formatter.date(from: text)
+        }
+        guard let date, date.timeIntervalSince1970 >= 0 else { return nil }
+        return UInt64((date.timeIntervalSince1970 * 1000).rounded())
     }
 
     private static func comparable(_ bound: String) -> (id: StreamID, exclusive: Bool)? {

@@ -31,8 +31,12 @@ public struct ImportSummary: Sendable, Equatable {
     public var alreadyPresent = 0
     public var outOfOrder = 0
     public var rejected = 0
-    /// The first few skipped or rejected ids with why, for the report.
+    /// The first few out-of-order or rejected ids with why, for the report. Entries already
+    /// present are the expected result of a repeated run, so they are folded into one line.
     public var problems: [String] = []
+    /// The first and last id found already present.
+    public var firstPresent: String?
+    public var lastPresent: String?
     public static let maxProblems = 20
 
     public init() {}
@@ -43,7 +47,8 @@ public struct ImportSummary: Sendable, Equatable {
         case .added, .wouldAdd: added += 1
         case .alreadyPresent(let id):
             alreadyPresent += 1
-            note("\(id): already present, skipped")
+            if firstPresent == nil { firstPresent = id }
+            lastPresent = id
         case .outOfOrder(let id, let last):
             outOfOrder += 1
             note("\(id): at or below the stream's last id \(last) and not present, skipped")
@@ -75,10 +80,28 @@ public struct ImportSummary: Sendable, Equatable {
 
     public func text(dryRun: Bool) -> String {
         var lines = ["\(dryRun ? "dry run: would add" : "added") \(added) of \(read) entries; \(alreadyPresent) already present, \(outOfOrder) out of order, \(rejected) rejected"]
-        lines += problems.map { "  " + $0 }
-        let more = alreadyPresent + outOfOrder + rejected - problems.count
+        if let first = firstPresent, let last = lastPresent {
+            lines.append(alreadyPresent == 1 ? "  \(TerminalText.escape(first)): already present, skipped"
+                : "  \(alreadyPresent) already present, skipped (\(TerminalText.escape(first)) … \(TerminalText.escape(last)))")
+        }
+        lines += problems.map { "  " + TerminalText.escape($0) }
+        let more = outOfOrder + rejected - problems.count
         if more > 0 { lines.append("  … and \(more) more") }
         return lines.joined(separator: "\n")
+    }
+}
+
+/// Where a replay's channels live in the target, for what it does with `seq`.
+public struct ReplayTarget: Sendable, Equatable {
+    /// The target's keys (its namespace), whose seq counters and state the replay reads and stamps.
+    public var keys: WorkerKeys
+    public var channelField: String
+    public var seqMode: SeqMode
+
+    public init(keys: WorkerKeys, channelField: String = "channel_id", seqMode: SeqMode = .keep) {
+        self.keys = keys
+        self.channelField = channelField
+        self.seqMode = seqMode
     }
 }
 
@@ -89,12 +112,64 @@ public final class StreamImporter: Sendable {
     public let stream: String
     public let mode: IDMode
     public let dryRun: Bool
+    /// nil: entries go in as they are, and their seqs are not looked at.
+    public let target: ReplayTarget?
 
-    public init(client: RedisClient, stream: String, mode: IDMode, dryRun: Bool) {
+    public init(client: RedisClient, stream: String, mode: IDMode, dryRun: Bool, target: ReplayTarget? = nil) {
         self.client = client
         self.stream = stream
         self.mode = mode
         self.dryRun = dryRun
+        self.target = target
+    }
+
+    /// The command that adds `entry` under `id`: a plain XADD, or with `--seq restamp` and an
+    /// entry that has a channel and a seq, the restamp script.
+    private func addCommand(_ entry: ExportedEntry, id: String) -> RedisCommand {
+        if let target, target.seqMode == .restamp, case let (channel, _?)? = entry.channelAndSeq(channelField: target.channelField),
+           let seqIndex = entry.fields.firstIndex(where: { $0.name == Array("seq".utf8) }) {
+            var command = RedisCommand("EVALSHA", ReplayScripts.restamp.sha1, 3, target.keys.seq(channel: channel), stream,
+                                       target.keys.state(channel: channel), id, 3 + 2 * seqIndex + 1)
+            for field in entry.fields {
+                command.append(field.name)
+                command.append(field.value)
+            }
+            return command
+        }
+        var command = RedisCommand("XADD", stream, id)
+        for field in entry.fields {
+            command.append(field.name)
+            command.append(field.value)
+        }
+        return command
+    }
+
+    /// Per channel, the highest seq the target has applied or stamped: `max(last_seq, seq counter)`.
+    public func reachedSeqs(channels: [String]) async throws -> [String: Int64] {
+        guard let keys = target?.keys, !channels.isEmpty else { return [:] }
+        var reached: [String: Int64] = [:]
+        for chunk in stride(from: 0, to: channels.count, by: 500).map({ Array(channels[$0..<min($0 + 500, channels.count)]) }) {
+            let commands = chunk.flatMap { [RedisCommand("HGET", keys.state(channel: $0), "last_seq"), RedisCommand("GET", keys.seq(channel: $0))] }
+            let replies = try await client.pipeline(commands)
+            for (i, channel) in chunk.enumerated() {
+                let lastSeq = Int64(try replies[2 * i].get().string ?? "") ?? 0
+                let counter = Int64(try replies[2 * i + 1].get().string ?? "") ?? 0
+                reached[channel] = max(lastSeq, counter)
+            }
+        }
+        return reached
+    }
+
+    /// After a replay with kept seqs: raises each channel's seq counter to the highest seq
+    /// replayed, so a later replay or producer continues above them (and a repeated replay with
+    /// new ids is refused rather than dropped as duplicates).
+    public func raiseCounters(_ highest: [String: Int64]) async throws {
+        guard let keys = target?.keys, !dryRun, !highest.isEmpty else { return }
+        try await client.send("SCRIPT", "LOAD", ReplayScripts.raiseCounter.source)
+        let commands = highest.sorted { $0.key < $1.key }.map {
+            RedisCommand("EVALSHA", ReplayScripts.raiseCounter.sha1, 1, keys.seq(channel: $0.key), String($0.value))
+        }
+        for result in try await client.pipeline(commands) { _ = try result.get() }
     }
 
     /// Imports `entries` in order; one outcome per entry, in order.
@@ -107,21 +182,19 @@ public final class StreamImporter: Sendable {
         }
         let explicit = ids.map { $0 ?? "*" }
         if dryRun { return try await predict(entries, ids: explicit, lastID: &predictedLastID) }
-        let commands = zip(entries, explicit).map { entry, id -> RedisCommand in
-            var command = RedisCommand("XADD", stream, id)
-            for field in entry.fields {
-                command.append(field.name)
-                command.append(field.value)
-            }
-            return command
-        }
-        let results = try await client.pipeline(commands)
+        var commands = zip(entries, explicit).map { addCommand($0, id: $1) }
+        // Loaded in the same pipeline, ahead of the EVALSHAs, so a flushed script cache cannot fail them.
+        let restamping = target?.seqMode == .restamp
+        if restamping { commands.insert(RedisCommand("SCRIPT", "LOAD", ReplayScripts.restamp.source), at: 0) }
+        var results = try await client.pipeline(commands)
+        if restamping { _ = try results.removeFirst().get() }
         var outcomes: [ImportOutcome] = []
         var toCheck: [Int] = []
         for (i, result) in results.enumerated() {
             switch result {
             case .success(let reply):
-                outcomes.append(.added(id: reply.string ?? entries[i].id ?? "?"))
+                // XADD answers the id; the restamp script answers {id, seq}.
+                outcomes.append(.added(id: reply.string ?? reply.array?.first?.string ?? entries[i].id ?? "?"))
             case .failure(let error):
                 if mode == .keep, case .server(let e) = error, e.message.contains("equal or smaller") {
                     toCheck.append(i)
@@ -191,7 +264,7 @@ public enum ImportError: Error, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .missingID: return "an entry has no \"id\": --keep-ids needs one on every line (use --new-ids to let Redis assign them)"
+        case .missingID: return "an entry has no \"id\": --ids keep needs one on every line (--ids new lets Redis assign them)"
         }
     }
 }

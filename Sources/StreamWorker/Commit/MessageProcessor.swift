@@ -2,6 +2,7 @@ import DistributedLocking
 import Foundation
 import Logging
 import RedisClient
+import ServiceLifecycle
 
 /// Runs one message through lock → handler → atomic commit, retrying what is safe to retry.
 struct MessageProcessor: Sendable {
@@ -82,8 +83,14 @@ struct MessageProcessor: Sendable {
 
             let update: StateUpdate
             let fence = await lock.fence ?? 0
+            let isDuplicate = message.seq.map { seq in lastSeq.map { seq <= $0 } ?? false } ?? false
+            // Nothing new starts once shutdown began (a turn that waited for its lock, or a retry).
+            // The dispatcher's tasks inherit the service's task-locals, so this sees SIGTERM at once.
+            if !isDuplicate, Task.isShuttingDownGracefully {
+                await lock.release()
+                return .leftPending("shutdown")
+            }
             do {
-                let isDuplicate = message.seq.map { seq in lastSeq.map { seq <= $0 } ?? false } ?? false
                 update = isDuplicate ? StateUpdate() : try await LeaseContext.$fence.withValue(fence) {
                     try await lock.runWhileHeld { [handler] in try await handler.handle(message, state: state) }
                 }
@@ -177,7 +184,7 @@ struct MessageProcessor: Sendable {
         if hasSeq, var last = lastSeq, index < results.count, case .success(let reply) = results[index] {
             // Dead-lettered seqs just above last_seq count as done, as the commit script treats them.
             let dead = Set(reply.array?.compactMap(\.int) ?? [])
-            while dead.contains(last + 1) { last += 1 }
+            while last < InboundMessage.maxSeq, dead.contains(last + 1) { last += 1 }
             lastSeq = last
         }
         return (state, lastSeq)

@@ -3,6 +3,22 @@ import RedisClient
 
 /// The worker's contract with Redis: commit, dead-letter and produce, each one atomic script.
 public enum WorkerScripts {
+    /// Every script a worker runs, its lock's included: what `sgctl functions load` loads.
+    public static var all: [RedisScript] { [commit, deadLetter, produce, heartbeat, route, routerCursor] + DistributedLock.redisScripts }
+
+    /// The input contract's seq, as every script checks it: decimal digits without a sign or a
+    /// leading zero, from 1 to 2^53-1 (`InboundMessage.maxSeq`). Lua numbers are doubles, so a
+    /// larger value would compare and print inexactly; every value above the bound rounds to a
+    /// double of at least 2^53, so the comparison below refuses them all.
+    static let seqChunk = """
+
+        local SG_MAX_SEQ = 9007199254740991
+        local function sg_is_seq(v)
+          return type(v) == 'string' and string.match(v, '^[1-9]%d*$') ~= nil and #v <= 16 and tonumber(v) <= SG_MAX_SEQ
+        end
+
+        """
+
     /// Commit = check lease, check fence, check order, acknowledge, apply, release — atomically.
     /// KEYS[1] lock, KEYS[2] state hash, KEYS[3] history list, KEYS[4] stream, KEYS[5] dead-seq set.
     /// ARGV[1] token, ARGV[2] fence, ARGV[3] group, ARGV[4] entry id, ARGV[5] seq or '',
@@ -15,13 +31,17 @@ public enum WorkerScripts {
     /// Every `redis.call` costs Redis a few microseconds, so the script reads the state once (HMGET)
     /// and writes it once (HSET). Type and integer checks come before the first write: a failing
     /// check returns an error and changes nothing.
-    public static let commit = RedisScript(FencedScripts.applyUpdateChunk + """
+    public static let commit = RedisScript(FencedScripts.applyUpdateChunk + seqChunk + """
 
         local function release(applied)
           redis.call('DEL', KEYS[1])
-          redis.call('PUBLISH', ARGV[6], applied and (ARGV[1] .. ' ' .. applied) or ARGV[1])
+          -- '%d', not '..': Lua prints numbers of 15 digits or more in exponent form.
+          redis.call('PUBLISH', ARGV[6], applied and (ARGV[1] .. ' ' .. string.format('%d', applied)) or ARGV[1])
         end
         if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'lost', 0} end
+        if ARGV[5] ~= '' and not sg_is_seq(ARGV[5]) then
+          return redis.error_reply('ERR seq ' .. ARGV[5] .. ' is not an integer from 1 to 2^53-1')
+        end
         local nset, nincr, nappend = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
         local fields, i = {'fence', 'last_seq'}, 12 + 2 * nset
         for _ = 1, nincr do fields[#fields + 1] = ARGV[i]; i = i + 2 end
@@ -78,24 +98,47 @@ public enum WorkerScripts {
         return {'applied', tonumber(ARGV[2])}
         """)
 
-    /// Moves an entry to the dead-letter stream and acknowledges it, atomically.
+    /// Fields per dead-letter stream entry: an XADD from Lua takes its arguments through `unpack`,
+    /// which stops at 8,000 values, so a larger entry is written as several consecutive entries.
+    public static let deadLetterFieldsPerPart = 3000
+
+    /// Moves an entry to the dead-letter stream and acknowledges it, atomically, keeping every field.
     /// KEYS[1] stream, KEYS[2] dead-letter stream, KEYS[3] state hash, KEYS[4] dead-seq set
     /// (KEYS[3] and KEYS[4] are only touched when a seq is given).
     /// ARGV[1] group, ARGV[2] entry id, ARGV[3] reason, ARGV[4] deliveries, ARGV[5] consumer,
     /// ARGV[6] time (ms), ARGV[7] seq or '', ARGV[8] detail, ARGV[9…] original fields as name, value pairs.
     /// Returns 1 when dead-lettered, 0 when the entry was already acknowledged (nothing written).
-    public static let deadLetter = RedisScript("""
-        if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-        local entry = {'original_id', ARGV[2], 'stream', KEYS[1], 'reason', ARGV[3], 'detail', ARGV[8],
-                       'deliveries', ARGV[4], 'consumer', ARGV[5], 'time_ms', ARGV[6]}
-        for i = 9, #ARGV, 2 do
-          entry[#entry + 1] = 'f:' .. ARGV[i]
-          entry[#entry + 1] = ARGV[i + 1]
+    ///
+    /// Up to `deadLetterFieldsPerPart` fields go in one entry. Beyond that the first entry also
+    /// holds `parts` (how many entries make up the dead letter) and each further one holds
+    /// `continues` (the first entry's id), `part` (2, 3, …) and the next fields; one script writes
+    /// them all, so they are adjacent in the stream and appear together or not at all.
+    public static let deadLetter = RedisScript(seqChunk + """
+        local dtype = redis.call('TYPE', KEYS[2])['ok']
+        if dtype ~= 'stream' and dtype ~= 'none' then
+          return redis.error_reply('WRONGTYPE dead-letter key ' .. KEYS[2] .. ' holds a ' .. dtype)
         end
-        redis.call('XADD', KEYS[2], '*', unpack(entry))
-        local seq = tonumber(ARGV[7])
-        if seq then
+        if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+        local per = 2 * \(deadLetterFieldsPerPart)
+        local function sg_add_fields(entry, from)
+          for i = from, math.min(#ARGV, from + per - 1), 2 do
+            entry[#entry + 1] = 'f:' .. ARGV[i]
+            entry[#entry + 1] = ARGV[i + 1]
+          end
+          return entry
+        end
+        local head = {'original_id', ARGV[2], 'stream', KEYS[1], 'reason', ARGV[3], 'detail', ARGV[8],
+                      'deliveries', ARGV[4], 'consumer', ARGV[5], 'time_ms', ARGV[6]}
+        local parts = math.max(1, math.ceil((#ARGV - 8) / per))
+        if parts > 1 then head[#head + 1] = 'parts'; head[#head + 1] = tostring(parts) end
+        local id = redis.call('XADD', KEYS[2], '*', unpack(sg_add_fields(head, 9)))
+        for k = 2, parts do
+          redis.call('XADD', KEYS[2], '*', unpack(sg_add_fields({'continues', id, 'part', tostring(k)}, 9 + (k - 1) * per)))
+        end
+        -- A seq outside the contract took no part in the channel's order: nothing to advance.
+        if sg_is_seq(ARGV[7]) then
           -- Later messages must not wait behind a message that will never be applied.
+          local seq = tonumber(ARGV[7])
           local last = tonumber(redis.call('HGET', KEYS[3], 'last_seq') or '0')
           if seq == last + 1 then
             while redis.call('SREM', KEYS[4], seq + 1) == 1 do seq = seq + 1 end
@@ -182,8 +225,16 @@ public enum WorkerScripts {
 
     /// Stamps the channel's next seq and appends the message, atomically.
     /// KEYS[1] seq counter, KEYS[2] stream. ARGV[1] channel field, ARGV[2] channel id,
-    /// ARGV[3…] other fields as name, value pairs. Returns {entry id, seq}.
-    public static let produce = RedisScript("""
+    /// ARGV[3…] other fields as name, value pairs. Returns {entry id, seq}, or an error (and
+    /// writes nothing) when the counter already holds 2^53-1 or is not a valid seq.
+    public static let produce = RedisScript(seqChunk + """
+        local current = redis.call('GET', KEYS[1])
+        if current and current ~= '0' and not sg_is_seq(current) then
+          return redis.error_reply('ERR seq counter ' .. KEYS[1] .. ' holds ' .. current .. ', not a seq')
+        end
+        if current and tonumber(current) >= SG_MAX_SEQ then
+          return redis.error_reply('ERR seq counter ' .. KEYS[1] .. ' is at the limit 2^53-1')
+        end
         local seq = redis.call('INCR', KEYS[1])
         local args = {KEYS[2], '*', ARGV[1], ARGV[2], 'seq', seq}
         for i = 3, #ARGV do args[#args + 1] = ARGV[i] end

@@ -29,7 +29,7 @@ public enum ConfigurationError: Error, CustomStringConvertible, Equatable {
     case unknownKey(String, suggestion: String?, source: ConfigurationSource)
     /// A value that does not parse or is out of range; `expected` completes "is not …".
     case invalidValue(option: String, value: String, expected: String, source: ConfigurationSource)
-    /// `redis-url` is not a usable redis:// or unix:// URL. `value` is already redacted.
+    /// `redis-url` is not a usable redis://, rediss:// or unix:// URL. `value` is already redacted.
     case invalidURL(value: String, reason: String, source: ConfigurationSource)
     /// A file named by `option` (`config` or `redis-password-file`) does not exist.
     case missingFile(option: String, path: String, source: ConfigurationSource)
@@ -97,6 +97,11 @@ public enum ConfigurationError: Error, CustomStringConvertible, Equatable {
 enum ConfigurationOption: String, CaseIterable {
     case redisURL = "redis-url"
     case redisPasswordFile = "redis-password-file"
+    case tlsCAFile = "tls-ca-file"
+    case tlsCertFile = "tls-cert-file"
+    case tlsKeyFile = "tls-key-file"
+    case tlsServerName = "tls-server-name"
+    case tlsInsecureSkipVerify = "tls-insecure-skip-verify"
     case stream
     case partitions
     case routeFrom = "route-from"
@@ -184,7 +189,7 @@ struct ConfigurationLoader {
     // MARK: Typed accessors
 
     /// The single scalar value of `option`, trimmed; rejects a YAML list for options that take one value.
-    private func scalar(_ option: ConfigurationOption) throws(ConfigurationError) -> (String, ConfigurationSource)? {
+    func scalar(_ option: ConfigurationOption) throws(ConfigurationError) -> (String, ConfigurationSource)? {
         guard let setting = setting(option) else { return nil }
         switch setting.raw {
         case .scalar(let value):
@@ -245,17 +250,51 @@ struct ConfigurationLoader {
         return .milliseconds(n)
     }
 
+    /// - Parameter range: the bounds and why they are there, when the option has them; a value
+    ///   outside is refused with that reason, even when it is too large to parse.
     func duration(
-        _ option: ConfigurationOption, default fallback: Duration, allowZero: Bool
+        _ option: ConfigurationOption, default fallback: Duration, allowZero: Bool,
+        range: (bounds: ClosedRange<Duration>, why: String)? = nil
     ) throws(ConfigurationError) -> Duration {
         guard let (value, source) = try scalar(option) else { return fallback }
-        guard let d = Self.parseDuration(value), allowZero || d > .zero else {
-            let bound = allowZero ? ">= 0" : "> 0"
-            throw .invalidValue(
+        let bound = allowZero ? ">= 0" : "> 0"
+        let format = "a duration in seconds \(bound) (such as 10, 1.5, 1500ms, 2s or 1m)"
+        func outOfRange() -> ConfigurationError {
+            let bounds = range!.bounds
+            return .invalidValue(
                 option: option.rawValue, value: value,
-                expected: "a duration in seconds \(bound) (such as 10, 1.5, 1500ms, 2s or 1m)", source: source)
+                expected: "within \(Self.describe(bounds.lowerBound)) to \(Self.describe(bounds.upperBound)): \(range!.why)",
+                source: source)
         }
+        guard let d = Self.parseDuration(value) else {
+            // Numbers too large for a Duration, or in exponent form (1e12): say what is wrong with the
+            // amount rather than only with its spelling.
+            if let range, Self.isNumber(value, above: range.bounds.upperBound) { throw outOfRange() }
+            throw .invalidValue(option: option.rawValue, value: value, expected: format, source: source)
+        }
+        guard allowZero || d > .zero else {
+            throw .invalidValue(option: option.rawValue, value: value, expected: format, source: source)
+        }
+        if let range, !range.bounds.contains(d) { throw outOfRange() }
         return d
+    }
+
+    /// Whether `text` is a number (seconds, or ms with that suffix; exponents allowed) beyond `limit`.
+    static func isNumber(_ text: String, above limit: Duration) -> Bool {
+        var trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
+        var scale = 1.0
+        if trimmed.hasSuffix("ms") { trimmed.removeLast(2); scale = 0.001 }
+        else if trimmed.hasSuffix("s") { trimmed.removeLast() }
+        guard let number = Double(trimmed), number.isFinite else { return false }
+        return number * scale > Double(limit.components.seconds)
+    }
+
+    /// `10 ms`, `1 day`, `90 s`: for the bounds in messages.
+    static func describe(_ duration: Duration) -> String {
+        let ms = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        if ms % 86_400_000 == 0 { return ms == 86_400_000 ? "1 day" : "\(ms / 86_400_000) days" }
+        if ms % 1000 == 0 { return "\(ms / 1000) s" }
+        return "\(ms) ms"
     }
 
     func choice<T: RawRepresentable & CaseIterable>(
@@ -386,13 +425,13 @@ struct ConfigurationLoader {
     static func urlProblem(_ url: String) -> String? {
         guard !url.contains(where: \.isWhitespace) else { return "contains whitespace" }
         guard let schemeEnd = url.range(of: "://") else {
-            return "no scheme; expected redis://host[:port][/db] or unix:///path"
+            return "no scheme; expected redis://host[:port][/db], rediss://… or unix:///path"
         }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
         var rest = Substring(url[schemeEnd.upperBound...])
         if let q = rest.firstIndex(of: "?") { rest = rest[..<q] }
         switch scheme {
-        case "redis":
+        case "redis", "rediss":
             if let at = rest.lastIndex(of: "@") { rest = rest[rest.index(after: at)...] }
             var hostPort = rest
             if let slash = rest.firstIndex(of: "/") {
@@ -419,10 +458,8 @@ struct ConfigurationLoader {
             return host.isEmpty ? "no host" : nil
         case "unix":
             return rest.hasPrefix("/") && rest.count > 1 ? nil : "needs an absolute socket path, as in unix:///run/redis.sock"
-        case "rediss":
-            return "rediss:// (TLS) is not supported; use redis:// or unix://"
         default:
-            return "scheme must be redis:// or unix://"
+            return "scheme must be redis://, rediss:// or unix://"
         }
     }
 
@@ -460,8 +497,13 @@ struct ConfigurationLoader {
 
     /// The valid key within edit distance 2 of `key`, if any.
     static func suggestion(for key: String) -> String? {
-        let best = ConfigurationOption.allCases.map(\.rawValue)
-            .map { (name: $0, distance: editDistance(key.lowercased(), $0)) }
+        closest(to: key.lowercased(), among: ConfigurationOption.allCases.map(\.rawValue))
+    }
+
+    /// The candidate within edit distance 2 of `key`, if any.
+    static func closest(to key: String, among candidates: [String]) -> String? {
+        let best = candidates
+            .map { (name: $0, distance: editDistance(key, $0)) }
             .min { $0.distance < $1.distance }
         guard let best, best.distance <= 2 else { return nil }
         return best.name
@@ -487,6 +529,10 @@ struct ConfigurationLoader {
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml)
+        } catch YamlError.duplicatedKeysInMapping(let duplicates, _) {
+            // Yams 6 refuses repeated keys itself; the message stays the one the loop below gives.
+            throw .invalidYAML(message: duplicates.sorted().map { "key \"\($0)\" appears more than once" }.joined(separator: "; "),
+                               source: source)
         } catch {
             throw .invalidYAML(message: "\(error)", source: source)
         }
@@ -524,6 +570,9 @@ struct ConfigurationLoader {
                 settings[key] = Setting(raw: .list(items), source: source)
             case .mapping:
                 throw .invalidValue(option: key, value: "{...}", expected: "a single value (not a mapping)", source: source)
+            case .alias:
+                // Yams 6 can hand back an alias it did not resolve; a configuration value has no use for one.
+                throw .invalidValue(option: key, value: "*alias", expected: "a value written out (not a YAML alias)", source: source)
             }
         }
         return settings

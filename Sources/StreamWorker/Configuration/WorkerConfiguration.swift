@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RedisClient
 
 /// What the worker does with each entry.
 public enum HandlerKind: String, Sendable, Equatable, CaseIterable {
@@ -22,12 +23,14 @@ public enum LogFormat: String, Sendable, Equatable, CaseIterable {
 /// Build one with ``load(flags:environment:file:)``; the memberwise ``init`` does not validate.
 /// `description` never shows the password; see ``redactedDescription``.
 public struct WorkerConfiguration: Sendable, Equatable {
-    /// `redis://[user[:password]@]host[:port][/db]` or `unix:///path`. May carry a password; print ``redactedDescription``.
+    /// `redis://[user[:password]@]host[:port][/db]`, `rediss://…` (TLS) or `unix:///path`. May carry a password; print ``redactedDescription``.
     public var redisURL: String
     /// From `redis-password-file` or `SG_REDIS_PASSWORD`; never from a flag, which `ps` would show.
     public var redisPassword: String?
     /// The file `redisPassword` was read from, if it came from one.
     public var redisPasswordFile: String?
+    /// TLS settings (`tls-*` options) for a `rediss://` URL; `nil` for `redis://` and `unix://`.
+    public var tls: RedisTLSConfiguration?
     /// Streams to consume, in order. With more than one partition each is the base name of its
     /// partition streams (`<stream>:{p0}` …); see ``WorkerKeys``.
     public var streams: [String]
@@ -84,6 +87,7 @@ public struct WorkerConfiguration: Sendable, Equatable {
         redisURL: String = "redis://127.0.0.1:6379",
         redisPassword: String? = nil,
         redisPasswordFile: String? = nil,
+        tls: RedisTLSConfiguration? = nil,
         streams: [String] = ["sg:stream:inbound"],
         partitions: Int = 16,
         routeFrom: String? = nil,
@@ -108,11 +112,12 @@ public struct WorkerConfiguration: Sendable, Equatable {
         logLevel: Logger.Level = .info,
         logFormat: LogFormat = .text,
         metricsPort: Int? = nil,
-        metricsHost: String = "0.0.0.0"
+        metricsHost: String = "127.0.0.1"
     ) {
         self.redisURL = redisURL
         self.redisPassword = redisPassword
         self.redisPasswordFile = redisPasswordFile
+        self.tls = tls
         self.streams = streams
         self.partitions = partitions
         self.routeFrom = routeFrom
@@ -158,6 +163,33 @@ public struct WorkerConfiguration: Sendable, Equatable {
     /// The environment variable for an option name: `lock-ttl` → `SG_LOCK_TTL`.
     public static func environmentVariable(for option: String) -> String {
         ConfigurationOption.environmentName(option)
+    }
+
+    /// The lease a lock may have, and why: renewals go out every third of it, so a lease of a few
+    /// milliseconds expires before a renewal can reach Redis, and a lease of days leaves a crashed
+    /// worker's channel locked that long.
+    static let lockTTLRange = (
+        bounds: Duration.milliseconds(10)...Duration.seconds(86_400),
+        why: "a shorter lease expires before its renewal reaches Redis, a longer one keeps a crashed worker's channels locked for as long"
+    )
+
+    /// `SG_` variables the worker reads besides the options' own.
+    static let otherEnvironmentVariables: Set<String> = [
+        ConfigurationLoader.passwordEnvironment, ConfigurationLoader.configEnvironment,
+        "SG_AUDIT_STREAM", "SG_AUDIT_JITTER_MS", "SG_AUDIT_SAMPLE",
+    ]
+
+    /// `SG_` variables in `environment` that nothing reads, each with the closest known name when
+    /// that is near. A misspelt variable would otherwise be ignored without a word (a misspelt
+    /// YAML key is an error); these are warnings, since other tools share the prefix.
+    /// Scripts/render-acl.sh's `SG_<USER>_PASSWORD[_FILE]` and the tests' `SG_TEST_*` are known.
+    public static func unknownEnvironmentVariables(_ environment: [String: String]) -> [(name: String, suggestion: String?)] {
+        let known = Set(optionNames.map(environmentVariable(for:))).union(otherEnvironmentVariables)
+        return environment.keys.sorted().compactMap { name in
+            guard name.hasPrefix("SG_"), !known.contains(name), !name.hasPrefix("SG_TEST_"),
+                  !name.hasSuffix("_PASSWORD"), !name.hasSuffix("_PASSWORD_FILE") else { return nil }
+            return (name, ConfigurationLoader.closest(to: name, among: known.sorted()))
+        }
     }
 
     /// `<hostname>-<pid>`: unique per live process, and says where to look.
@@ -211,6 +243,7 @@ public struct WorkerConfiguration: Sendable, Equatable {
         let d = WorkerConfiguration.defaults
         let redisURL = try l.redisURL(default: d.redisURL)
         let (password, passwordFile) = try l.password()
+        let tls = try l.tls(redisURL: redisURL)
         let streams = try l.list(.stream, default: d.streams)
         let partitions = try l.integer(.partitions, default: d.partitions, minimum: 1)
         if partitions > maxPartitions, let setting = l.setting(.partitions) {
@@ -249,7 +282,7 @@ public struct WorkerConfiguration: Sendable, Equatable {
         let concurrency = try l.integer(.concurrency, default: d.concurrency, minimum: 1)
         let batch = try l.integer(.batch, default: d.batch, minimum: 1)
         let blockTime = try l.milliseconds(.blockMs, default: d.blockTime)
-        let lockTTL = try l.duration(.lockTTL, default: d.lockTTL, allowZero: false)
+        let lockTTL = try l.duration(.lockTTL, default: d.lockTTL, allowZero: false, range: Self.lockTTLRange)
         // Unset, claim-idle follows lock-ttl, so raising only the TTL never trips the check below.
         let claimIdle = try l.duration(.claimIdle, default: lockTTL * 2, allowZero: false)
         if claimIdle < lockTTL * 2, let setting = l.setting(.claimIdle) {
@@ -275,6 +308,7 @@ public struct WorkerConfiguration: Sendable, Equatable {
             redisURL: redisURL,
             redisPassword: password,
             redisPasswordFile: passwordFile,
+            tls: tls,
             streams: streams,
             partitions: partitions,
             routeFrom: routeFrom,
@@ -309,6 +343,7 @@ public struct WorkerConfiguration: Sendable, Equatable {
             ("redis-url", ConfigurationLoader.redactedURL(redisURL)),
             ("redis-password", redisPassword == nil ? "(none)" : "***"),
             ("redis-password-file", redisPasswordFile ?? "(none)"),
+        ] + tlsOptionLines + [
             ("stream", streams.joined(separator: ",")),
             ("partitions", "\(partitions)"),
             ("route-from", routeFrom ?? "(none)"),
@@ -380,6 +415,7 @@ extension WorkerConfiguration: CustomStringConvertible, CustomDebugStringConvert
             "redisURL": ConfigurationLoader.redactedURL(redisURL),
             "redisPassword": redisPassword == nil ? "nil" : "***",
             "redisPasswordFile": redisPasswordFile as Any,
+            "tls": tls as Any,
             "streams": streams,
             "partitions": partitions,
             "routeFrom": routeFrom as Any,

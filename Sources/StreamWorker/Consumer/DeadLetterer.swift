@@ -10,23 +10,16 @@ struct DeadLetterer: Sendable {
     let keys: WorkerKeys
     let logger: Logger
     let metrics = WorkerMetrics()
-    /// Lua's unpack has a stack limit; beyond this many fields the rest are dropped and noted.
-    static let maxFields = 2000
 
     @discardableResult
     func deadLetter(stream: String, id: String, fields: [StreamField], reason: String, detail: String,
                     deliveries: Int, channel: String?, seq: Int64?) async throws -> Bool {
-        var detail = detail
-        var kept = fields
-        if kept.count > Self.maxFields {
-            detail += " (only the first \(Self.maxFields) of \(kept.count) fields kept)"
-            kept = Array(kept.prefix(Self.maxFields))
-        }
+        // Every field, however many: the script splits what one XADD cannot take (WorkerScripts.deadLetter).
         var arguments: [any RedisArgumentConvertible] = [
             group, id, reason, String(deliveries), consumer,
             String(Int64(Date().timeIntervalSince1970 * 1000)), seq.map(String.init) ?? "", detail,
         ]
-        for field in kept { arguments += [field.name, field.value] }
+        for field in fields { arguments += [field.name, field.value] }
         let state = channel.map { keys.state(channel: $0) } ?? stream
         let deadSeqs = channel.map { keys.deadSeqs(channel: $0) } ?? stream
         let reply = try await client.evaluate(

@@ -20,7 +20,7 @@ final class ChannelAdvance: Sendable {
     static func announcesProgress(_ payload: [UInt8], for seq: Int64) -> Bool {
         guard let space = payload.firstIndex(of: UInt8(ascii: " ")),
               let last = Int64(String(decoding: payload[(space + 1)...], as: UTF8.self)) else { return false }
-        return last + 1 >= seq
+        return last >= seq - 1
     }
 
     /// Returns when the channel reached the parked seq (or after a reconnect, when an announcement

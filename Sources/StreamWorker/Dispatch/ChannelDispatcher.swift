@@ -33,7 +33,10 @@ actor ChannelDispatcher {
     /// Entry ids accepted and not finished, per stream: their pending-list idle time is kept fresh.
     private var entries: [String: Set<String>] = [:]
     private var capacityWaiters: [CheckedContinuation<Void, Never>] = []
-    private var drainWaiters: [CheckedContinuation<Void, Never>] = []
+    private var drainWaiters: [Int: CheckedContinuation<Bool, Never>] = [:]
+    private var nextDrainWaiter = 0
+    /// Set by `stopStarting()`: nothing is accepted or started any more, only running turns finish.
+    private var stopping = false
 
     init(concurrency: Int, maxQueued: Int, process: @escaping @Sendable (DispatchJob) async -> DispatchOutcome) {
         self.concurrency = max(1, concurrency)
@@ -75,6 +78,8 @@ actor ChannelDispatcher {
     }
 
     func submit(_ message: InboundMessage) {
+        // Not tracked, so not refreshed: it stays pending and another worker reclaims it.
+        if stopping { return }
         if entries[message.stream]?.contains(message.id) == true { return }
         entries[message.stream, default: []].insert(message.id)
         queued += 1
@@ -87,16 +92,40 @@ actor ChannelDispatcher {
 
     /// Suspends while the number of queued messages is at the limit (backpressure on the reader).
     func waitForCapacity() async {
-        while queued >= maxQueued {
+        while queued >= maxQueued, !stopping {
             await withCheckedContinuation { capacityWaiters.append($0) }
         }
     }
 
-    /// Suspends until every accepted message has finished.
-    func waitUntilDrained() async {
-        while queued > 0 {
-            await withCheckedContinuation { drainWaiters.append($0) }
+    /// Suspends until every accepted message has finished or `timeout` passed; true when drained.
+    func waitUntilDrained(timeout: Duration) async -> Bool {
+        if queued == 0 { return true }
+        let id = nextDrainWaiter
+        nextDrainWaiter += 1
+        // The continuation is stored before this actor runs anything else, so the timer finds it.
+        let timer = Task { try? await Task.sleep(for: timeout); self.resumeDrainWaiter(id, drained: false) }
+        defer { timer.cancel() }
+        return await withCheckedContinuation { drainWaiters[id] = $0 }
+    }
+
+    private func resumeDrainWaiter(_ id: Int, drained: Bool) {
+        drainWaiters.removeValue(forKey: id)?.resume(returning: drained)
+    }
+
+    /// Shutdown's first step: accept nothing more, start nothing more, and drop every queued
+    /// message (each stays pending in the group). Turns already running go on.
+    func stopStarting() {
+        guard !stopping else { return }
+        stopping = true
+        for (channel, queue) in queues {
+            queue.jobs.forEach { finished($0.message) }
+            queues[channel] = nil
         }
+        ready.removeAll()
+        parked.removeAll()
+        let waiters = capacityWaiters
+        capacityWaiters.removeAll()
+        waiters.forEach { $0.resume() }
     }
 
     /// Cancels the messages being processed and drops the queued ones (their locks are released;
@@ -111,7 +140,7 @@ actor ChannelDispatcher {
     }
 
     private func startReadyChannels() {
-        while running.count < concurrency, !ready.isEmpty {
+        while !stopping, running.count < concurrency, !ready.isEmpty {
             let channel = ready.removeFirst()
             running[channel] = Task { await self.drain(channel) }
         }
@@ -162,6 +191,11 @@ actor ChannelDispatcher {
 
     /// Puts the job back at the head of its channel and frees the slot until the pause is over.
     private func park(_ channel: String, _ job: DispatchJob, for pause: Duration, wake: (@Sendable (Duration) async -> Void)?) {
+        if stopping {
+            running[channel] = nil
+            finished(job.message)
+            return
+        }
         var job = job
         job.notReadySince = job.notReadySince ?? .now
         job.retries += 1
@@ -192,9 +226,9 @@ actor ChannelDispatcher {
             waiters.forEach { $0.resume() }
         }
         if queued == 0 {
-            let waiters = drainWaiters
+            let waiters = drainWaiters.values
             drainWaiters.removeAll()
-            waiters.forEach { $0.resume() }
+            waiters.forEach { $0.resume(returning: true) }
         }
     }
 }

@@ -37,15 +37,11 @@ struct GroupSampler: Sendable {
     let health: WorkerHealth
     let logger: Logger
 
-    func run(until stopping: StopFlag) async {
-        while !stopping.isSet, !Task.isCancelled {
+    /// Samples every `interval` until cancelled.
+    func run() async {
+        while !Task.isCancelled {
             await sample()
-            let deadline = ContinuousClock.now + interval
-            while ContinuousClock.now < deadline, !stopping.isSet {
-                do {
-                    try await Task.sleep(for: min(.milliseconds(100), ContinuousClock.now.duration(to: deadline)))
-                } catch { return }
-            }
+            do { try await Task.sleep(for: interval) } catch { return }
         }
     }
 

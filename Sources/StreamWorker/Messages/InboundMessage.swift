@@ -47,6 +47,10 @@ public enum BadInput: Error, Sendable, Equatable, CustomStringConvertible {
     case channelNotUTF8
     case channelHasControlCharacters
     case invalidSeq(String)
+    /// The entry names the channel field more than once; which one is meant is anyone's guess.
+    case repeatedChannel(field: String)
+    /// The entry has more than one `seq` field.
+    case repeatedSeq
     case oversized(bytes: Int, limit: Int)
 
     /// A stable, low-cardinality code (used as the metric label and the dead-letter reason).
@@ -58,6 +62,8 @@ public enum BadInput: Error, Sendable, Equatable, CustomStringConvertible {
         case .channelNotUTF8: return "channel_not_utf8"
         case .channelHasControlCharacters: return "channel_control_characters"
         case .invalidSeq: return "invalid_seq"
+        case .repeatedChannel: return "repeated_channel"
+        case .repeatedSeq: return "repeated_seq"
         case .oversized: return "oversized"
         }
     }
@@ -69,7 +75,9 @@ public enum BadInput: Error, Sendable, Equatable, CustomStringConvertible {
         case .channelTooLong(let n): return "channel id is \(n) bytes (limit \(InboundMessage.maxChannelBytes))"
         case .channelNotUTF8: return "channel id is not valid UTF-8"
         case .channelHasControlCharacters: return "channel id contains control characters"
-        case .invalidSeq(let raw): return "seq '\(raw)' is not a positive integer"
+        case .invalidSeq(let raw): return "seq '\(raw)' is not an integer from 1 to 2^53-1 (\(InboundMessage.maxSeq))"
+        case .repeatedChannel(let field): return "entry has more than one '\(field)' field"
+        case .repeatedSeq: return "entry has more than one 'seq' field"
         case .oversized(let n, let limit): return "entry is \(n) bytes (limit \(limit))"
         }
     }
@@ -77,6 +85,15 @@ public enum BadInput: Error, Sendable, Equatable, CustomStringConvertible {
 
 extension InboundMessage {
     public static let maxChannelBytes = 256
+    /// The largest seq: 2^53-1, the largest integer Lua (which holds numbers as doubles) and
+    /// JSON readers represent exactly. Every script checks the same bound.
+    public static let maxSeq: Int64 = 9_007_199_254_740_991
+
+    /// A seq in its one accepted spelling: decimal digits, no sign or leading zero, 1…`maxSeq`.
+    public static func parseSeq(_ text: String) -> Int64? {
+        guard let value = Int64(text), value > 0, value <= maxSeq, String(value) == text else { return nil }
+        return value
+    }
 
     /// Validates an entry. Channel ids end up inside key names, so anything that could make a
     /// key ambiguous or unreadable (control characters, invalid UTF-8, huge ids) is refused.
@@ -85,9 +102,11 @@ extension InboundMessage {
         if size > maxEntryBytes { return .failure(.oversized(bytes: size, limit: maxEntryBytes)) }
         let channelName = Array(channelField.utf8)
         let seqName = Array("seq".utf8)
-        guard let raw = entry.fields.first(where: { $0.name == channelName })?.value else {
-            return .failure(.missingChannel(field: channelField))
-        }
+        let channelFields = entry.fields.filter { $0.name == channelName }
+        let seqFields = entry.fields.filter { $0.name == seqName }
+        guard let raw = channelFields.first?.value else { return .failure(.missingChannel(field: channelField)) }
+        if channelFields.count > 1 { return .failure(.repeatedChannel(field: channelField)) }
+        if seqFields.count > 1 { return .failure(.repeatedSeq) }
         if raw.isEmpty { return .failure(.emptyChannel) }
         if raw.count > maxChannelBytes { return .failure(.channelTooLong(bytes: raw.count)) }
         guard let channel = String(validating: raw, as: UTF8.self) else { return .failure(.channelNotUTF8) }
@@ -95,9 +114,9 @@ extension InboundMessage {
             return .failure(.channelHasControlCharacters)
         }
         var seq: Int64?
-        if let rawSeq = entry.fields.first(where: { $0.name == seqName })?.value {
+        if let rawSeq = seqFields.first?.value {
             let text = String(decoding: rawSeq, as: UTF8.self)
-            guard let value = Int64(text), value > 0, String(value) == text else { return .failure(.invalidSeq(text)) }
+            guard let value = parseSeq(text) else { return .failure(.invalidSeq(text)) }
             seq = value
         }
         let rest = entry.fields.filter { $0.name != channelName && $0.name != seqName }

@@ -9,7 +9,8 @@ public enum SequenceDecision: Sendable, Equatable {
 
     public static func decide(seq: Int64, lastSeq: Int64) -> SequenceDecision {
         if seq <= lastSeq { return .duplicate(lastSeq: lastSeq) }
-        if seq == lastSeq + 1 { return .apply }
+        // `seq - 1` cannot overflow (seq > lastSeq); `lastSeq + 1` could, for a corrupt state.
+        if seq - 1 == lastSeq { return .apply }
         return .gap(lastSeq: lastSeq)
     }
 }

@@ -43,8 +43,8 @@ actor PartitionCoordinator {
     /// Partitions whose lease this worker holds.
     var held: Set<Int> { ownership.held }
 
-    /// Heartbeats every ttl/3, and at once when membership changes; reconciles often; until `stopping`.
-    func run(host: any PartitionHost, until stopping: StopFlag) async {
+    /// Heartbeats every ttl/3, and at once when membership changes; reconciles often; until cancelled.
+    func run(host: any PartitionHost) async {
         self.host = host
         let interval = ttl / 3
         let changes = try? await client.subscriber.subscribe(keys.membersChanged(group: group))
@@ -52,12 +52,12 @@ actor PartitionCoordinator {
         // Workers started together see each other before anyone claims: fewer partitions move twice.
         await heartbeat(leaving: false)
         let settle = ContinuousClock.now + min(interval, .milliseconds(500))
-        while !stopping.isSet, !Task.isCancelled, ContinuousClock.now < settle {
+        while !Task.isCancelled, ContinuousClock.now < settle {
             if await changes?.next(timeout: .milliseconds(50)) != nil { await heartbeat(leaving: false) }
         }
         var nextHeartbeat = ContinuousClock.now
         var changed = false
-        while !stopping.isSet, !Task.isCancelled {
+        while !Task.isCancelled {
             if changed || ContinuousClock.now >= nextHeartbeat {
                 await heartbeat(leaving: false)
                 nextHeartbeat = .now + interval

@@ -20,35 +20,35 @@ struct StreamRouter: Sendable {
     let logger: Logger
     let routed = Counter(label: "sg_routed_total")
 
-    /// Waits for the router lease and routes while it is held, until `stopping` is set.
-    func run(until stopping: StopFlag) async {
+    /// Waits for the router lease and routes while it is held, until cancelled.
+    func run() async {
         let lockKey = keys.routerLock(source: source)
-        while !stopping.isSet, !Task.isCancelled {
+        while !Task.isCancelled {
             let lock = DistributedLock(client: client, key: lockKey, ttl: ttl, autoRenew: true, maxRenewals: 0,
                                        abortOnLoss: true, logger: logger)
-            guard await acquire(lock, until: stopping) else { return }
+            guard await acquire(lock) else { return }
             logger.info("Routing", metadata: ["from": "\(source)", "to": "\(target)", "partitions": "\(keys.partitions)"])
             do {
-                try await lock.runWhileHeld { try await self.route(token: lock.token, until: stopping) }
+                try await lock.runWhileHeld { try await self.route(token: lock.token) }
             } catch {
-                if !stopping.isSet { logger.warning("Routing stopped; waiting for the lease again", metadata: ["error": "\(error)"]) }
+                if !Task.isCancelled { logger.warning("Routing stopped; waiting for the lease again", metadata: ["error": "\(error)"]) }
             }
             await lock.release()
         }
     }
 
     /// Waits for the lease in slices, so a shutdown is noticed while another worker routes.
-    private func acquire(_ lock: DistributedLock, until stopping: StopFlag) async -> Bool {
-        while !stopping.isSet, !Task.isCancelled {
+    private func acquire(_ lock: DistributedLock) async -> Bool {
+        while !Task.isCancelled {
             if await lock.acquireBlocking(pollInterval: .seconds(1), timeout: .milliseconds(500)) { return true }
         }
         return false
     }
 
-    private func route(token: String, until stopping: StopFlag) async throws {
+    private func route(token: String) async throws {
         var cursor = try await client.send("GET", keys.routerCursor(source: source)).string ?? "0-0"
         try await client.withDedicatedConnection { connection in
-            while !stopping.isSet, !Task.isCancelled {
+            while !Task.isCancelled {
                 var read = RedisCommand("XREAD", "COUNT", batch, "BLOCK", Int(blockTime.redisMilliseconds), "STREAMS", source, cursor)
                 read.blockTime = blockTime
                 let reply = try await connection.send(read)

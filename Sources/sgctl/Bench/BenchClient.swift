@@ -21,7 +21,7 @@ struct BenchClient: AsyncParsableCommand {
     @Option(help: "Concurrent callers sharing one connection in the pipelining measurement.")
     var callers = 64
 
-    @Flag(help: "Print one JSON object line.")
+    @Flag(help: ArgumentHelp(jsonHelp))
     var json = false
 
     struct Figures {
@@ -32,7 +32,7 @@ struct BenchClient: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var configuration = try RedisConfiguration(url: redis.redisURL)
+        var configuration = try await redis.configuration()
         configuration.poolSize = 1
         configuration.clientName = "sgctl-bench"
         let client = RedisClient(configuration: configuration, logger: Logger(label: "bench"))
@@ -65,7 +65,7 @@ struct BenchClient: AsyncParsableCommand {
 
     private func measure(_ client: RedisClient, key: String, value: [UInt8]) async throws -> Figures {
         for _ in 0..<1000 { try await client.send("SET", key, value) }
-        var samples = LatencySamples(capacity: operations)
+        var samples = LatencySamples()
         let clock = ContinuousClock()
         let sequentialStart = clock.now
         for _ in 0..<operations {

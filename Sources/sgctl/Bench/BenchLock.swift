@@ -18,11 +18,11 @@ struct BenchLock: AsyncParsableCommand {
     @Option(help: "Hand-offs between the two contenders.")
     var handoffs = 2_000
 
-    @Flag(help: "Print one JSON object line.")
+    @Flag(help: ArgumentHelp(jsonHelp))
     var json = false
 
     func run() async throws {
-        var configuration = try RedisConfiguration(url: redis.redisURL)
+        var configuration = try await redis.configuration()
         configuration.clientName = "sgctl-bench-lock"
         let a = RedisClient(configuration: configuration)
         let b = RedisClient(configuration: configuration)
@@ -55,7 +55,7 @@ struct BenchLock: AsyncParsableCommand {
             DistributedLock(client: b, key: key, ttl: .seconds(10), logger: logger),
         ]
         guard await locks[0].acquire() else { throw ValidationError("first holder could not acquire") }
-        var samples = LatencySamples(capacity: handoffs)
+        var samples = LatencySamples()
         for round in 0..<handoffs {
             let holder = locks[round % 2]
             let waiter = locks[(round + 1) % 2]

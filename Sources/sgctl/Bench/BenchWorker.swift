@@ -2,6 +2,7 @@ import ArgumentParser
 import Chaos
 import Foundation
 import RedisClient
+import StreamTools
 import StreamWorker
 
 /// Produces a workload, runs K stream-consumer processes until everything is acknowledged,
@@ -21,7 +22,7 @@ struct BenchWorker: AsyncParsableCommand {
     @Option(help: "Simulated work per message, in ms.") var workMs = 0
     @Option(help: "Measure enqueue→commit latency on one message in N (an audit XADD each; 0 turns it off).")
     var latencySample = 16
-    @Flag(help: "Print one JSON object line.") var json = false
+    @Flag(help: ArgumentHelp(jsonHelp)) var json = false
 
     func run() async throws {
         let pools = workers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -63,8 +64,8 @@ struct BenchWorker: AsyncParsableCommand {
         let roundTripsBefore = try await Self.topLevelCalls(client)
 
         let launcher = ConsumerLauncher(
-            redisURL: redis.redisURL, stream: stream, group: "g", keyPrefix: prefix, partitions: partitions,
-            options: ["--history-max", String(perChannel), "--work-ms", String(workMs), "--log-level", "error"],
+            redisURL: redis.redisURL ?? ProcessInfo.processInfo.environment["SG_REDIS_URL"] ?? ToolConnection.defaultURL, stream: stream, group: "g", keyPrefix: prefix, partitions: partitions,
+            options: redis.workerFlags + ["--history-max", String(perChannel), "--work-ms", String(workMs), "--log-level", "error"],
             environment: latencySample > 0 ? ["SG_AUDIT_STREAM": audit, "SG_AUDIT_SAMPLE": String(latencySample)] : [:])
         let redisCPUBefore = try await Self.redisCPUSeconds(client)
         let start = ContinuousClock.now
@@ -95,7 +96,7 @@ struct BenchWorker: AsyncParsableCommand {
         for process in processes { process.signal(SIGTERM) }
 
         // Latency: XADD time (entry id) to the applied commit, from the sampled audit records.
-        var latencies = LatencySamples(capacity: total)
+        var latencies = LatencySamples()
         for record in try await client.send("XRANGE", audit, "-", "+").array ?? [] {
             let flat = record.array?.last?.array?.compactMap(\.string) ?? []
             var f: [String: String] = [:]
@@ -105,7 +106,7 @@ struct BenchWorker: AsyncParsableCommand {
                   let committed = f["at_us"].flatMap({ Int64($0) }) else { continue }
             latencies.add(.microseconds(max(0, committed - ms * 1000)))
         }
-        let report = try await HistoryReport.collect(client: client, keys: keys)
+        let report = try await Verifier(client: client, keys: keys, stream: stream, historyMax: perChannel).run()
         let rate = Double(total) / seconds(elapsed)
         let roundTripsPerMessage = Double(roundTrips) / Double(total)
         if json {
@@ -117,7 +118,7 @@ struct BenchWorker: AsyncParsableCommand {
             ])
         } else {
             print("\(total) messages, \(channels) channels, \(workers) worker(s), \(partitions) partition(s): \(fmt(rate)) msg/s, enqueue→commit p50 \(fmt(latencies.percentileMicros(50) / 1000)) ms, p99 \(fmt(latencies.percentileMicros(99) / 1000)) ms")
-            print("Redis round trips per message \(String(format: "%.2f", roundTripsPerMessage)), peak worker RSS \(peakRSS / 1024) MiB; \(report.summary)")
+            print("Redis round trips per message \(String(format: "%.2f", roundTripsPerMessage)), peak worker RSS \(peakRSS / 1024) MiB; \(report.text(keyPrefix: keys.prefix, stream: stream))")
             print("CPU per message: workers \(fmt(workerCPU * 1e6 / Double(total))) µs, Redis \(fmt(redisCPU * 1e6 / Double(total))) µs")
         }
         if !report.ok { throw ExitCode(1) }
@@ -126,11 +127,11 @@ struct BenchWorker: AsyncParsableCommand {
 
     /// Calls of the commands the worker sends as their own round trip. Script-internal calls also
     /// land in commandstats, so only commands the scripts never run are counted: the claim (its state
-    /// reads ride in the same round trip) and commit EVALSHAs, reads, reclaims and idle refreshes.
+    /// reads ride in the same round trip) and commit FCALLs, reads, reclaims and idle refreshes.
     /// The audit XADD used for latency is left out.
     static func topLevelCalls(_ client: RedisClient) async throws -> Int64 {
         let info = try await client.send("INFO", "commandstats").string ?? ""
-        let counted = ["evalsha", "xreadgroup", "xautoclaim", "xclaim", "xpending", "subscribe", "unsubscribe"]
+        let counted = ["fcall", "xreadgroup", "xautoclaim", "xclaim", "xpending", "subscribe", "unsubscribe"]
         var total: Int64 = 0
         for line in info.split(whereSeparator: \.isNewline) {
             guard line.hasPrefix("cmdstat_"), let colon = line.firstIndex(of: ":") else { continue }

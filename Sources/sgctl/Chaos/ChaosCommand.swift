@@ -17,15 +17,20 @@ struct ChaosCommand: AsyncParsableCommand {
             exactly once, per-channel order, exclusion (from the workers' audit trail), increasing fences, and that \
             late commits of stale holders were refused. Exit status 0 only when every invariant holds.
 
-            Faults (--faults NAME[:SECONDS],…, each repeating every SECONDS, default --interval; or --schedule NAME@SECONDS,…):
+            Faults, as --faults NAME[:SECONDS],... (each repeating every SECONDS, \
+            default --interval) or as --schedule NAME@SECONDS,...:
               kill      SIGKILL a worker, then start a fresh one
-              pause     SIGSTOP a worker for --pause-ms (default 2.5 x lock TTL), then SIGCONT
+              pause     SIGSTOP a worker for --pause-ms (default 2.5 x lock
+                        TTL), then SIGCONT
               steal     delete or overwrite (alternately) a held lock key
               connkill  CLIENT KILL a worker's connections
-              restart   restart Redis with AOF (only without --redis-url: chaos starts its own Redis)
+              restart   restart Redis with AOF (only without --redis-url:
+                        chaos starts its own Redis)
               join      start one more worker (partitions move to it)
-              leave     SIGTERM a worker, which must drain and exit 0 (one always stays)
-              joinkill  start one more worker and SIGKILL another mid-rebalance
+              leave     SIGTERM a worker, which must drain and exit 0 (one
+                        always stays)
+              joinkill  start one more worker and SIGKILL another
+                        mid-rebalance
 
             Without --redis-url chaos starts a private redis-server (AOF on) and removes it afterwards.
             See docs/chaos.md for what each invariant means under each fault.
@@ -56,7 +61,7 @@ struct ChaosCommand: AsyncParsableCommand {
     @Option(help: "Directory for the workers' logs (default: a new temporary directory).") var logDir: String?
     @Option(help: "stream-consumer executable (default: next to sgctl).") var streamConsumer: String?
     @Flag(help: "Keep the run's keys in Redis afterwards (they are removed by default).") var keepKeys = false
-    @Flag(help: "Print one JSON object instead of the table.") var json = false
+    @Flag(help: ArgumentHelp(jsonHelp)) var json = false
 
     func validate() throws {
         if messages < 1 { throw ValidationError("--messages must be at least 1") }
@@ -173,7 +178,9 @@ struct ChaosCommand: AsyncParsableCommand {
             let picture = Timeline(attempts: Attempt.join(observation.audit), workers: await pool.spans(), faults: phase.faults,
                                    startMicros: startMicros, endMicros: endMicros)
             let kinds = plan.kinds.sorted().map(\.rawValue).joined(separator: ", ")
-            let title = "sgctl chaos: \(workers) workers, \(results.messages) messages, \(channels) channels, faults: \(kinds.isEmpty ? "none" : kinds)"
+            // Replacements continue their predecessor's lane, so lanes are worker slots; say how many processes ran.
+            let processes = picture.processCount > picture.lanes.count ? " (\(picture.processCount) processes)" : ""
+            let title = "sgctl chaos: \(workers) workers\(processes), \(results.messages) messages, \(channels) channels, faults: \(kinds.isEmpty ? "none" : kinds)"
             try TimelineSVG.render(picture, title: title).write(toFile: timeline, atomically: true, encoding: .utf8)
         }
         if !keepKeys { try? await evidence.removeKeys() }

@@ -30,11 +30,11 @@ struct DLQList: AsyncParsableCommand {
     @OptionGroup var dead: DeadLetterOptions
     @Option(help: "Only dead letters with this reason.") var reason: String?
     @Option(help: "At most this many.") var count = 50
-    @Flag(help: "Print the report as one JSON object.") var json = false
+    @Flag(help: ArgumentHelp(jsonHelp)) var json = false
 
     func run() async throws {
         guard count > 0 else { throw ValidationError("--count must be positive") }
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try await redis.client()
         defer { client.close() }
         let queue = dead.queue(client)
         let total = try await queue.count()
@@ -43,7 +43,8 @@ struct DLQList: AsyncParsableCommand {
             printJSON(.object([("stream", .string(queue.deadStream)), ("total", JSONValue(total)), ("dead_letters", .array(letters.map(\.json)))]))
             return
         }
-        print("\(queue.deadStream): \(total) dead letters" + (reason.map { ", showing reason \($0)" } ?? ""))
+        let e = TerminalText.escape
+        print("\(e(queue.deadStream)): \(total) dead letters" + (reason.map { ", showing reason \(e($0))" } ?? ""))
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let rows = letters.map { letter in
             [letter.id, letter.reason, letter.channel(field: dead.channelField) ?? "-", letter.deliveries.map(String.init) ?? "-",
@@ -63,10 +64,10 @@ struct DLQShow: AsyncParsableCommand {
     @OptionGroup var redis: RedisOptions
     @OptionGroup var dead: DeadLetterOptions
     @Argument(help: "Dead-letter entry id (as dlq list shows it).") var id: String
-    @Flag(help: "Print the report as one JSON object.") var json = false
+    @Flag(help: ArgumentHelp(jsonHelp)) var json = false
 
     func run() async throws {
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try await redis.client()
         defer { client.close() }
         let letter: DeadLetter
         do {
@@ -76,16 +77,17 @@ struct DLQShow: AsyncParsableCommand {
             throw CommandFailure(error.description)
         }
         if json { printJSON(letter.json); return }
-        print("dead letter \(letter.id)")
-        print("  original id  \(letter.originalID ?? "-") on \(letter.stream ?? "-")")
-        print("  reason       \(letter.reason)" + (letter.detail.map { ": \($0)" } ?? ""))
-        print("  deliveries   \(letter.deliveries.map(String.init) ?? "-"), consumer \(letter.consumer ?? "-")")
+        let e = TerminalText.escape
+        print("dead letter \(e(letter.id))")
+        print("  original id  \(e(letter.originalID ?? "-")) on \(e(letter.stream ?? "-"))")
+        print("  reason       \(e(letter.reason))" + (letter.detail.map { ": \(e($0))" } ?? ""))
+        print("  deliveries   \(letter.deliveries.map(String.init) ?? "-"), consumer \(e(letter.consumer ?? "-"))")
         if let ms = letter.timeMilliseconds {
             print("  time         \(Date(timeIntervalSince1970: Double(ms) / 1000))")
         }
         print("  fields:")
         for field in letter.fields {
-            print("    \(FieldText.encode(field.name)) = \(FieldText.encode(field.value))")
+            print("    \(e(FieldText.encode(field.name))) = \(e(FieldText.encode(field.value)))")
         }
     }
 }
@@ -109,7 +111,7 @@ struct DLQRequeue: AsyncParsableCommand {
     @Option(help: "Only dead letters with this reason.") var reason: String?
     @Flag(help: "Keep the original seq instead of stamping the channel's next one.") var keepSeq = false
     @Flag(help: "Print what would be requeued; change nothing.") var dryRun = false
-    @Flag(help: "Print the report as one JSON object.") var json = false
+    @Flag(help: ArgumentHelp(jsonHelp)) var json = false
 
     func validate() throws {
         if ids.isEmpty && !all { throw ValidationError("name the dead letters to requeue: ids, or --all (optionally with --reason)") }
@@ -118,7 +120,7 @@ struct DLQRequeue: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try await redis.client()
         defer { client.close() }
         let queue = dead.queue(client)
         var letters: [DeadLetter] = []
@@ -150,9 +152,10 @@ struct DLQRequeue: AsyncParsableCommand {
             ]))
         } else {
             for outcome in outcomes { print(outcome.text) }
-            for id in notFound { print("\(id): no such dead letter") }
-            for id in otherReason { print("\(id): reason is not \(reason ?? ""), skipped") }
-            print(dryRun ? "dry run: would requeue \(outcomes.count) onto \(dead.stream)" : "requeued \(requeued) onto \(dead.stream)")
+            let e = TerminalText.escape
+            for id in notFound { print("\(e(id)): no such dead letter") }
+            for id in otherReason { print("\(e(id)): reason is not \(e(reason ?? "")), skipped") }
+            print(dryRun ? "dry run: would requeue \(outcomes.count) onto \(e(dead.stream))" : "requeued \(requeued) onto \(e(dead.stream))")
         }
         if !notFound.isEmpty { throw ExitCode(1) }
     }

@@ -23,11 +23,11 @@ struct InspectGroup: AsyncParsableCommand {
     @Option(help: "Consumer group.") var group = "workers"
     @Option(help: "Key prefix.") var keyPrefix = "sg"
     @Option(help: "Count reasons over at most this many of the newest dead letters.") var reasonSample = 10_000
-    @Flag(help: "Print the report as one JSON object.") var json = false
+    @Flag(help: ArgumentHelp(jsonHelp)) var json = false
 
     func run() async throws {
         guard reasonSample > 0 else { throw ValidationError("--reason-sample must be positive") }
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try await redis.client()
         defer { client.close() }
         let report: GroupReport
         do {
@@ -50,11 +50,11 @@ struct InspectChannel: AsyncParsableCommand {
     @Argument(help: "Channel id.") var id: String
     @Option(help: "Key prefix.") var keyPrefix = "sg"
     @Option(help: "History entries to show (newest).") var tail = 10
-    @Flag(help: "Print the report as one JSON object.") var json = false
+    @Flag(help: ArgumentHelp(jsonHelp)) var json = false
 
     func run() async throws {
         guard tail >= 0 else { throw ValidationError("--tail must not be negative") }
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try await redis.client()
         defer { client.close() }
         let report = try await Inspector(client: client, keys: WorkerKeys(prefix: keyPrefix)).channel(id, historyTail: tail)
         if json { printJSON(report.json) } else { print(report.text) }

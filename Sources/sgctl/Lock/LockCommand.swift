@@ -8,6 +8,8 @@ struct LockCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lock",
         abstract: "Inspect and exercise channel locks.",
+        // A test harness (the pause scenario's stale holder), not an operator command: hidden from help.
+        shouldDisplay: false,
         subcommands: [LockHold.self]
     )
 }
@@ -18,7 +20,8 @@ struct LockCommand: AsyncParsableCommand {
 struct LockHold: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hold",
-        abstract: "Acquire a lock, wait for a go file, then attempt a fenced write and report the outcome as JSON."
+        abstract: "Acquire a lock, wait for a go file, then attempt a fenced write and report the outcome as JSON.",
+        shouldDisplay: false
     )
 
     @OptionGroup var redis: RedisOptions
@@ -42,7 +45,7 @@ struct LockHold: AsyncParsableCommand {
     var goFile: String
 
     func run() async throws {
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try await redis.client()
         defer { client.close() }
         let lock = DistributedLock(client: client, key: key, ttl: .milliseconds(Int64(ttl * 1000)), autoRenew: true, maxRenewals: 0)
         guard await lock.acquireBlocking(timeout: .seconds(30)) else {

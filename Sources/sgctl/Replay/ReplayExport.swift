@@ -15,19 +15,23 @@ struct ReplayExport: AsyncParsableCommand {
     @OptionGroup var redis: RedisOptions
     @Option(help: "Stream to read.") var stream: String
     @OptionGroup var range: RangeOptions
+    @OptionGroup var channels: ChannelOptions
     @Option(name: .shortAndLong, help: "Write to this file instead of stdout.") var output: String?
     @OptionGroup var report: ReportOptions
 
     func run() async throws {
         let range = try range.range()
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try await redis.client()
         defer { client.close() }
+        // A typo in --stream must not look like an empty export.
+        guard try await client.send("EXISTS", stream).int == 1 else { throw CommandFailure("stream '\(stream)' does not exist") }
         let sink = try LineSink(path: output)
         let length = Int(try await client.send("XLEN", stream).int ?? 0)
-        let total = range.start == "-" && range.end == "+" ? min(length, range.limit ?? Int.max) : range.limit
+        let total = range.start == "-" && range.end == "+" && channels.channel == nil ? min(length, range.limit ?? Int.max) : range.limit
         var progress = ProgressDisplay(label: "export", total: total, enabled: !report.quiet)
         var written = 0
-        try await StreamRangeReader(client: client, stream: stream).forEachPage(range) { page in
+        try await StreamRangeReader(client: client, stream: stream).forEachPage(range) { all in
+            let page = channels.filter(all)
             try await sink.write(page.map(EntryCodec.encode))
             written += page.count
             progress.update(written)

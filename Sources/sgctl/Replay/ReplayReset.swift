@@ -20,21 +20,21 @@ struct ReplayReset: AsyncParsableCommand {
     @Option(help: "New last delivered id: an id (ms-seq), 0 for the beginning, or $ for the end.") var to: String
     @Flag(help: "Do not ask for confirmation.") var yes = false
     @Flag(help: "Print what would happen; change nothing.") var dryRun = false
-    @Flag(help: "Print the report as one JSON object.") var json = false
+    @Flag(help: ArgumentHelp(jsonHelp)) var json = false
 
     func run() async throws {
         let target: ResetTarget
         do { target = try ResetTarget(to) } catch { throw ValidationError(error.description) }
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try await redis.client()
         defer { client.close() }
         let reset = GroupReset(client: client, stream: stream, group: group)
         let plan: ResetPlan
         do { plan = try await reset.plan(to: target) } catch let error as ResetError { throw CommandFailure(error.description) }
-        if !json { print(plan.text) }
         if dryRun {
-            if json { printJSON(Self.report(plan, applied: false, dryRun: true)) }
+            if json { printJSON(Self.report(plan, applied: false, dryRun: true)) } else { print("dry run: " + plan.text + "; nothing changed") }
             return
         }
+        if !json { print(plan.text) }
         if !yes {
             guard isatty(STDIN_FILENO) == 1 else {
                 throw CommandFailure("not on a terminal: pass --yes to move group \(group) (\(plan.redelivered) entries would be redelivered)")

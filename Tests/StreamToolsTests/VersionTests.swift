@@ -1,0 +1,36 @@
+import BuildInfo
+import Foundation
+import TestSupport
+import Testing
+
+/// `--version` on both binaries: the release and the commit they were built from.
+@Suite struct VersionTests {
+    static let repository = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func output(of tool: String, _ arguments: [String]) async throws -> (status: Int32?, text: String) {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("version-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let process = try ChildProcess(builtProductPath(tool), arguments, stdout: log)
+        let status = await process.wait(timeout: .seconds(60))
+        if status == nil { process.killNow() }
+        return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+    }
+
+    @Test(arguments: ["stream-consumer", "sgctl"])
+    func theBinaryPrintsItsVersionAndTheCommitItWasBuiltFrom(tool: String) async throws {
+        let result = try await output(of: tool, ["--version"])
+        #expect(result.status == 0)
+        #expect(result.text == "\(BuildInfo.version) (commit \(BuildInfo.commit))\n")
+    }
+
+    @Test func theCommitIsTheCheckoutsHeadWhenBuiltFromGit() async throws {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("head-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let git = try ChildProcess("/usr/bin/env", ["git", "-C", Self.repository.path, "rev-parse", "--short=12", "HEAD"], stdout: log)
+        guard await git.wait(timeout: .seconds(30)) == 0 else { return }   // a source tree without git
+        let head = try String(contentsOfFile: log, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        // The plugin ran at build time; a commit made since then would show here as a mismatch.
+        #expect(BuildInfo.commit == head || BuildInfo.commit == head + "-dirty", "built from \(BuildInfo.commit), HEAD is \(head)")
+    }
+}
