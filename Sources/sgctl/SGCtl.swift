@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import RedisClient
 import StreamTools
+import StreamWorker
 
 @main
 struct SGCtl: AsyncParsableCommand {

@@ -84,7 +84,8 @@ import Testing
         let survivors = try (0..<2).map { try d.worker("s\($0)", Self.ttl, jitterMs: 10) }
         defer { survivors.forEach { $0.killNow() }; victim.killNow() }
         try await waitUntil(timeout: .seconds(120)) {
-            Self.log(d, "victim").contains("Reading partition") && (try await d.appliedCount(channels: channels)) > 300
+            guard Self.log(d, "victim").contains("Reading partition") else { return false }
+            return try await d.appliedCount(channels: channels) > 300
         }
         victim.killNow()
         try await d.waitForAll(messages, channels: channels)

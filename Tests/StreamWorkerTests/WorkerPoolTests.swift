@@ -82,7 +82,8 @@ import Testing
         func waitForAll(_ total: Int, channels: Int, timeout: Duration = .seconds(240)) async throws {
             try await waitUntil(timeout: timeout) {
                 let applied = try await self.appliedCount(channels: channels)
-                return try await applied >= Int64(total) && self.pending() == 0
+                guard applied >= Int64(total) else { return false }
+                return try await self.pending() == 0
             }
         }
 

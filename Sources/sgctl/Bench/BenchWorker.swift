@@ -44,7 +44,7 @@ struct BenchWorker: AsyncParsableCommand {
 
     /// One pool of `workers` on a fresh deployment; returns its msg/s.
     func runOnce(workers: Int) async throws -> Double {
-        let client = try RedisClient(url: redis.redisURL)
+        let client = try await redis.client()
         defer { client.close() }
         let prefix = "bench" + UUID().uuidString.prefix(8).lowercased()
         let keys = try layoutKeys(prefix: prefix, partitions: partitions)
