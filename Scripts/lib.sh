@@ -72,6 +72,33 @@ deploy_tools() {
   compose_bin=$("$venv/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')
 }
 
+# openssl_quiet ARGS...: openssl without its chatter, which is shown only when it fails.
+openssl_quiet() {
+  local out
+  out=$(openssl "$@" 2>&1) || { printf '%s\n' "$out" >&2; return 1; }
+}
+
+# make_ca DIR NAME SUBJECT DAYS: a self-signed P-256 CA, DIR/NAME.crt and DIR/NAME.key (mode 600).
+make_ca() {
+  local dir=$1 name=$2 subject=$3 days=$4
+  openssl_quiet req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$dir/$name.key" -out "$dir/$name.crt" -days "$days" -subj "$subject" &&
+    chmod 600 "$dir/$name.key"
+}
+
+# make_leaf DIR NAME CA SUBJECT_ALT_NAMES EXTENDED_USAGE DAYS: DIR/NAME.key (mode 600) and
+# DIR/NAME.crt, issued by DIR/CA.crt for those names (`DNS:redis,IP:127.0.0.1`) and that usage
+# (serverAuth or clientAuth). Leaves NAME.csr, NAME.ext and CA.srl beside them.
+make_leaf() {
+  local dir=$1 name=$2 ca=$3 names=$4 usage=$5 days=$6
+  printf 'subjectAltName=%s\nextendedKeyUsage=%s\n' "$names" "$usage" >"$dir/$name.ext" &&
+    openssl_quiet req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -keyout "$dir/$name.key" -out "$dir/$name.csr" -subj "/CN=$name" &&
+    openssl_quiet x509 -req -in "$dir/$name.csr" -CA "$dir/$ca.crt" -CAkey "$dir/$ca.key" -CAcreateserial \
+      -days "$days" -extfile "$dir/$name.ext" -out "$dir/$name.crt" &&
+    chmod 600 "$dir/$name.key"
+}
+
 # make_test_certs DIR: a throw-away CA and certificates made with openssl, for TLS tests only.
 #   ca.crt                         the CA the tests trust (other-ca.crt: one nobody uses, for "unknown CA")
 #   server.crt/.key                for localhost, 127.0.0.1 and ::1
@@ -87,20 +114,12 @@ make_test_certs() {
     cd "$dir"
     local quiet=(-batch)
     for ca in ca other-ca; do
-      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$ca.key" -out "$ca.crt" -days 2 \
-        -subj "/CN=stream-consumer test $ca" >/dev/null 2>&1
+      make_ca . "$ca" "/CN=stream-consumer test $ca" 2
     done
-    # leaf NAME CA SUBJECT_ALT_NAMES EXTENDED_USAGE: a key and a certificate valid for two days.
-    leaf() {
-      printf 'subjectAltName=%s\nextendedKeyUsage=%s\n' "$3" "$4" >"$1.ext"
-      openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.csr" -subj "/CN=$1" >/dev/null 2>&1
-      openssl x509 -req -in "$1.csr" -CA "$2.crt" -CAkey "$2.key" -CAcreateserial -days 2 \
-        -extfile "$1.ext" -out "$1.crt" >/dev/null 2>&1
-    }
-    leaf server ca "DNS:localhost,IP:127.0.0.1,IP:::1" serverAuth
-    leaf wronghost ca "DNS:wrong.example" serverAuth
-    leaf client ca "DNS:client" clientAuth
-    leaf other-client other-ca "DNS:client" clientAuth
+    make_leaf . server ca "DNS:localhost,IP:127.0.0.1,IP:::1" serverAuth 2
+    make_leaf . wronghost ca "DNS:wrong.example" serverAuth 2
+    make_leaf . client ca "DNS:client" clientAuth 2
+    make_leaf . other-client other-ca "DNS:client" clientAuth 2
     # `openssl x509` cannot backdate; `openssl ca` takes explicit start and end dates.
     mkdir -p ca-db && : >ca-db/index.txt && echo 1000 >ca-db/serial
     cat >ca-db/ca.cnf <<CNF
