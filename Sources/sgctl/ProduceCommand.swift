@@ -22,14 +22,14 @@ struct ProduceCommand: AsyncParsableCommand {
     @Option(help: "Read JSONL from this file ('-' for stdin) instead of generating.") var jsonl: String?
     @Option(help: "Field holding the channel id.") var channelField = "channel_id"
     @Option(help: "Key prefix.") var keyPrefix = "sg"
-    @Option(help: "Partitions the stream is split into, as the workers are told (1 writes --stream itself).") var partitions = 16
+    @OptionGroup var layout: PartitionOptions
     @Option(help: "Concurrent producers (pipelined on one connection).") var parallel = 32
     @Flag(help: ArgumentHelp(jsonHelp)) var json = false
 
     func run() async throws {
         let client = try await redis.client()
         defer { client.close() }
-        let producer = Producer(client: client, keys: try layoutKeys(prefix: keyPrefix, partitions: partitions), channelField: channelField)
+        let producer = Producer(client: client, keys: try layout.keys(prefix: keyPrefix), channelField: channelField)
         let work: [(String, [StreamField])]
         if let jsonl {
             work = try Self.readJSONL(jsonl, channelField: channelField)

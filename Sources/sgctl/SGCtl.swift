@@ -126,9 +126,34 @@ struct NamespaceOptions: ParsableArguments {
     @Option(help: "Environment such as 'staging': keys under <key-prefix>:<namespace>, streams renamed into it (docs/staging.md).")
     var namespace: String?
 
+    @OptionGroup var layout: PartitionOptions
+
     func resolved() throws -> KeyNamespace {
         do { return try KeyNamespace(base: keyPrefix, name: namespace) } catch { throw ValidationError(error.description) }
     }
+
+    /// The environment's key layout, partitions included.
+    func keys() throws -> WorkerKeys { try layout.keys(prefix: try resolved().keyPrefix) }
+}
+
+/// `--partitions`, which must match the workers': it decides which stream and which keys a
+/// channel's messages live in.
+struct PartitionOptions: ParsableArguments {
+    static let defaultCount = 16
+
+    @Option(help: "Partition streams the input is split into, as the workers are told; 1 is the single-stream layout (default: $SG_PARTITIONS, else \(PartitionOptions.defaultCount) like the worker).")
+    var partitions: Int?
+
+    func count(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Int {
+        if let partitions { return partitions }
+        guard let text = environment["SG_PARTITIONS"] else { return Self.defaultCount }
+        guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
+            throw ValidationError("SG_PARTITIONS must be a whole number, got '\(text)'")
+        }
+        return value
+    }
+
+    func keys(prefix: String) throws -> WorkerKeys { try layoutKeys(prefix: prefix, partitions: try count()) }
 }
 
 /// The key layout named by `--key-prefix` and `--partitions`, checked as the worker checks them.

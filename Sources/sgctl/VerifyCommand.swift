@@ -33,7 +33,7 @@ struct VerifyCommand: AsyncParsableCommand {
         let stream = self.stream ?? environment.defaultStream
         let client = try await redis.client()
         defer { client.close() }
-        let report = try await Verifier(client: client, keys: environment.keys, stream: stream,
+        let report = try await Verifier(client: client, keys: try namespace.keys(), stream: stream,
                                         channelField: channelField, historyMax: historyMax).run()
         if json { printJSON(report.json) } else { print(report.text(keyPrefix: environment.keyPrefix, stream: stream)) }
         if !report.ok { throw ExitCode(1) }

@@ -51,15 +51,15 @@ import Testing
         let importer = StreamImporter(client: client, stream: stream, mode: .new, dryRun: false,
                                       target: ReplayTarget(keys: keys, seqMode: .keep))
         var plan = SeqPlan()
-        var last: StreamID?
-        try await importer.notePlan(Self.entries(channel: "a", seqs: 1...4), into: &plan, predictedLastID: &last)
+        var last: [String: StreamID] = [:]
+        try await importer.notePlan(Self.entries(channel: "a", seqs: 1...4), into: &plan, predictedLastIDs: &last)
         #expect(try await importer.conflicts(plan).isEmpty, "a fresh namespace takes them")
         _ = try await Self.run(importer, Self.entries(channel: "a", seqs: 1...4))
         try await importer.raiseCounters(plan.channels.mapValues(\.last))
 
         // Replayed once more with new ids: the worker would drop all four as duplicates.
         var second = SeqPlan()
-        try await importer.notePlan(Self.entries(channel: "a", seqs: 1...4), into: &second, predictedLastID: &last)
+        try await importer.notePlan(Self.entries(channel: "a", seqs: 1...4), into: &second, predictedLastIDs: &last)
         let conflicts = try await importer.conflicts(second)
         #expect(conflicts.map(\.kind) == [.duplicates])
         #expect(conflicts.first?.target == 4)
@@ -75,8 +75,8 @@ import Testing
         _ = try await Self.run(importer, Self.entries(channel: "a", seqs: 1...3))
         try await importer.raiseCounters(["a": 3])
         var plan = SeqPlan()
-        var last: StreamID?
-        try await importer.notePlan(Self.entries(channel: "a", seqs: 1...3), into: &plan, predictedLastID: &last)
+        var last: [String: StreamID] = [:]
+        try await importer.notePlan(Self.entries(channel: "a", seqs: 1...3), into: &plan, predictedLastIDs: &last)
         #expect(plan.channels.isEmpty)
         #expect(try await importer.conflicts(plan).isEmpty)
     }

@@ -150,6 +150,12 @@ public struct ReasonCounts: Sendable, Equatable {
         total += 1
     }
 
+    /// Adds the counts of another sample (another partition's dead letters).
+    public mutating func merge(_ other: ReasonCounts) {
+        for (reason, count) in other.counts { counts[reason, default: 0] += count }
+        total += other.total
+    }
+
     public func top(_ n: Int) -> [(reason: String, count: Int)] {
         counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
             .prefix(n).map { ($0.key, $0.value) }

@@ -41,6 +41,31 @@ public struct HeldLock: Sendable, Equatable {
     }
 }
 
+/// One partition stream of a partitioned group.
+public struct PartitionRow: Sendable, Equatable {
+    public var partition: Int
+    public var stream: String
+    /// The consumer that acquired the partition last; the lease, not this record, decides who reads.
+    public var owner: String?
+    public var pending: Int64
+    public var lag: Int64?
+    public var lastDeliveredID: String
+
+    public init(partition: Int, stream: String, owner: String?, pending: Int64, lag: Int64?, lastDeliveredID: String) {
+        self.partition = partition
+        self.stream = stream
+        self.owner = owner
+        self.pending = pending
+        self.lag = lag
+        self.lastDeliveredID = lastDeliveredID
+    }
+
+    var json: JSONValue {
+        .object([("partition", JSONValue(partition)), ("stream", .string(stream)), ("owner", owner.map(JSONValue.string) ?? .null),
+                 ("pending", JSONValue(pending)), ("lag", JSONValue(lag)), ("last_delivered_id", .string(lastDeliveredID))])
+    }
+}
+
 /// What `sgctl inspect --stream S --group G` shows.
 public struct GroupReport: Sendable, Equatable {
     public var stream: String
@@ -57,6 +82,8 @@ public struct GroupReport: Sendable, Equatable {
     /// How many dead letters the reason counts looked at (the newest ones).
     public var reasonSample: Int
     public var requeued: Int
+    /// One row per partition stream; empty for the single-stream layout.
+    public var partitions: [PartitionRow] = []
 
     public init(stream: String, group: String, length: Int64, lastDeliveredID: String, pending: Int64, lag: Int64?,
                 consumers: [ConsumerInfo], locks: [HeldLock], deadLetters: Int, topReasons: [(reason: String, count: Int)],
@@ -86,6 +113,7 @@ public struct GroupReport: Sendable, Equatable {
             ("consumers", .array(consumers.map {
                 .object([("name", .string($0.name)), ("pending", JSONValue($0.pending)), ("idle_ms", JSONValue($0.idleMilliseconds))])
             })),
+            ("partitions", .array(partitions.map(\.json))),
             ("locks", .array(locks.map(\.json))),
             ("dead_letters", .object([
                 ("count", JSONValue(deadLetters)),
@@ -99,8 +127,20 @@ public struct GroupReport: Sendable, Equatable {
     public var text: String {
         var lines: [String] = []
         let e = TerminalText.escape
-        lines.append("stream \(e(stream)): \(length) entries")
-        lines.append("group \(e(group)): pending \(pending), lag \(lag.map(String.init) ?? "unknown"), last delivered \(e(lastDeliveredID))")
+        if partitions.isEmpty {
+            lines.append("stream \(e(stream)): \(length) entries")
+            lines.append("group \(e(group)): pending \(pending), lag \(lag.map(String.init) ?? "unknown"), last delivered \(e(lastDeliveredID))")
+        } else {
+            lines.append("stream \(e(stream)): \(length) entries in \(partitions.count) partitions")
+            lines.append("group \(e(group)): pending \(pending), lag \(lag.map(String.init) ?? "unknown")")
+            lines.append("")
+            lines.append("partitions (\(partitions.count)):")
+            lines += Table.render(
+                header: ["partition", "owner", "pending", "lag", "last delivered"],
+                rows: partitions.map { [String($0.partition), $0.owner ?? "-", String($0.pending), $0.lag.map(String.init) ?? "unknown", $0.lastDeliveredID] },
+                rightAligned: [0, 2, 3]
+            ).map { "  " + $0 }
+        }
         lines.append("")
         lines.append("consumers (\(consumers.count)):")
         if consumers.isEmpty { lines.append("  none") }

@@ -12,7 +12,49 @@ public struct Inspector: Sendable {
         self.keys = keys
     }
 
+    /// The group over the input stream `stream`; with partitions, over every partition stream of
+    /// it, summed, with one row per partition naming its last recorded owner.
     public func group(stream: String, group: String, reasonSample: Int = 10_000, topReasons: Int = 5) async throws -> GroupReport {
+        let owners = keys.isPartitioned ? try await partitionOwners(group: group) : [:]
+        var parts: [StreamPart] = []
+        for partitionStream in keys.streams(stream) {
+            parts.append(try await part(stream: partitionStream, group: group, reasonSample: reasonSample))
+        }
+        var reasons = ReasonCounts()
+        var consumers: [String: ConsumerInfo] = [:]
+        for part in parts {
+            reasons.merge(part.reasons)
+            for c in part.consumers {
+                var merged = consumers[c.name] ?? ConsumerInfo(name: c.name, pending: 0, idleMilliseconds: c.idleMilliseconds)
+                merged.pending += c.pending
+                merged.idleMilliseconds = min(merged.idleMilliseconds, c.idleMilliseconds)
+                consumers[c.name] = merged
+            }
+        }
+        let lags = parts.map(\.lag)
+        var report = GroupReport(
+            stream: stream, group: group, length: parts.reduce(0) { $0 + $1.length },
+            lastDeliveredID: keys.isPartitioned ? "per partition" : parts[0].lastDelivered,
+            pending: parts.reduce(0) { $0 + $1.pending }, lag: lags.contains(nil) ? nil : lags.reduce(0) { $0 + $1! },
+            consumers: consumers.values.sorted { $0.name < $1.name }, locks: try await heldLocks(),
+            deadLetters: parts.reduce(0) { $0 + $1.deadLetters }, topReasons: reasons.top(topReasons), reasonSample: reasons.total,
+            requeued: parts.reduce(0) { $0 + $1.requeued })
+        if keys.isPartitioned {
+            report.partitions = parts.enumerated().map { p, part in
+                PartitionRow(partition: p, stream: part.stream, owner: owners[p], pending: part.pending, lag: part.lag,
+                             lastDeliveredID: part.lastDelivered)
+            }
+        }
+        return report
+    }
+
+    /// What one stream (a partition, or the single input stream) holds for the group.
+    private struct StreamPart {
+        var stream: String, length: Int64, lastDelivered: String, pending: Int64, lag: Int64?
+        var consumers: [ConsumerInfo], deadLetters: Int, reasons: ReasonCounts, requeued: Int
+    }
+
+    private func part(stream: String, group: String, reasonSample: Int) async throws -> StreamPart {
         let length = try await client.send("XLEN", stream).int ?? 0
         let groups: [RESPValue]
         do {
@@ -34,19 +76,26 @@ public struct Inspector: Sendable {
             ConsumerInfo(name: $0["name"]?.string ?? "?", pending: $0["pending"]?.int ?? 0, idleMilliseconds: $0["idle"]?.int ?? 0)
         }
         let dlq = DeadLetterQueue(client: client, stream: stream, keys: keys)
-        let deadCount = try await dlq.count()
-        let reasons = try await dlq.reasons(sample: reasonSample)
-        let requeued = Int(try await client.send("XLEN", dlq.requeueLog).int ?? 0)
-        return GroupReport(
-            stream: stream, group: group, length: length, lastDeliveredID: lastDelivered,
-            pending: info["pending"]?.int ?? 0, lag: lag, consumers: consumers, locks: try await heldLocks(),
-            deadLetters: deadCount, topReasons: reasons.top(topReasons), reasonSample: reasons.total, requeued: requeued)
+        return StreamPart(
+            stream: stream, length: length, lastDelivered: lastDelivered, pending: info["pending"]?.int ?? 0, lag: lag,
+            consumers: consumers, deadLetters: try await dlq.count(), reasons: try await dlq.reasons(sample: reasonSample),
+            requeued: Int(try await client.send("XLEN", dlq.requeueLog).int ?? 0))
+    }
+
+    /// Partition number → the consumer that acquired it last (`<consumer> <fence>` in Redis).
+    private func partitionOwners(group: String) async throws -> [Int: String] {
+        let flat = try await client.send("HGETALL", keys.partitionOwners(group: group)).array ?? []
+        var owners: [Int: String] = [:]
+        for i in stride(from: 0, to: flat.count - 1, by: 2) {
+            guard let p = flat[i].string.flatMap({ Int($0) }), let value = flat[i + 1].string else { continue }
+            owners[p] = value.split(separator: " ").first.map(String.init) ?? value
+        }
+        return owners
     }
 
     /// Every channel lock held right now (SCAN, so it never blocks Redis), ordered by channel.
     public func heldLocks() async throws -> [HeldLock] {
-        let pattern = keys.lock(channel: "*")
-        let prefix = keys.lock(channel: "")
+        let pattern = keys.pattern("lock")
         var cursor = "0"
         var lockKeys: [String] = []
         repeat {
@@ -61,7 +110,7 @@ public struct Inspector: Sendable {
         // SCAN may return a key twice; one row per lock.
         let unique = Array(Set(lockKeys)).sorted()
         for chunk in stride(from: 0, to: unique.count, by: 200).map({ Array(unique[$0..<min($0 + 200, unique.count)]) }) {
-            let channels = chunk.map { String($0.dropFirst(prefix.count)) }
+            let channels = chunk.map { keys.channel(inKey: $0, kind: "lock") ?? $0 }
             let lock = try await read(lockKeys: chunk, channels: channels)
             locks += lock.compactMap { $0 }
         }

@@ -8,7 +8,7 @@ public struct ReplayRun: Sendable {
     private var batch: [ExportedEntry] = []
     private var index = 0
     private var start: ContinuousClock.Instant?
-    private var predictedLastID: StreamID?
+    private var predictedLastIDs: [String: StreamID] = [:]
 
     public init(importer: StreamImporter, pacer: Pacer, batchSize: Int = 128) {
         self.importer = importer
@@ -47,7 +47,7 @@ public struct ReplayRun: Sendable {
 
     private mutating func flush() async throws {
         guard !batch.isEmpty else { return }
-        let outcomes = try await importer.add(batch, predictedLastID: &predictedLastID)
+        let outcomes = try await importer.add(batch, predictedLastIDs: &predictedLastIDs)
         batch.removeAll(keepingCapacity: true)
         for outcome in outcomes { summary.record(outcome) }
     }

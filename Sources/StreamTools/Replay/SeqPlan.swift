@@ -113,10 +113,10 @@ public struct SeqConflict: Sendable, Equatable, CustomStringConvertible {
 extension StreamImporter {
     /// Notes in `plan` the seqs this importer would add from `entries` (with kept ids, entries
     /// already present are not added again). Reads only.
-    public func notePlan(_ entries: [ExportedEntry], into plan: inout SeqPlan, predictedLastID: inout StreamID?) async throws {
+    public func notePlan(_ entries: [ExportedEntry], into plan: inout SeqPlan, predictedLastIDs: inout [String: StreamID]) async throws {
         guard let target, !entries.isEmpty else { return }
         let probe = StreamImporter(client: client, stream: stream, mode: mode, dryRun: true, target: target)
-        let outcomes = try await probe.add(entries, predictedLastID: &predictedLastID)
+        let outcomes = try await probe.add(entries, predictedLastIDs: &predictedLastIDs)
         for (entry, outcome) in zip(entries, outcomes) {
             guard case .wouldAdd = outcome, case let (channel, seq?)? = entry.channelAndSeq(channelField: target.channelField) else { continue }
             plan.note(channel: channel, seq: seq)

@@ -123,9 +123,21 @@ public final class StreamImporter: Sendable {
         self.target = target
     }
 
+    /// The stream `entry` is appended to: `stream` itself, or with a partitioned target the
+    /// partition stream of the entry's channel. An entry without a channel goes to partition 0,
+    /// where the worker dead-letters it with its reason.
+    public func stream(for entry: ExportedEntry) -> String {
+        guard let target, target.keys.isPartitioned else { return stream }
+        guard case let (channel, _)? = entry.channelAndSeq(channelField: target.channelField) else {
+            return target.keys.stream(stream, partition: 0)
+        }
+        return target.keys.stream(stream, channel: channel)
+    }
+
     /// The command that adds `entry` under `id`: a plain XADD, or with `--seq restamp` and an
     /// entry that has a channel and a seq, the restamp script.
     private func addCommand(_ entry: ExportedEntry, id: String) -> RedisCommand {
+        let stream = stream(for: entry)
         if let target, target.seqMode == .restamp, case let (channel, _?)? = entry.channelAndSeq(channelField: target.channelField),
            let seqIndex = entry.fields.firstIndex(where: { $0.name == Array("seq".utf8) }) {
             var command = RedisCommand("EVALSHA", ReplayScripts.restamp.sha1, 3, target.keys.seq(channel: channel), stream,
@@ -173,7 +185,8 @@ public final class StreamImporter: Sendable {
     }
 
     /// Imports `entries` in order; one outcome per entry, in order.
-    public func add(_ entries: [ExportedEntry], predictedLastID: inout StreamID?) async throws -> [ImportOutcome] {
+    /// `predictedLastIDs` carries a dry run's idea of each stream's last id from batch to batch.
+    public func add(_ entries: [ExportedEntry], predictedLastIDs: inout [String: StreamID]) async throws -> [ImportOutcome] {
         if entries.isEmpty { return [] }
         // With kept ids, `ids[i]` is entry i's id; otherwise every entry gets `*`.
         let ids = entries.map { mode == .keep ? $0.id : "*" }
@@ -181,7 +194,8 @@ public final class StreamImporter: Sendable {
             throw ImportError.missingID(index: missing)
         }
         let explicit = ids.map { $0 ?? "*" }
-        if dryRun { return try await predict(entries, ids: explicit, lastID: &predictedLastID) }
+        let streams = entries.map(stream(for:))
+        if dryRun { return try await predict(streams: streams, ids: explicit, lastIDs: &predictedLastIDs) }
         var commands = zip(entries, explicit).map { addCommand($0, id: $1) }
         // Loaded in the same pipeline, ahead of the EVALSHAs, so a flushed script cache cannot fail them.
         let restamping = target?.seqMode == .restamp
@@ -207,11 +221,13 @@ public final class StreamImporter: Sendable {
             }
         }
         if !toCheck.isEmpty {
-            let present = try await presence(toCheck.map { explicit[$0] })
-            let last = try await lastGeneratedID()?.description ?? "?"
+            let present = try await presence(toCheck.map { (streams[$0], explicit[$0]) })
+            var lastIDs: [String: String] = [:]
             for (k, i) in toCheck.enumerated() {
                 let id = explicit[i]
-                outcomes[i] = present[k] ? .alreadyPresent(id: id) : .outOfOrder(id: id, lastID: last)
+                if present[k] { outcomes[i] = .alreadyPresent(id: id); continue }
+                if lastIDs[streams[i]] == nil { lastIDs[streams[i]] = try await lastGeneratedID(of: streams[i])?.description ?? "?" }
+                outcomes[i] = .outOfOrder(id: id, lastID: lastIDs[streams[i]]!)
             }
         }
         return outcomes
@@ -219,7 +235,9 @@ public final class StreamImporter: Sendable {
 
     /// The id Redis compares an explicit XADD id against (it survives deletions), or nil when
     /// the stream does not exist.
-    public func lastGeneratedID() async throws -> StreamID? {
+    public func lastGeneratedID() async throws -> StreamID? { try await lastGeneratedID(of: stream) }
+
+    func lastGeneratedID(of stream: String) async throws -> StreamID? {
         let reply: RESPValue
         do {
             reply = try await client.send("XINFO", "STREAM", stream)
@@ -229,30 +247,30 @@ public final class StreamImporter: Sendable {
         return InfoReply(reply)["last-generated-id"]?.string.flatMap(StreamID.init)
     }
 
-    private func presence(_ ids: [String]) async throws -> [Bool] {
-        let results = try await client.pipeline(ids.map { RedisCommand("XRANGE", stream, $0, $0) })
+    private func presence(_ entries: [(stream: String, id: String)]) async throws -> [Bool] {
+        let results = try await client.pipeline(entries.map { RedisCommand("XRANGE", $0.stream, $0.id, $0.id) })
         return try results.map { try !($0.get().array ?? []).isEmpty }
     }
 
-    private func predict(_ entries: [ExportedEntry], ids: [String], lastID: inout StreamID?) async throws -> [ImportOutcome] {
-        guard mode == .keep else { return entries.map { _ in .wouldAdd(id: nil) } }
-        if lastID == nil { lastID = try await lastGeneratedID() ?? .zero }
-        let present = try await presence(ids)
+    private func predict(streams: [String], ids: [String], lastIDs: inout [String: StreamID]) async throws -> [ImportOutcome] {
+        guard mode == .keep else { return ids.map { _ in .wouldAdd(id: nil) } }
+        let present = try await presence(Array(zip(streams, ids)))
         var outcomes: [ImportOutcome] = []
         for (i, text) in ids.enumerated() {
             guard let id = StreamID(text) else {
                 outcomes.append(.rejected(id: text, message: "not a stream id"))
                 continue
             }
+            if lastIDs[streams[i]] == nil { lastIDs[streams[i]] = try await lastGeneratedID(of: streams[i]) ?? .zero }
             if present[i] {
                 outcomes.append(.alreadyPresent(id: text))
             } else if id == .zero {
                 outcomes.append(.rejected(id: text, message: "ERR The ID specified in XADD must be greater than 0-0"))
-            } else if let last = lastID, id <= last {
+            } else if let last = lastIDs[streams[i]], id <= last {
                 outcomes.append(.outOfOrder(id: text, lastID: last.description))
             } else {
                 outcomes.append(.wouldAdd(id: text))
-                lastID = id
+                lastIDs[streams[i]] = id
             }
         }
         return outcomes

@@ -2,31 +2,51 @@ import RedisClient
 import StreamWorker
 
 /// Reads a range of a stream in pages (XRANGE … COUNT), so exports of any size run in bounded memory.
+///
+/// Given several streams (the partition streams of one input), it reads them one after another:
+/// a channel lives in one partition, so each channel's entries still come in order.
 public struct StreamRangeReader: Sendable {
     public let client: RedisClient
-    public let stream: String
+    public let streams: [String]
     public let pageSize: Int
 
     public init(client: RedisClient, stream: String, pageSize: Int = 500) {
+        self.init(client: client, streams: [stream], pageSize: pageSize)
+    }
+
+    public init(client: RedisClient, streams: [String], pageSize: Int = 500) {
         self.client = client
-        self.stream = stream
+        self.streams = streams
         self.pageSize = max(1, pageSize)
     }
 
-    /// Calls `body` with each page in id order until the range or its limit is exhausted.
+    /// The streams that exist, so a typo does not look like an empty range.
+    public func existing() async throws -> [String] {
+        let replies = try await client.pipeline(streams.map { RedisCommand("EXISTS", $0) })
+        return try zip(streams, replies).filter { try $0.1.get().int == 1 }.map(\.0)
+    }
+
+    /// The entries of all the streams (XLEN summed).
+    public func length() async throws -> Int {
+        try await client.pipeline(streams.map { RedisCommand("XLEN", $0) }).reduce(0) { $0 + Int(try $1.get().int ?? 0) }
+    }
+
+    /// Calls `body` with each page in id order, stream by stream, until the range or its limit
+    /// (counted over all the streams) is exhausted.
     public func forEachPage(_ range: EntryRange, _ body: ([ExportedEntry]) async throws -> Void) async throws {
-        var start = range.start
         var remaining = range.limit ?? Int.max
-        while remaining > 0 {
-            let count = min(pageSize, remaining)
-            let reply = try await client.send("XRANGE", stream, start, range.end, "COUNT", count)
-            let page = try Self.entries(reply)
-            if page.isEmpty { return }
-            remaining -= page.count
-            try await body(page)
-            if page.count < count { return }
-            guard let last = page.last?.id else { return }
-            start = "(" + last
+        for stream in streams where remaining > 0 {
+            var start = range.start
+            while remaining > 0 {
+                let count = min(pageSize, remaining)
+                let reply = try await client.send("XRANGE", stream, start, range.end, "COUNT", count)
+                let page = try Self.entries(reply)
+                if page.isEmpty { break }
+                remaining -= page.count
+                try await body(page)
+                guard page.count == count, let last = page.last?.id else { break }
+                start = "(" + last
+            }
         }
     }
 

@@ -31,16 +31,18 @@ public struct Verifier: Sendable {
         }
 
         var report = VerifyReport()
-        if let stream, try await client.send("EXISTS", stream).int == 1 {
-            report.streamEntries = 0
-            try await StreamRangeReader(client: client, stream: stream, pageSize: 1000).forEachPage(.all) { page in
+        // With partitions, every partition stream of `stream`, each with its own dead letters.
+        for partitionStream in stream.map(keys.streams) ?? [] {
+            guard try await client.send("EXISTS", partitionStream).int == 1 else { continue }
+            report.streamEntries = report.streamEntries ?? 0
+            try await StreamRangeReader(client: client, stream: partitionStream, pageSize: 1000).forEachPage(.all) { page in
                 report.streamEntries! += page.count
                 for entry in page {
                     guard case let (channel, seq)? = entry.channelAndSeq(channelField: channelField) else { continue }
                     record(channel) { if let seq { $0.streamSeqs.append(seq) } }
                 }
             }
-            try await readDeadLetters(of: stream, into: &records, report: &report)
+            try await readDeadLetters(of: partitionStream, into: &records, report: &report)
         }
 
         let names = records.keys.sorted()
@@ -156,7 +158,7 @@ public struct Verifier: Sendable {
             if let seq { records[channel, default: ChannelRecord(channel: channel)].deadLettered.insert(seq) }
             else { records[channel, default: ChannelRecord(channel: channel)].deadUnsequenced += 1 }
         }
-        report.deadLettersWithoutChannel = unattributed
+        report.deadLettersWithoutChannel += unattributed
 
         // The requeue log names the new entry; its channel is read from the stream.
         var requeues: [(newID: String, originalSeq: Int64)] = []

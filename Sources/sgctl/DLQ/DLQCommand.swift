@@ -17,9 +17,32 @@ struct DeadLetterOptions: ParsableArguments {
     @Option(help: "Input stream; its dead letters are <stream>:dead.") var stream = "sg:stream:inbound"
     @Option(help: "Key prefix.") var keyPrefix = "sg"
     @Option(help: "Field holding the channel id.") var channelField = "channel_id"
+    @OptionGroup var layout: PartitionOptions
+    @Option(help: "Only this partition's dead letters (ids are unique within one partition stream only).")
+    var partition: Int?
 
-    func queue(_ client: RedisClient) -> DeadLetterQueue {
-        DeadLetterQueue(client: client, stream: stream, keys: WorkerKeys(prefix: keyPrefix), channelField: channelField)
+    /// One queue per partition stream (one in all for the single-stream layout), with its partition.
+    func queues(_ client: RedisClient) throws -> [(partition: Int, queue: DeadLetterQueue)] {
+        let keys = try layout.keys(prefix: keyPrefix)
+        if let partition, !(0..<keys.partitions).contains(partition) {
+            throw ValidationError("--partition must be in 0...\(keys.partitions - 1), got \(partition)")
+        }
+        return keys.streams(stream).enumerated()
+            .filter { partition == nil || $0.offset == partition }
+            .map { ($0.offset, DeadLetterQueue(client: client, stream: $0.element, keys: keys, channelField: channelField)) }
+    }
+
+    /// The one dead letter with `id`; nil when none has it. Two partitions may hold the same id,
+    /// and then `--partition` must say which is meant.
+    func find(_ id: String, in queues: [(partition: Int, queue: DeadLetterQueue)]) async throws -> (DeadLetterQueue, DeadLetter)? {
+        var found: [(Int, DeadLetterQueue, DeadLetter)] = []
+        for (partition, queue) in queues {
+            if let letter = try await queue.show(id: id) { found.append((partition, queue, letter)) }
+        }
+        guard found.count <= 1 else {
+            throw CommandFailure("dead letter \(TerminalText.escape(id)) is in partitions \(found.map { String($0.0) }.joined(separator: ", ")); name one with --partition")
+        }
+        return found.first.map { ($0.1, $0.2) }
     }
 }
 
@@ -36,25 +59,48 @@ struct DLQList: AsyncParsableCommand {
         guard count > 0 else { throw ValidationError("--count must be positive") }
         let client = try await redis.client()
         defer { client.close() }
-        let queue = dead.queue(client)
-        let total = try await queue.count()
-        let letters = try await queue.list(reason: reason, limit: count)
+        let queues = try dead.queues(client)
+        let partitioned = try dead.layout.count() > 1
+        var total = 0
+        var found: [(partition: Int, letter: DeadLetter)] = []
+        for (partition, queue) in queues {
+            total += try await queue.count()
+            found += try await queue.list(reason: reason, limit: count).map { (partition, $0) }
+        }
+        // Oldest first across partitions: ids are times.
+        found.sort { (StreamID($0.letter.id) ?? .zero) < (StreamID($1.letter.id) ?? .zero) }
+        let letters = Array(found.prefix(count))
+        let deadStream = WorkerKeys.deadLetters(of: dead.stream) + (partitioned ? ":{p*}" : "")
         if json {
-            printJSON(.object([("stream", .string(queue.deadStream)), ("total", JSONValue(total)), ("dead_letters", .array(letters.map(\.json)))]))
+            printJSON(.object([
+                ("stream", .string(deadStream)), ("total", JSONValue(total)),
+                ("dead_letters", .array(letters.map { partitioned ? Self.tagged($0.letter.json, partition: $0.partition) : $0.letter.json })),
+            ]))
             return
         }
         let e = TerminalText.escape
-        print("\(e(queue.deadStream)): \(total) dead letters" + (reason.map { ", showing reason \(e($0))" } ?? ""))
+        print("\(e(deadStream)): \(total) dead letters" + (reason.map { ", showing reason \(e($0))" } ?? ""))
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        let rows = letters.map { letter in
-            [letter.id, letter.reason, letter.channel(field: dead.channelField) ?? "-", letter.deliveries.map(String.init) ?? "-",
-             letter.timeMilliseconds.map { GroupReport.formatMilliseconds(max(0, now - $0)) + " ago" } ?? "-",
-             letter.originalID ?? "-"]
+        let rows = letters.map { partition, letter in
+            (partitioned ? [String(partition)] : []) + [
+                letter.id, letter.reason, letter.channel(field: dead.channelField) ?? "-", letter.deliveries.map(String.init) ?? "-",
+                letter.timeMilliseconds.map { GroupReport.formatMilliseconds(max(0, now - $0)) + " ago" } ?? "-",
+                letter.originalID ?? "-",
+            ]
         }
-        for line in Table.render(header: ["id", "reason", "channel", "deliveries", "when", "original id"], rows: rows, rightAligned: [3]) {
+        let header = (partitioned ? ["partition"] : []) + ["id", "reason", "channel", "deliveries", "when", "original id"]
+        for line in Table.render(header: header, rows: rows, rightAligned: partitioned ? [0, 4] : [3]) {
             print(line)
         }
         if letters.count == count && total > count { print("(first \(count); --count for more)") }
+    }
+}
+
+extension DLQList {
+    /// A dead letter's JSON with its partition in front.
+    static func tagged(_ json: JSONValue, partition: Int) -> JSONValue {
+        guard case .object(let members) = json else { return json }
+        return .object([("partition", JSONValue(partition))] + members)
     }
 }
 
@@ -71,8 +117,8 @@ struct DLQShow: AsyncParsableCommand {
         defer { client.close() }
         let letter: DeadLetter
         do {
-            guard let found = try await dead.queue(client).show(id: id) else { throw DeadLetterError.notFound(id) }
-            letter = found
+            guard let found = try await dead.find(id, in: try dead.queues(client)) else { throw DeadLetterError.notFound(id) }
+            letter = found.1
         } catch let error as DeadLetterError {
             throw CommandFailure(error.description)
         }
@@ -122,21 +168,22 @@ struct DLQRequeue: AsyncParsableCommand {
     func run() async throws {
         let client = try await redis.client()
         defer { client.close() }
-        let queue = dead.queue(client)
-        var letters: [DeadLetter] = []
+        let queues = try dead.queues(client)
+        // Each letter goes back onto its own partition stream, which its channel maps to.
+        var letters: [(DeadLetterQueue, DeadLetter)] = []
         var notFound: [String] = []
         var otherReason: [String] = []
         if all {
-            letters = try await queue.list(reason: reason)
+            for (_, queue) in queues { letters += try await queue.list(reason: reason).map { (queue, $0) } }
         } else {
             for id in ids {
-                guard let letter = try await queue.show(id: id) else { notFound.append(id); continue }
+                guard let (queue, letter) = try await dead.find(id, in: queues) else { notFound.append(id); continue }
                 if let reason, letter.reason != reason { otherReason.append(id); continue }
-                letters.append(letter)
+                letters.append((queue, letter))
             }
         }
         var outcomes: [RequeueOutcome] = []
-        for letter in letters {
+        for (queue, letter) in letters {
             outcomes.append(try await queue.requeue(letter, restampSeq: !keepSeq, dryRun: dryRun))
         }
         let requeued = outcomes.filter { if case .requeued = $0 { return true } else { return false } }.count

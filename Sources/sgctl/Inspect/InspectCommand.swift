@@ -22,6 +22,7 @@ struct InspectGroup: AsyncParsableCommand {
     @Option(help: "Stream.") var stream = "sg:stream:inbound"
     @Option(help: "Consumer group.") var group = "workers"
     @Option(help: "Key prefix.") var keyPrefix = "sg"
+    @OptionGroup var layout: PartitionOptions
     @Option(help: "Count reasons over at most this many of the newest dead letters.") var reasonSample = 10_000
     @Flag(help: ArgumentHelp(jsonHelp)) var json = false
 
@@ -31,7 +32,7 @@ struct InspectGroup: AsyncParsableCommand {
         defer { client.close() }
         let report: GroupReport
         do {
-            report = try await Inspector(client: client, keys: WorkerKeys(prefix: keyPrefix))
+            report = try await Inspector(client: client, keys: try layout.keys(prefix: keyPrefix))
                 .group(stream: stream, group: group, reasonSample: reasonSample)
         } catch let error as InspectError {
             throw CommandFailure(error.description)
@@ -49,6 +50,7 @@ struct InspectChannel: AsyncParsableCommand {
     @OptionGroup var redis: RedisOptions
     @Argument(help: "Channel id.") var id: String
     @Option(help: "Key prefix.") var keyPrefix = "sg"
+    @OptionGroup var layout: PartitionOptions
     @Option(help: "History entries to show (newest).") var tail = 10
     @Flag(help: ArgumentHelp(jsonHelp)) var json = false
 
@@ -56,7 +58,7 @@ struct InspectChannel: AsyncParsableCommand {
         guard tail >= 0 else { throw ValidationError("--tail must not be negative") }
         let client = try await redis.client()
         defer { client.close() }
-        let report = try await Inspector(client: client, keys: WorkerKeys(prefix: keyPrefix)).channel(id, historyTail: tail)
+        let report = try await Inspector(client: client, keys: try layout.keys(prefix: keyPrefix)).channel(id, historyTail: tail)
         if json { printJSON(report.json) } else { print(report.text) }
     }
 }

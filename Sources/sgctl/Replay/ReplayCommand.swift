@@ -103,8 +103,8 @@ struct WriteOptions: ParsableArguments {
 func checkKeptSeqs(_ importer: StreamImporter, keyPrefix: String,
                    pages: (_ body: ([ExportedEntry]) async throws -> Void) async throws -> Void) async throws -> SeqPlan {
     var plan = SeqPlan()
-    var predicted: StreamID?
-    try await pages { entries in try await importer.notePlan(entries, into: &plan, predictedLastID: &predicted) }
+    var predicted: [String: StreamID] = [:]
+    try await pages { entries in try await importer.notePlan(entries, into: &plan, predictedLastIDs: &predicted) }
     let conflicts = try await importer.conflicts(plan)
     // Duplicates would be dropped in silence: refused. A gap is visible (the worker waits, then
     // records skipped_seqs), and a hand-made file may mean it: warned about.

@@ -19,7 +19,9 @@ struct ReplayCopy: AsyncParsableCommand {
 
     @OptionGroup var redis: RedisOptions
     @Option(help: "Redis to read from (default: $SG_FROM_REDIS_URL, else the --redis-url connection).") var fromURL: String?
-    @Option(help: "Stream to read.") var fromStream: String
+    @Option(help: "Stream to read (with partitions, its partition streams one after another).") var fromStream: String
+    @Option(help: "Partition streams the source is split into (default: --partitions). With another count than the target's, use --ids new: kept ids would arrive out of order.")
+    var fromPartitions: Int?
     @Option(help: "Redis to write to (default: $SG_TO_REDIS_URL, else the --redis-url connection).") var toURL: String?
     @Option(help: "Stream to write (default: the same name, renamed into --namespace if given).") var toStream: String?
     @OptionGroup var range: RangeOptions
@@ -41,18 +43,20 @@ struct ReplayCopy: AsyncParsableCommand {
         defer { source.close() }
         let target = RedisClient(configuration: redis.applyingTLS(to: targetConfiguration))
         defer { target.close() }
-        guard try await source.send("EXISTS", fromStream).int == 1 else {
-            throw CommandFailure("stream '\(fromStream)' does not exist on the source Redis")
+        let targetKeys = try write.namespace.keys()
+        let sourceKeys = try layoutKeys(prefix: environment.base, partitions: fromPartitions ?? targetKeys.partitions)
+        let reader = StreamRangeReader(client: source, streams: sourceKeys.streams(fromStream), pageSize: max(write.batch, 100))
+        guard try await !reader.existing().isEmpty else {
+            throw CommandFailure(ReplayExport.missing(fromStream, reader) + " on the source Redis")
         }
-        let reader = StreamRangeReader(client: source, stream: fromStream, pageSize: max(write.batch, 100))
-        let importer = write.importer(client: target, stream: targetStream, keys: environment.keys, channelField: channels.channelField)
+        let importer = write.importer(client: target, stream: targetStream, keys: targetKeys, channelField: channels.channelField)
         var plan: SeqPlan?
         if write.seq == .keep {
             plan = try await checkKeptSeqs(importer, keyPrefix: environment.keyPrefix) { feed in
                 try await reader.forEachPage(range) { try await feed(channels.filter($0)) }
             }
         }
-        let length = Int(try await source.send("XLEN", fromStream).int ?? 0)
+        let length = try await reader.length()
         let total = range.start == "-" && range.end == "+" && channels.channel == nil ? min(length, range.limit ?? Int.max) : range.limit
         var progress = ProgressDisplay(label: "copy", total: total, enabled: !report.quiet)
         var run = ReplayRun(importer: importer, pacer: pacer, batchSize: write.batch)

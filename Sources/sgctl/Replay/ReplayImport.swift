@@ -30,7 +30,7 @@ struct ReplayImport: AsyncParsableCommand {
         let (environment, stream) = try write.target(stream: self.stream)
         let client = try await redis.client()
         defer { client.close() }
-        let importer = write.importer(client: client, stream: stream, keys: environment.keys, channelField: channels.channelField)
+        let importer = write.importer(client: client, stream: stream, keys: try write.namespace.keys(), channelField: channels.channelField)
         let fromStdin = file == nil || file == "-"
         // Checking kept seqs reads the input twice; stdin can be read once only, so it is held in memory.
         var held: [[(number: Int, line: [UInt8])]]? = write.seq == .keep && fromStdin ? [] : nil
