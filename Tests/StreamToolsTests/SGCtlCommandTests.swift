@@ -22,7 +22,7 @@ struct CommandDidNotFinish: Error {}
     func sgctl(_ arguments: [String], stdin: String = "/dev/null") async throws -> (status: Int32, output: String) {
         let log = directory.appendingPathComponent("\(UUID().uuidString).log").path
         let process = try ChildProcess("/bin/sh", ["-c", "exec \"$0\" \"$@\" < \"$SGCTL_STDIN\"", builtProductPath("sgctl")] + arguments,
-                                       stdout: log, environment: ["SGCTL_STDIN": stdin])
+                                       stdout: log, environment: ["SGCTL_STDIN": stdin, "SG_PARTITIONS": "1"])
         guard let status = await process.wait(timeout: .seconds(120)) else {
             process.killNow()
             Issue.record("sgctl \(arguments.joined(separator: " ")) did not finish")
@@ -217,7 +217,7 @@ struct CommandDidNotFinish: Error {}
 
     func sgctlWithURLFromEnvironment(_ arguments: [String]) async throws -> (status: Int32, output: String) {
         let log = directory.appendingPathComponent("\(UUID().uuidString).log").path
-        let process = try ChildProcess(builtProductPath("sgctl"), arguments, stdout: log, environment: ["SG_REDIS_URL": try TestRedis.url()])
+        let process = try ChildProcess(builtProductPath("sgctl"), arguments, stdout: log, environment: ["SG_REDIS_URL": try TestRedis.url(), "SG_PARTITIONS": "1"])
         guard let status = await process.wait(timeout: .seconds(120)) else {
             process.killNow()
             throw CommandDidNotFinish()

@@ -38,6 +38,7 @@ import Testing
         }
         try await before(client, stream, ids)
         var configuration = WorkerConfiguration.defaults
+        configuration.partitions = keys.partitions
         configuration.streams = [stream]
         configuration.group = "g"
         configuration.consumer = "verifier"

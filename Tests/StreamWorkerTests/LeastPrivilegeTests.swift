@@ -68,29 +68,33 @@ import Testing
         #expect(status == 0, "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
     }
 
-    @Test func aWorkerProcessRunsEveryPathAsTheLeastPrivilegedUser() async throws {
+    /// With one partition the classic layout; with four also the membership heartbeats and the
+    /// partition leases.
+    @Test(arguments: [1, 4]) func aWorkerProcessRunsEveryPathAsTheLeastPrivilegedUser(partitions: Int) async throws {
         let server = try await Server()
         defer { server.redis.stop() }
         let admin = try server.admin
         defer { admin.close() }
         try await Self.loadFunctions(server)
-        let keys = WorkerKeys()
-        let stream = "sg:stream:inbound"
+        let keys = WorkerKeys(partitions: partitions)
+        let base = "sg:stream:inbound", stream = keys.stream(base, partition: 0)
         let channels = 4, perChannel = 25
         let producer = Producer(client: admin, keys: keys)
         for i in 0..<perChannel {
-            for c in 0..<channels { _ = try await producer.send(stream: stream, channel: "ch\(c)", fields: [StreamField("n", "\(i)")]) }
+            for c in 0..<channels { _ = try await producer.send(stream: base, channel: "ch\(c)", fields: [StreamField("n", "\(i)")]) }
         }
         // One entry without a channel, so dead-lettering runs under the ACL too.
         _ = try await admin.send("XADD", stream, "*", "text", "no channel")
         // A crashed consumer's pending entry, for the worker to reclaim once it is idle long enough.
-        _ = try await admin.send("XGROUP", "CREATE", stream, "workers", "0", "MKSTREAM")
+        for partitionStream in keys.streams(base) {
+            _ = try await admin.send("XGROUP", "CREATE", partitionStream, "workers", "0", "MKSTREAM")
+        }
         _ = try await admin.send("XREADGROUP", "GROUP", "workers", "ghost", "COUNT", 1, "STREAMS", stream, ">")
 
         let log = server.redis.directory.appendingPathComponent("worker.log").path
         // Turns of 50 ms keep entries in flight across the idle refresh (every claim-idle / 4 = 0.5 s).
         let worker = try ChildProcess(builtProductPath("stream-consumer"), [
-            "--redis-url", "\(server.redis.url)?user=sg-worker", "--consumer", "acl-worker", "--partitions", "1",
+            "--redis-url", "\(server.redis.url)?user=sg-worker", "--consumer", "acl-worker", "--partitions", String(partitions),
             "--lock-ttl", "1", "--block-ms", "100", "--log-level", "debug", "--work-ms", "50", "--concurrency", "2",
         ], stdout: log, environment: ["SG_REDIS_PASSWORD": server.workerPassword])
         defer { worker.killNow() }
@@ -98,7 +102,10 @@ import Testing
         try await waitUntil(timeout: .seconds(120)) {
             let counts = try await admin.pipeline((0..<channels).map { RedisCommand("HGET", keys.state(channel: "ch\($0)"), "count") })
             let applied = counts.reduce(0) { $0 + ((try? $1.get().int) ?? 0) }
-            let pending = (try? await admin.send("XPENDING", stream, "workers"))?.array?.first?.int ?? -1
+            var pending: Int64 = 0
+            for partitionStream in keys.streams(base) {
+                pending += (try? await admin.send("XPENDING", partitionStream, "workers"))?.array?.first?.int ?? 1
+            }
             let dead = try await admin.send("XLEN", WorkerKeys.deadLetters(of: stream)).int ?? 0
             return applied == Int64(channels * perChannel) && pending == 0 && dead == 1
         }
@@ -165,6 +172,11 @@ import Testing
         #expect(await Self.serverCode { try await worker.send("UNLINK", "sg:state:channel:x") } == "NOPERM")
         _ = try await worker.send("SET", "sg:lock:channel:x", "token")
         #expect(try await worker.send("DEL", "sg:lock:channel:x").int == 1, "its own lock keys it may delete")
+        // The same with partitioned keys: the lock, yes; the partition's state, no.
+        let partitioned = WorkerKeys(partitions: 16)
+        _ = try await worker.send("SET", partitioned.lock(channel: "x"), "token")
+        #expect(try await worker.send("DEL", partitioned.lock(channel: "x")).int == 1, "a partitioned lock key it may delete")
+        #expect(await Self.serverCode { try await worker.send("DEL", partitioned.state(channel: "x")) } == "NOPERM")
         // Functions run with the caller's rights, so the admin's libraries give it no more.
         let sneaky = RedisScript("return redis.call('DEL', KEYS[1])")
         _ = try await admin.loadFunctions([sneaky])

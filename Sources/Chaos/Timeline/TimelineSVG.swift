@@ -198,9 +198,9 @@ public enum TimelineSVG {
         case .steal: return "rgb(214,0,170)"
         case .connkill: return "rgb(0,0,0)"
         case .restart: return "rgb(106,27,154)"
-        case .join: return "rgb(0,160,60)"
-        case .leave: return "rgb(0,170,200)"
-        case .joinkill: return "rgb(120,60,20)"
+        case .join: return "rgb(255,215,0)"
+        case .leave: return "rgb(0,0,128)"
+        case .joinkill: return "rgb(240,0,110)"
         }
     }
 
@@ -211,7 +211,7 @@ public enum TimelineSVG {
         return palette[Int(hash % UInt32(palette.count))]
     }
 
-    /// Blues, greens, teals and browns: no red, orange, magenta, purple or black, which faults use.
+    /// Blues, greens, teals and browns: no red, orange, magenta, pink, purple, gold, navy or black, which faults use.
     static let palette = [
         "rgb(31,119,180)", "rgb(44,160,44)", "rgb(23,190,207)", "rgb(140,86,75)", "rgb(150,190,60)", "rgb(99,121,57)",
         "rgb(0,128,128)", "rgb(107,174,214)", "rgb(116,196,118)", "rgb(158,218,229)", "rgb(196,156,148)", "rgb(82,150,120)",

@@ -15,7 +15,9 @@ struct ReplayReset: AsyncParsableCommand {
     )
 
     @OptionGroup var redis: RedisOptions
-    @Option(help: "Stream.") var stream: String
+    @Option(help: "Stream (with partitions, each of its partition streams is moved to the same id).") var stream: String
+    @Option(help: "Key prefix the partition streams are laid out under (the worker's --key-prefix).") var keyPrefix = "sg"
+    @OptionGroup var layout: PartitionOptions
     @Option(help: "Consumer group.") var group: String
     @Option(help: "New last delivered id: an id (ms-seq), 0 for the beginning, or $ for the end.") var to: String
     @Flag(help: "Do not ask for confirmation.") var yes = false
@@ -27,27 +29,41 @@ struct ReplayReset: AsyncParsableCommand {
         do { target = try ResetTarget(to) } catch { throw ValidationError(error.description) }
         let client = try await redis.client()
         defer { client.close() }
-        let reset = GroupReset(client: client, stream: stream, group: group)
-        let plan: ResetPlan
-        do { plan = try await reset.plan(to: target) } catch let error as ResetError { throw CommandFailure(error.description) }
+        let resets = try layout.keys(prefix: keyPrefix).streams(stream).map { GroupReset(client: client, stream: $0, group: group) }
+        var plans: [ResetPlan] = []
+        do {
+            for reset in resets { plans.append(try await reset.plan(to: target)) }
+        } catch let error as ResetError {
+            throw CommandFailure(error.description)
+        }
+        let redelivered = plans.reduce(0) { $0 + $1.redelivered }
         if dryRun {
-            if json { printJSON(Self.report(plan, applied: false, dryRun: true)) } else { print("dry run: " + plan.text + "; nothing changed") }
+            if json { printJSON(Self.report(plans, applied: false, dryRun: true)) } else { print(plans.map { "dry run: " + $0.text }.joined(separator: "\n") + "; nothing changed") }
             return
         }
-        if !json { print(plan.text) }
+        if !json { print(plans.map(\.text).joined(separator: "\n")) }
         if !yes {
             guard isatty(STDIN_FILENO) == 1 else {
-                throw CommandFailure("not on a terminal: pass --yes to move group \(group) (\(plan.redelivered) entries would be redelivered)")
+                throw CommandFailure("not on a terminal: pass --yes to move group \(group) (\(redelivered) entries would be redelivered)")
             }
-            writeStderr("Move group \(group) to \(plan.targetID)? [y/N] ")
+            writeStderr("Move group \(group) to \(plans[0].targetID)\(plans.count > 1 ? " on all \(plans.count) partition streams" : "")? [y/N] ")
             let answer = try await BlockingIO.run { readLine() } ?? ""
             guard ["y", "yes"].contains(answer.lowercased().trimmingCharacters(in: .whitespaces)) else {
-                if json { printJSON(Self.report(plan, applied: false, dryRun: false)) } else { print("not changed") }
+                if json { printJSON(Self.report(plans, applied: false, dryRun: false)) } else { print("not changed") }
                 throw ExitCode(1)
             }
         }
-        try await reset.apply(plan)
-        if json { printJSON(Self.report(plan, applied: true, dryRun: false)) } else { print("done") }
+        for (reset, plan) in zip(resets, plans) { try await reset.apply(plan) }
+        if json { printJSON(Self.report(plans, applied: true, dryRun: false)) } else { print("done") }
+    }
+
+    /// One plan as it was; several (one per partition) as their list with the total redelivered.
+    static func report(_ plans: [ResetPlan], applied: Bool, dryRun: Bool) -> JSONValue {
+        guard plans.count > 1 else { return report(plans[0], applied: applied, dryRun: dryRun) }
+        return .object([
+            ("group", .string(plans[0].group)), ("redelivered", JSONValue(plans.reduce(0) { $0 + $1.redelivered })),
+            ("partitions", .array(plans.map(\.json))), ("applied", .bool(applied)), ("dry_run", .bool(dryRun)),
+        ])
     }
 
     static func report(_ plan: ResetPlan, applied: Bool, dryRun: Bool) -> JSONValue {
