@@ -27,10 +27,10 @@ public enum MetricHelp {
         "sg_redis_connect_failures_total": "Failed Redis connection attempts.",
         "sg_ready": "1 while /health/ready answers 200, else 0.",
         "sg_build_info": "Always 1; the labels name the running build.",
-        // Partition ownership (being added on another branch): described here so it arrives with HELP.
-        "sg_partitions_owned": "Stream partitions this worker owns.",
-        "sg_rebalances_total": "Partition rebalances this worker took part in.",
-        "sg_partition_lease_losses_total": "Partition leases lost while held.",
-        "sg_partition_handover_seconds": "From a partition's release by one worker to its claim by the next.",
+        "sg_partitions_owned": "Partition streams this worker holds the lease of and reads.",
+        "sg_rebalances_total": "Changes of the desired partition assignment this worker computed (joins, leaves, expiries).",
+        "sg_partition_lease_losses_total": "Partition leases lost while held (not renewed in time, or taken after expiry).",
+        "sg_partition_handover_seconds": "From a partition being assigned to this worker to reading it (waiting out the previous owner's shedding).",
+        "sg_pool_members": "Live members of the consumer group's pool, as this worker's last heartbeat saw them.",
     ]
 }

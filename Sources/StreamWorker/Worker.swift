@@ -384,6 +384,8 @@ extension StreamWorker: PartitionHost {
                     let claimed = StreamReplies.autoClaim(reply)
                     cursor = claimed.cursor
                     if claimed.entries.isEmpty { continue }
+                    metrics.reclaimed(claimed.entries.count)
+                    logger.info("Took over a partition's pending entries", metadata: ["stream": "\(stream)", "count": "\(claimed.entries.count)"])
                     let counts = await deliveryCounts(claimed.entries.map { (stream, $0.0) })
                     for (id, fields) in claimed.entries where !(await dispatcher.contains(stream: stream, id: id)) {
                         await accept(stream: stream, id: id, fields: fields, deliveries: counts["\(stream)/\(id)"] ?? 1)

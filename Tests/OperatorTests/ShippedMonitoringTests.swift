@@ -51,12 +51,6 @@ enum WorkerScrape {
 
 /// Docker/prometheus/alerts.yml and the Grafana dashboard against what a worker really exports.
 @Suite(.serialized) struct ShippedMonitoringTests {
-    /// Series that appear once partition ownership lands (another branch); the dashboard shows them already.
-    static let pendingMetrics: Set<String> = [
-        "sg_partitions_owned", "sg_rebalances_total", "sg_partition_lease_losses_total",
-        "sg_partition_handover_seconds_bucket",
-    ]
-
     /// Metric names (`sg_…`, `process_…`) that a file's queries use.
     static func metricNames(in path: String) throws -> Set<String> {
         let text = try String(contentsOf: WorkerScrape.repository.appendingPathComponent(path), encoding: .utf8)
@@ -72,7 +66,7 @@ enum WorkerScrape {
         for name in alerts.sorted() {
             #expect(exported.contains(name), "alerts.yml uses \(name), which the worker does not export")
         }
-        for name in dashboard.subtracting(Self.pendingMetrics).sorted() {
+        for name in dashboard.sorted() {
             #expect(exported.contains(name), "the dashboard uses \(name), which the worker does not export")
         }
     }
