@@ -27,6 +27,16 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 fail() { echo "staging-test: FAIL: $*" >&2; exit 1; }
+# The workers' and sgctl's partition count (docs/partitions.md); 1 is the single-stream layout.
+partitions=${SG_PARTITIONS:-16}
+export SG_PARTITIONS=$partitions
+# Entries of an input stream: its partition streams summed. Usage: stream_length CLI BASE
+stream_length() {
+  local cli=$1 base=$2 total=0 p
+  [ "$partitions" -eq 1 ] && { "$cli" XLEN "$base"; return; }
+  for ((p = 0; p < partitions; p++)); do total=$((total + $("$cli" XLEN "$base:{p$p}"))); done
+  echo "$total"
+}
 step() { echo "staging-test: $*" >&2; }
 
 # Redis A holds production and staging, with the shipped ACL; Redis B is a second staging server.
@@ -100,13 +110,13 @@ step "4a. replay into staging on the same Redis"
 "$sgctl" replay import --namespace staging --seq restamp -q "$workdir/window.jsonl" >/dev/null
 again=$("$sgctl" replay copy --from-stream sg:stream:inbound --channel ch-2 --namespace staging -q)
 echo "$again" | grep -q "added 0 of 40 entries; 40 already present" || fail "a repeated copy: $again"
-length=$(cli_a XLEN sg:staging:stream:inbound)
+length=$(stream_length cli_a sg:staging:stream:inbound)
 [ "$length" -eq 160 ] || fail "staging stream holds $length entries, expected 160"
 if "$sgctl" replay copy --from-stream sg:stream:inbound --channel ch-2 --namespace staging --ids new -q >"$workdir/refused.out" 2>&1; then
   fail "a replay that would be all duplicates was not refused"
 fi
 grep -q "duplicates" "$workdir/refused.out" || fail "the refusal does not explain: $(cat "$workdir/refused.out")"
-[ "$(cli_a XLEN sg:staging:stream:inbound)" -eq 160 ] || fail "a refused replay wrote entries"
+[ "$(stream_length cli_a sg:staging:stream:inbound)" -eq 160 ] || fail "a refused replay wrote entries"
 "$sgctl" replay copy --from-stream sg:stream:inbound --channel ch-2 --namespace staging --ids new --seq restamp --dry-run -q \
   | grep -q "^dry run: would add 40" || fail "a dry run does not say so"
 
@@ -122,14 +132,20 @@ stop "$staging"
 # which belongs to each environment's own locks) of every replayed channel.
 compare() {
   python3 - "$@" <<'PY'
-import json, subprocess, sys
+import json, os, subprocess, sys, zlib
 prod_cli, staging_cli, channels = sys.argv[1].split(), sys.argv[2].split(), sys.argv[3].split(",")
+partitions = int(os.environ["SG_PARTITIONS"])
+def key(prefix, kind, channel):
+    # docs/partitions.md: a channel's partition is zlib's CRC-32 of its id, mod the partition count.
+    if partitions == 1:
+        return f"{prefix}:{kind}:channel:{channel}"
+    return f"{prefix}:{{p{zlib.crc32(channel.encode()) % partitions}}}:{kind}:channel:{channel}"
 def read(cli, prefix, channel):
     def run(*args):
         return subprocess.run(cli + ["--raw", *args], check=True, capture_output=True, text=True).stdout.splitlines()
-    flat = run("HGETALL", f"{prefix}:state:channel:{channel}")
+    flat = run("HGETALL", key(prefix, "state", channel))
     state = dict(zip(flat[::2], flat[1::2]))
-    history = [json.loads(line) for line in run("LRANGE", f"{prefix}:history:channel:{channel}", "0", "-1")]
+    history = [json.loads(line) for line in run("LRANGE", key(prefix, "history", channel), "0", "-1")]
     for entry in history:
         entry.pop("fence", None)
     return {k: state.get(k) for k in ("count", "last_seq", "last_id")}, history

@@ -41,10 +41,11 @@ promtool check config Docker/prometheus/prometheus.yml >&2 || status=$?
 (cd Docker/prometheus && promtool test rules alerts.test.yml) >&2 || status=$?
 [ $status -eq 0 ] || echo "test: the alert rules failed their checks (above)" >&2
 
-# Python decoders some tests use (Prometheus's text parser, OpenTelemetry's protobufs), in a venv of
+# Python libraries some tests use (Prometheus's text parser, OpenTelemetry's protobufs, redis-py for
+# the producer snippet), in a venv of
 # their own under .build (ignored by git), made once and reused.
 venv=".build/test-venv"
-requirements="prometheus-client==0.26.0 opentelemetry-proto==1.45.2"
+requirements="prometheus-client==0.26.0 opentelemetry-proto==1.45.2 redis==8.1.0"
 if [ "$(cat "$venv/requirements" 2>/dev/null)" != "$requirements" ]; then
   echo "test: preparing $venv ($requirements)" >&2
   rm -rf "$venv"
@@ -60,6 +61,8 @@ swift test --skip-build "$@" || status=$?
 # some tests were asked for.
 if [ $# -eq 0 ]; then
   Scripts/staging-test.sh || status=$?
+  # The Python producer snippet against the real worker: the partition function agrees across languages.
+  Scripts/producer-test.sh "$SG_TEST_REDIS_URL" "$(swift build --show-bin-path)" || status=$?
 fi
 
 # The deployment's static checks run on every full run. The image and compose pool run for real

@@ -14,26 +14,27 @@ enum WorkerScrape {
     static func take() async throws -> String {
         let admin = try TestRedis.client()
         defer { admin.close() }
-        let keys = WorkerKeys(prefix: TestRedis.uniqueKey())
+        // Partitioned, so the partition series are in the scrape too.
+        let keys = WorkerKeys(prefix: TestRedis.uniqueKey(), partitions: 4)
         let stream = keys.prefix + ":in"
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sg-scrape-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let worker = try WorkerProcess([
             "--redis-url", try TestRedis.url(), "--stream", stream, "--group", "g", "--consumer", "scrape-1",
-            "--key-prefix", keys.prefix, "--block-ms", "200", "--metrics-port", "0", "--metrics-host", "127.0.0.1",
+            "--key-prefix", keys.prefix, "--partitions", "4", "--block-ms", "200", "--metrics-port", "0", "--metrics-host", "127.0.0.1",
         ], logPath: directory.appendingPathComponent("worker.log").path)
         let base = "http://127.0.0.1:\(try await worker.metricsPort())"
 
         let producer = Producer(client: admin, keys: keys)
         for i in 0..<3 { try await producer.send(stream: stream, channel: "scrape", fields: [StreamField("n", "\(i)")]) }
-        try await admin.send("XADD", stream, "*", "no_channel_here", "x")
+        try await admin.send("XADD", keys.stream(stream, partition: 0), "*", "no_channel_here", "x")
 
         var metrics = ""
         try await waitUntil(timeout: .seconds(120)) {
             metrics = try await HTTPGet.get(base + "/metrics").body
             return WorkerOperatorSurfaceTests.value(metrics, "sg_commits_total{outcome=\"applied\"}") == 3
-                && WorkerOperatorSurfaceTests.value(metrics, "sg_group_pending{stream=\"\(stream)\"}") == 0
+                && WorkerOperatorSurfaceTests.value(metrics, "sg_group_pending{stream=\"\(keys.stream(stream, channel: "scrape"))\"}") == 0
         }
         worker.process.signal(SIGTERM)
         #expect(await worker.process.wait(timeout: .seconds(60)) == 0, "\(worker.log)")
