@@ -216,14 +216,16 @@ import Testing
         let server = try await WebhookTestServer.start { request, _ in
             switch (request.json["fields"] as? [String: String])?["case"] {
             case "status": return .init(status: 422, body: "no such model")
-            case "slow": return .init(body: "{}", delay: .seconds(2))
+            case "slow": return .init(body: "{}", delay: .seconds(6))
             default: return .init(body: #"{"increment":{"fence":1}}"#)
             }
         }
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
         let url = "http://user:s3cret@127.0.0.1:\(server.port)/hook"
-        let handler = WebhookHandler(client: http, url: url, timeout: .milliseconds(300), defaultListCap: 10)
-        func failure(_ name: String) async -> WebhookError? {
+        // A generous timeout where the answer is immediate (the machine may be slow), a short one
+        // only for the request whose answer takes far longer.
+        func failure(_ name: String, timeout: Duration = .seconds(30)) async -> WebhookError? {
+            let handler = WebhookHandler(client: http, url: url, timeout: timeout, defaultListCap: 10)
             let message = InboundMessage.testMessage(fields: [StreamField("case", name)])
             do {
                 _ = try await handler.handle(message, state: ChannelState())
@@ -237,7 +239,7 @@ import Testing
             }
         }
         let status = await failure("status")
-        let slow = await failure("slow")
+        let slow = await failure("slow", timeout: .seconds(1))
         let invalid = await failure("invalid")
         try await http.shutdown()
         server.stop()
