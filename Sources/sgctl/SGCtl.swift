@@ -36,22 +36,44 @@ struct RedisOptions: ParsableArguments {
     @Option(help: "Redis ACL user name (default: $SG_REDIS_USER, else the URL's user).")
     var redisUser: String?
 
-    @Option(help: "PEM file of the CAs that issue the server's certificate, for rediss:// (default: the system's).")
+    @Option(help: "PEM file of the CAs that issue the server's certificate, for rediss:// (default: $SG_TLS_CA_FILE, else the system's).")
     var tlsCAFile: String?
-    @Option(help: "PEM client certificate for mutual TLS (with --tls-key-file).")
+    @Option(help: "PEM client certificate for mutual TLS, with --tls-key-file (default: $SG_TLS_CERT_FILE).")
     var tlsCertFile: String?
-    @Option(help: "PEM private key of --tls-cert-file.")
+    @Option(help: "PEM private key of --tls-cert-file (default: $SG_TLS_KEY_FILE).")
     var tlsKeyFile: String?
-    @Option(help: "Name sent as SNI and checked against the server's certificate (default: the URL's host).")
+    @Option(help: "Name sent as SNI and checked against the server's certificate (default: $SG_TLS_SERVER_NAME, else the URL's host).")
     var tlsServerName: String?
-    @Flag(help: "Accept any server certificate (tests only; logs a warning).")
+    @Flag(help: "Accept any server certificate (tests only; logs a warning; default: $SG_TLS_INSECURE_SKIP_VERIFY).")
     var tlsInsecureSkipVerify = false
 
-    func validate() throws {
-        if (tlsCertFile == nil) != (tlsKeyFile == nil) {
-            throw ValidationError("--tls-cert-file and --tls-key-file go together (mutual TLS takes both)")
-        }
+    /// The TLS settings as the worker takes them: each flag, else its `SG_TLS_*` variable.
+    struct TLSSettings: Equatable {
+        var caFile, certFile, keyFile, serverName: String?
+        var insecureSkipVerify: Bool
     }
+
+    func tlsSettings(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> TLSSettings {
+        func variable(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+        var skip = tlsInsecureSkipVerify
+        if !skip, let text = variable("SG_TLS_INSECURE_SKIP_VERIFY") {
+            switch text.lowercased() {
+            case "true", "yes", "on", "1": skip = true
+            case "false", "no", "off", "0": skip = false
+            default: throw ValidationError("SG_TLS_INSECURE_SKIP_VERIFY must be true or false, got '\(text)'")
+            }
+        }
+        let settings = TLSSettings(
+            caFile: tlsCAFile ?? variable("SG_TLS_CA_FILE"), certFile: tlsCertFile ?? variable("SG_TLS_CERT_FILE"),
+            keyFile: tlsKeyFile ?? variable("SG_TLS_KEY_FILE"), serverName: tlsServerName ?? variable("SG_TLS_SERVER_NAME"),
+            insecureSkipVerify: skip)
+        if (settings.certFile == nil) != (settings.keyFile == nil) {
+            throw ValidationError("--tls-cert-file and --tls-key-file (or SG_TLS_CERT_FILE and SG_TLS_KEY_FILE) go together: mutual TLS takes both")
+        }
+        return settings
+    }
+
+    func validate() throws { _ = try tlsSettings() }
 
     /// The configuration to connect with; warnings (a password in --redis-url) go to stderr first.
     func configuration() async throws -> RedisConfiguration {
@@ -65,11 +87,12 @@ struct RedisOptions: ParsableArguments {
 
     /// The `--tls-*` options apply to every rediss:// configuration a command uses.
     func applyingTLS(to configuration: RedisConfiguration) -> RedisConfiguration {
-        guard configuration.tls != nil else { return configuration }
+        // validate() already refused settings that do not parse.
+        guard configuration.tls != nil, let tls = try? tlsSettings() else { return configuration }
         var configuration = configuration
         configuration.tls = RedisTLSConfiguration(
-            caFile: tlsCAFile, certificateFile: tlsCertFile, keyFile: tlsKeyFile, serverName: tlsServerName,
-            verifiesPeer: !tlsInsecureSkipVerify)
+            caFile: tls.caFile, certificateFile: tls.certFile, keyFile: tls.keyFile, serverName: tls.serverName,
+            verifiesPeer: !tls.insecureSkipVerify)
         return configuration
     }
 

@@ -19,10 +19,11 @@ struct CommandDidNotFinish: Error {}
     }
 
     /// Runs sgctl with `stdin` (a file path) as its standard input.
-    func sgctl(_ arguments: [String], stdin: String = "/dev/null") async throws -> (status: Int32, output: String) {
+    /// The classic layout unless the test says otherwise (`--partitions` or `environment`).
+    func sgctl(_ arguments: [String], stdin: String = "/dev/null", environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
         let log = directory.appendingPathComponent("\(UUID().uuidString).log").path
         let process = try ChildProcess("/bin/sh", ["-c", "exec \"$0\" \"$@\" < \"$SGCTL_STDIN\"", builtProductPath("sgctl")] + arguments,
-                                       stdout: log, environment: ["SGCTL_STDIN": stdin, "SG_PARTITIONS": "1"])
+                                       stdout: log, environment: ["SGCTL_STDIN": stdin, "SG_PARTITIONS": "1"].merging(environment) { $1 })
         guard let status = await process.wait(timeout: .seconds(120)) else {
             process.killNow()
             Issue.record("sgctl \(arguments.joined(separator: " ")) did not finish")
@@ -128,6 +129,68 @@ struct CommandDidNotFinish: Error {}
 
         let listed = try await sgctl(["dlq", "list", "--redis-url", url, "--stream", stream, "--json"])
         #expect(try json(listed.output)["total"] == .integer(0))
+    }
+
+    /// produce → a partitioned worker → verify, inspect and dlq, all with `--partitions 4`.
+    @Test func everyCommandFollowsThePartitionedLayout() async throws {
+        let url = try TestRedis.url()
+        let client = try TestRedis.client()
+        defer { client.close() }
+        let keys = WorkerKeys(prefix: TestRedis.uniqueKey("parts"), partitions: 4)
+        let stream = keys.prefix + ":in"
+        let layout = ["--redis-url", url, "--key-prefix", keys.prefix, "--partitions", "4"]
+        let produced = try await sgctl(["produce"] + layout + ["--stream", stream, "--messages", "80", "--channels", "8", "--json"])
+        #expect(produced.status == 0, "\(produced.output)")
+        #expect(try await client.send("EXISTS", stream).int == 0, "nothing goes to the unpartitioned name")
+        for p in [0, 2] { try await client.send("XADD", keys.stream(stream, partition: p), "*", "text", "no channel") }
+        let log = directory.appendingPathComponent("worker.log").path
+        let worker = try ChildProcess(builtProductPath("stream-consumer"), layout + [
+            "--stream", stream, "--group", "g", "--consumer", "parts-1", "--block-ms", "100", "--log-level", "warning",
+        ], stdout: log)
+        defer { worker.killNow() }
+        try await waitUntil(timeout: .seconds(120)) {
+            var pending: Int64 = 0, dead: Int64 = 0
+            for s in keys.streams(stream) {
+                pending += (try? await client.send("XPENDING", s, "g"))?.array?.first?.int ?? 1
+                dead += try await client.send("XLEN", WorkerKeys.deadLetters(of: s)).int ?? 0
+            }
+            let verified = try await sgctl(["verify"] + layout + ["--stream", stream])
+            return pending == 0 && dead == 2 && verified.status == 0
+        }
+        worker.signal(SIGTERM)
+        #expect(await worker.wait(timeout: .seconds(60)) == 0)
+
+        let report = try json(try await sgctl(["verify"] + layout + ["--stream", stream, "--json"]).output)
+        #expect(report["ok"] == .bool(true), "\(report)")
+        let group = try json(try await sgctl(["inspect"] + layout + ["--stream", stream, "--group", "g", "--json"]).output)
+        #expect(group["length"] == .integer(82))
+        #expect(group["pending"] == .integer(0))
+        guard case .array(let rows)? = group["partitions"], case .array(let letters)? = try json(try await sgctl(["dlq", "list"] + layout + ["--stream", stream, "--json"]).output)["dead_letters"] else {
+            Issue.record("inspect or dlq list has no list: \(group)")
+            return
+        }
+        #expect(rows.count == 4)
+        #expect(rows.allSatisfy { $0["owner"] == .string("parts-1") }, "\(rows)")
+        let dead = try json(try await sgctl(["dlq", "list"] + layout + ["--stream", stream, "--json"]).output)
+        #expect(dead["total"] == .integer(2))
+        #expect(Set(letters.compactMap { $0["partition"]?.int64Value }) == [0, 2])
+    }
+
+    /// sgctl takes the worker's `SG_TLS_*` variables where no flag is given.
+    @Test func tlsSettingsComeFromTheWorkersVariables() async throws {
+        let url = try TestTLS.url()
+        let stream = TestRedis.uniqueKey("tls")
+        let args = ["produce", "--redis-url", url, "--stream", stream, "--messages", "3", "--channels", "1", "--json"]
+        let refused = try await sgctl(args + ["--tls-ca-file", try TestTLS.file("other-ca.crt")])
+        #expect(refused.status != 0, "a wrong CA is refused")
+        #expect(refused.output.contains("trusted CA"), "\(refused.output)")
+        let accepted = try await sgctl(args, environment: ["SG_TLS_CA_FILE": try TestTLS.file("ca.crt")])
+        #expect(accepted.status == 0, "\(accepted.output)")
+        let flagWins = try await sgctl(args + ["--tls-ca-file", try TestTLS.file("other-ca.crt")],
+                                       environment: ["SG_TLS_CA_FILE": try TestTLS.file("ca.crt")])
+        #expect(flagWins.status != 0, "the flag comes before the variable")
+        let halfPair = try await sgctl(args, environment: ["SG_TLS_CA_FILE": try TestTLS.file("ca.crt"), "SG_TLS_CERT_FILE": try TestTLS.file("client.crt")])
+        #expect(halfPair.status == 64 && halfPair.output.contains("go together"), "\(halfPair.output)")
     }
 
     @Test func inspectReportsAsJSONThroughTheBinary() async throws {
