@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks against baselines measured in the same run, on a private Redis.
-# Usage: Scripts/bench.sh [client|lock|worker|all] [rounds]
+# Usage: Scripts/bench.sh [client|lock|worker|scaling|all] [rounds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Scripts/lib.sh
@@ -79,6 +79,20 @@ PY
     for workers in 1 3; do
       echo "worker: $(.build/release/sgctl bench worker --redis-url "$url" --messages 20000 --channels 200 --workers "$workers")" | tr '\n' ' '
       echo
+    done
+  fi
+  # Pool scaling, 1 worker against 3 on fresh workloads: the single stream (every worker reads every
+  # channel) against 16 partitions; 20 ms of work per message at the default concurrency (64) and at
+  # 16, where three workers and Redis still fit in this machine's two cores; and no work at all.
+  if [ "$what" = scaling ] || [ "$what" = all ]; then
+    for partitions in 1 16; do
+      for run in "20 64 8000" "20 16 8000" "0 64 20000"; do
+        read -r work concurrency messages <<<"$run"
+        echo "scaling: partitions $partitions, work $work ms, concurrency $concurrency: $(.build/release/sgctl bench worker --redis-url "$url" \
+          --messages "$messages" --channels 200 --workers 1,3 --work-ms "$work" --concurrency "$concurrency" --partitions "$partitions")" \
+          | tr '\n' ' ' | sed -E 's/enqueue→commit p50 ([0-9.]+) ms, p99 ([0-9.]+) ms/p50 \1 ms p99 \2 ms/g'
+        echo
+      done
     done
   fi
 done

@@ -20,6 +20,7 @@ struct BenchWorker: AsyncParsableCommand {
     var workers = "1"
     @Option(help: "Partition streams (1 is the single-stream layout).") var partitions = 16
     @Option(help: "Simulated work per message, in ms.") var workMs = 0
+    @Option(help: "Each worker's --concurrency (default: the worker's).") var concurrency: Int?
     @Option(help: "Measure enqueue→commit latency on one message in N (an audit XADD each; 0 turns it off).")
     var latencySample = 16
     @Flag(help: ArgumentHelp(jsonHelp)) var json = false
@@ -54,23 +55,32 @@ struct BenchWorker: AsyncParsableCommand {
         }
         let producer = Producer(client: client, keys: keys)
         let perChannel = max(1, messages / channels)
+        let total = perChannel * channels
+
+        let launcher = ConsumerLauncher(
+            redisURL: redis.redisURL ?? ProcessInfo.processInfo.environment["SG_REDIS_URL"] ?? ToolConnection.defaultURL, stream: stream, group: "g", keyPrefix: prefix, partitions: partitions,
+            options: redis.workerFlags + ["--history-max", String(perChannel), "--work-ms", String(workMs), "--log-level", "error"]
+                + (concurrency.map { ["--concurrency", String($0)] } ?? []),
+            environment: latencySample > 0 ? ["SG_AUDIT_STREAM": audit, "SG_AUDIT_SAMPLE": String(latencySample)] : [:])
+        // The pool starts on an empty stream and is timed only once it has settled (every worker
+        // reading, partitions where the assignment puts them): the figure is steady throughput.
+        let launched = ContinuousClock.now
+        let names = (0..<workers).map { "bench-\($0)" }
+        let processes = try names.map { try launcher.start($0) }
+        defer { processes.forEach { $0.killNow() } }
+        try await waitUntilSettled(client, keys: keys, stream: stream, consumers: names, processes: processes)
+        let settled = launched.duration(to: .now)
+
+        let roundTripsBefore = try await Self.topLevelCalls(client)
+        let redisCPUBefore = try await Self.redisCPUSeconds(client)
+        let workerCPUBefore = processes.map { Self.cpuSeconds($0.pid) }.reduce(0, +)
+        let start = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for c in 0..<channels {
                 group.addTask { for _ in 0..<perChannel { try await producer.send(stream: stream, channel: "ch\(c)") } }
             }
             try await group.waitForAll()
         }
-        let total = perChannel * channels
-        let roundTripsBefore = try await Self.topLevelCalls(client)
-
-        let launcher = ConsumerLauncher(
-            redisURL: redis.redisURL ?? ProcessInfo.processInfo.environment["SG_REDIS_URL"] ?? ToolConnection.defaultURL, stream: stream, group: "g", keyPrefix: prefix, partitions: partitions,
-            options: redis.workerFlags + ["--history-max", String(perChannel), "--work-ms", String(workMs), "--log-level", "error"],
-            environment: latencySample > 0 ? ["SG_AUDIT_STREAM": audit, "SG_AUDIT_SAMPLE": String(latencySample)] : [:])
-        let redisCPUBefore = try await Self.redisCPUSeconds(client)
-        let start = ContinuousClock.now
-        let processes = try (0..<workers).map { try launcher.start("bench-\($0)") }
-        defer { processes.forEach { $0.killNow() } }
         var peakRSS = 0
         while true {
             try await Task.sleep(for: .milliseconds(50))
@@ -92,7 +102,7 @@ struct BenchWorker: AsyncParsableCommand {
         let elapsed = start.duration(to: .now)
         let roundTrips = try await Self.topLevelCalls(client) - roundTripsBefore
         let redisCPU = try await Self.redisCPUSeconds(client) - redisCPUBefore
-        let workerCPU = processes.map { Self.cpuSeconds($0.pid) }.reduce(0, +)
+        let workerCPU = processes.map { Self.cpuSeconds($0.pid) }.reduce(0, +) - workerCPUBefore
         for process in processes { process.signal(SIGTERM) }
 
         // Latency: XADD time (entry id) to the applied commit, from the sampled audit records.
@@ -114,15 +124,44 @@ struct BenchWorker: AsyncParsableCommand {
                 "bench": "worker", "messages": total, "channels": channels, "workers": workers, "partitions": partitions, "msgs_per_sec": rate,
                 "latency_p50_ms": latencies.percentileMicros(50) / 1000, "latency_p99_ms": latencies.percentileMicros(99) / 1000,
                 "round_trips_per_message": roundTripsPerMessage, "peak_rss_kib": peakRSS, "verified": report.ok,
+                "pool_settled_ms": seconds(settled) * 1000,
                 "worker_cpu_us_per_message": workerCPU * 1e6 / Double(total), "redis_cpu_us_per_message": redisCPU * 1e6 / Double(total),
             ])
         } else {
             print("\(total) messages, \(channels) channels, \(workers) worker(s), \(partitions) partition(s): \(fmt(rate)) msg/s, enqueue→commit p50 \(fmt(latencies.percentileMicros(50) / 1000)) ms, p99 \(fmt(latencies.percentileMicros(99) / 1000)) ms")
-            print("Redis round trips per message \(String(format: "%.2f", roundTripsPerMessage)), peak worker RSS \(peakRSS / 1024) MiB; \(report.text(keyPrefix: keys.prefix, stream: stream))")
+            print("pool settled \(fmt(seconds(settled) * 1000)) ms after launch (not timed); Redis round trips per message \(String(format: "%.2f", roundTripsPerMessage)), peak worker RSS \(peakRSS / 1024) MiB; \(report.text(keyPrefix: keys.prefix, stream: stream))")
             print("CPU per message: workers \(fmt(workerCPU * 1e6 / Double(total))) µs, Redis \(fmt(redisCPU * 1e6 / Double(total))) µs")
         }
         if !report.ok { throw ExitCode(1) }
         return rate
+    }
+
+    /// Until every worker reads: each is a consumer of the group (single stream), or each partition
+    /// is held by the member the assignment gives it to (partitioned).
+    func waitUntilSettled(_ client: RedisClient, keys: WorkerKeys, stream: String, consumers: [String],
+                          processes: [ChildProcess]) async throws {
+        let deadline = ContinuousClock.now + .seconds(120)
+        let expected = keys.isPartitioned ? PartitionAssignment.owners(partitions: keys.partitions, members: consumers) : []
+        while ContinuousClock.now < deadline {
+            for process in processes where await process.wait(timeout: .zero) != nil {
+                throw ValidationError("a worker exited while the pool started")
+            }
+            if keys.isPartitioned {
+                let owners = try await client.send("HGETALL", keys.partitionOwners(group: "g")).array?.compactMap(\.string) ?? []
+                var byPartition: [Int: String] = [:]
+                for i in stride(from: 0, to: owners.count - 1, by: 2) {
+                    if let p = Int(owners[i]) { byPartition[p] = owners[i + 1].split(separator: " ").first.map(String.init) }
+                }
+                let leases = try await client.pipeline((0..<keys.partitions).map { RedisCommand("EXISTS", keys.partitionLease($0, group: "g")) })
+                let held = try leases.allSatisfy { try $0.get().int == 1 }
+                if held && (0..<keys.partitions).allSatisfy({ byPartition[$0] == expected[$0] }) { return }
+            } else {
+                let reading = try await client.send("XINFO", "CONSUMERS", stream, "g").array?.count ?? 0
+                if reading == consumers.count { return }
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw ValidationError("the pool did not settle within 120 s")
     }
 
     /// Calls of the commands the worker sends as their own round trip. Script-internal calls also
