@@ -1,20 +1,37 @@
 /// The desired owner of every partition, from the live members alone: rendezvous
-/// (highest-random-weight) hashing. Every worker computes the same answer from the same members,
-/// and a join or a leave moves only the partitions whose best member changed, about 1/N of them.
+/// (highest-random-weight) hashing with bounded loads. Every worker computes the same answer from
+/// the same members.
+///
+/// Plain rendezvous hashing leaves a small pool lopsided (16 partitions over 4 members gave one of
+/// them a single partition), so each member takes at most `ceil(P / N)`: the (member, partition)
+/// pairs are taken in decreasing weight, each partition going to the first member with room. A join
+/// or a leave still moves about 1/N of the partitions; the cap makes a few percent more shift
+/// between the other members.
 public enum PartitionAssignment {
     /// `owners[p]` is the member that should own partition `p`; empty when there are no members.
     public static func owners(partitions: Int, members: some Collection<String>) -> [String] {
-        guard !members.isEmpty else { return [] }
-        let sorted = members.sorted()
-        return (0..<partitions).map { p in
-            var best = sorted[0], bestWeight = weight(member: sorted[0], partition: p)
-            for member in sorted.dropFirst() {
-                let w = weight(member: member, partition: p)
-                // Ties (vanishingly rare) go to the smaller name, so every worker agrees.
-                if w > bestWeight { best = member; bestWeight = w }
-            }
-            return best
+        let names = Array(Set(members)).sorted()
+        guard !names.isEmpty, partitions > 0 else { return [] }
+        let cap = (partitions + names.count - 1) / names.count
+        var pairs: [(weight: UInt64, member: Int, partition: Int)] = []
+        pairs.reserveCapacity(partitions * names.count)
+        for (m, name) in names.enumerated() {
+            for p in 0..<partitions { pairs.append((weight(member: name, partition: p), m, p)) }
         }
+        // Ties (vanishingly rare) go to the smaller name, then the smaller partition, so every worker agrees.
+        pairs.sort { a, b in
+            a.weight != b.weight ? a.weight > b.weight : a.member != b.member ? a.member < b.member : a.partition < b.partition
+        }
+        var owner = [Int](repeating: -1, count: partitions)
+        var load = [Int](repeating: 0, count: names.count)
+        var left = partitions
+        for pair in pairs where owner[pair.partition] < 0 && load[pair.member] < cap {
+            owner[pair.partition] = pair.member
+            load[pair.member] += 1
+            left -= 1
+            if left == 0 { break }
+        }
+        return owner.map { names[$0] }
     }
 
     /// The partitions `member` should own.
