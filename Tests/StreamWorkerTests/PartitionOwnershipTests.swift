@@ -25,6 +25,21 @@ import Testing
         #expect(o.held == [1])
     }
 
+    @Test func settledOnlyWhenEveryDesiredPartitionIsReadAndNothingElseHeld() {
+        var o = machine()
+        #expect(o.isSettled(desired: []))
+        #expect(!o.isSettled(desired: [1, 2]), "nothing acquired yet")
+        _ = o.reconcile(desired: [1, 2], now: t0, inFlight: idle)
+        _ = o.acquired(1, now: t0)
+        #expect(!o.isSettled(desired: [1, 2]), "2 is still being acquired")
+        _ = o.acquired(2, now: t0)
+        #expect(o.isSettled(desired: [1, 2]))
+        _ = o.reconcile(desired: [1], now: at(5), inFlight: { $0 == 2 ? 1 : 0 })
+        #expect(!o.isSettled(desired: [1]), "2 is being shed")
+        _ = o.reconcile(desired: [1], now: at(6), inFlight: idle)
+        #expect(o.isSettled(desired: [1]))
+    }
+
     @Test func aPartitionNoLongerDesiredWhileAcquiringIsNotWaitedFor() {
         var o = machine()
         _ = o.reconcile(desired: [1], now: t0, inFlight: idle)

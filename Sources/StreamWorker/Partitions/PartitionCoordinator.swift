@@ -63,10 +63,14 @@ actor PartitionCoordinator {
                 nextHeartbeat = .now + interval
             }
             await reconcile()
+            // Often while partitions are being acquired or shed (a shed ends when its in-flight
+            // messages are done); once settled, only heartbeats and membership changes matter.
+            let untilHeartbeat = max(ContinuousClock.now.duration(to: nextHeartbeat), .milliseconds(1))
+            let wait = ownership.isSettled(desired: desired) ? min(untilHeartbeat, .milliseconds(500)) : .milliseconds(50)
             if let changes {
-                changed = await changes.next(timeout: .milliseconds(50)) != nil
+                changed = await changes.next(timeout: wait) != nil
             } else {
-                try? await Task.sleep(for: .milliseconds(50))
+                try? await Task.sleep(for: wait)
             }
         }
     }
@@ -103,6 +107,7 @@ actor PartitionCoordinator {
             guard !leaving else { return }
             let next = PartitionAssignment.partitions(of: consumer, partitions: keys.partitions, members: members)
             if next != desired {
+                metrics.rebalances.increment()
                 logger.info("Partition assignment changed", metadata: [
                     "members": "\(members.count)", "assigned": "\(next.sorted())",
                 ])
@@ -171,7 +176,6 @@ actor PartitionCoordinator {
             return
         }
         leases[p] = lock
-        metrics.rebalances.increment()
         let epoch = await lock.fence ?? 0
         _ = try? await client.send("HSET", keys.partitionOwners(group: group), String(p), "\(consumer) \(epoch)")
         watchers[p] = Task {

@@ -52,6 +52,12 @@ public struct PartitionOwnership<Instant: InstantProtocol>: Sendable where Insta
         Set(phases.compactMap { p, phase in phase == .acquiring ? nil : p })
     }
 
+    /// Nothing to wait for: every desired partition is read, and nothing else is held or sought.
+    /// Reconciling can then wait for the next heartbeat or membership change.
+    public func isSettled(desired: Set<Int>) -> Bool {
+        phases.count == desired.count && reading == desired
+    }
+
     /// Reconciles with the desired assignment. Called on every heartbeat, and often while shedding.
     public mutating func reconcile(desired: Set<Int>, now: Instant, inFlight: (Int) -> Int) -> [Action] {
         var actions: [Action] = []
