@@ -16,6 +16,10 @@ struct TimelineSVGTests {
         /// Each fault label's x, y and text.
         var labels: [(x: Double, y: Double, text: String)] = []
         var keyTexts: [String] = []
+        /// Each ownership bar's lane (worker) and title.
+        var partitionBars: [(lane: String, title: String)] = []
+        private var currentLane = ""
+        private var inPartitionBar = false
         private var inLabel: (x: Double, y: Double)?
         private var labelText = ""
         private var keyDepth = 0
@@ -25,7 +29,8 @@ struct TimelineSVGTests {
                     attributes: [String: String] = [:]) {
             if root == nil { root = name }
             let classes = (attributes["class"] ?? "").split(separator: " ")
-            if name == "g", classes.first == "lane", let worker = attributes["data-worker"] { lanes.append(worker) }
+            if name == "g", classes.first == "lane", let worker = attributes["data-worker"] { lanes.append(worker); currentLane = worker }
+            if name == "rect", classes.first == "partition" { inPartitionBar = true; partitionBars.append((currentLane, "")) }
             if name == "rect", classes.first == "segment" { segments += 1 }
             if name == "line", classes.first == "fault", classes.count > 1 { faults.append(String(classes[1])) }
             if name == "text", classes.first == "fault-label" {
@@ -38,12 +43,14 @@ struct TimelineSVGTests {
         }
 
         func parser(_ parser: XMLParser, foundCharacters string: String) {
+            if inPartitionBar { partitionBars[partitionBars.count - 1].title += string }
             if inLabel != nil { labelText += string }
             if inKeyText { keyTexts[keyTexts.count - 1] += string }
         }
 
         func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) {
             if name == "text" { inKeyText = false }
+            if name == "rect" { inPartitionBar = false }
             if name == "g", keyDepth > 0 { keyDepth -= 1 }
         }
     }
@@ -94,6 +101,34 @@ struct TimelineSVGTests {
         #expect(svg.contains("w0 → w2"), "the lane names both of its processes")
         #expect(collector.segments == 3)
         #expect(collector.faults.sorted() == ["kill", "pause", "steal"])
+    }
+
+    @Test func ownershipSpansFollowTheSamplesAndAreDrawnInTheirHoldersLane() {
+        func sample(_ at: Int64, _ owners: [String?]) -> PartitionOwnershipTrail.Sample { .init(atMicros: at, owners: owners) }
+        let trail = PartitionOwnershipTrail(partitions: 2, samples: [
+            sample(1_000_000, ["w0", nil]),
+            sample(1_100_000, ["w0", "w0"]),
+            sample(1_200_000, [nil, "w0"]),
+            sample(1_300_000, ["w1", "w0"]),
+            sample(1_400_000, ["w1", "w1"]),
+        ])
+        #expect(trail.spans == [
+            .init(partition: 0, owner: "w0", startMicros: 1_000_000, endMicros: 1_200_000),
+            .init(partition: 0, owner: "w1", startMicros: 1_300_000, endMicros: 1_400_000),
+            .init(partition: 1, owner: "w0", startMicros: 1_100_000, endMicros: 1_400_000),
+            .init(partition: 1, owner: "w1", startMicros: 1_400_000, endMicros: 1_400_000),
+        ])
+        #expect(trail.handovers == 2)
+        #expect(trail.longestGapMicros == 100_000, "partition 0 had no holder from 1.2 s to 1.3 s")
+
+        let workers = [Timeline.WorkerSpan(name: "w0", startedMicros: 900_000), .init(name: "w1", startedMicros: 1_250_000)]
+        let timeline = Timeline(attempts: [Self.attempt("w0", "a", fence: 1, 1_000_000, 1_100_000)], workers: workers, faults: [],
+                                ownership: trail)
+        let (collector, ok) = Self.parse(TimelineSVG.render(timeline, title: "partitions"))
+        #expect(ok, "not well-formed XML")
+        #expect(collector.partitionBars.count == 4)
+        #expect(collector.partitionBars.filter { $0.lane == "w0" }.map(\.title).allSatisfy { $0.contains("w0") })
+        #expect(collector.partitionBars.filter { $0.lane == "w1" }.count == 2)
     }
 
     @Test func faultLabelsNeverOverlapEvenWhenFaultsAreMillisecondsApart() {

@@ -55,9 +55,12 @@ public struct Timeline: Sendable, Equatable {
     public var endMicros: Int64
     public var lanes: [Lane]
     public var faults: [FaultEvent]
+    /// Partition leases over the run; empty for the single-stream layout.
+    public var ownership: PartitionOwnershipTrail
 
     /// Lanes come in the order workers started; consumers seen only in the audit trail follow.
-    public init(attempts: [Attempt], workers: [WorkerSpan], faults: [FaultEvent], startMicros: Int64? = nil, endMicros: Int64? = nil) {
+    public init(attempts: [Attempt], workers: [WorkerSpan], faults: [FaultEvent], ownership: PartitionOwnershipTrail = .init(),
+                startMicros: Int64? = nil, endMicros: Int64? = nil) {
         let byWorker = Dictionary(grouping: attempts, by: \.consumer)
         var spans = workers
         for name in byWorker.keys.sorted() where !spans.contains(where: { $0.name == name }) {
@@ -87,6 +90,7 @@ public struct Timeline: Sendable, Equatable {
         }
         self.lanes = lanes
         self.faults = faults
+        self.ownership = ownership
         let times = attempts.flatMap { [$0.enterMicros, $0.endMicros] } + workers.map(\.startedMicros)
             + faults.flatMap { [$0.atMicros, $0.untilMicros ?? $0.atMicros] }
         self.startMicros = startMicros ?? times.min() ?? 0

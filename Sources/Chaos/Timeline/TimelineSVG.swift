@@ -4,7 +4,9 @@ import Foundation
 /// segment or marker shows its details (SVG `<title>`).
 ///
 /// From the top: the title, a key (segment endings, fault kinds, the channels' colours), a band
-/// of fault labels laid out in rows so that no two overlap, then one lane per worker slot.
+/// of fault labels laid out in rows so that no two overlap, then one lane per worker slot. With
+/// partitions, each lane has a strip below it, one thin row per partition, dark where that
+/// lane's worker held the partition's lease.
 /// Faults are drawn in saturated colours that no channel uses (``faultColour(_:)``,
 /// ``palette``), so a marker never reads as a segment.
 public enum TimelineSVG {
@@ -13,6 +15,8 @@ public enum TimelineSVG {
     static let right = 24.0
     static let laneHeight = 26.0
     static let laneGap = 8.0
+    /// One partition's row in a lane's ownership strip.
+    static let partitionRowHeight = 2.5
     static let bottom = 44.0
     static let keyRowHeight = 16.0
     static let labelRowHeight = 13.0
@@ -35,7 +39,8 @@ public enum TimelineSVG {
         let bandTop = key.bottom + 6
         let labelRows = (labels.map(\.row).max() ?? -1) + 1
         let top = bandTop + Double(labelRows) * labelRowHeight + 10
-        func laneY(_ index: Int) -> Double { top + Double(index) * (laneHeight + laneGap) }
+        let strip = timeline.ownership.partitions > 0 ? Double(timeline.ownership.partitions) * partitionRowHeight + 2 : 0
+        func laneY(_ index: Int) -> Double { top + Double(index) * (laneHeight + strip + laneGap) }
         let plotBottom = laneY(timeline.lanes.count) - laneGap
         let height = max(plotBottom, top) + bottom
 
@@ -69,6 +74,16 @@ public enum TimelineSVG {
                 if n > 0 {
                     // Where a replacement took over the slot, its name starts its part of the lane.
                     out.append(#"<text x="\#(fmt(alive0 + 3))" y="\#(fmt(y + laneHeight - 2))" font-size="8" fill="rgb(85,85,85)">\#(escape(process.name))</text>"#)
+                }
+            }
+            if strip > 0 {
+                let stripTop = y + laneHeight + 1
+                out.append(#"<text x="\#(fmt(left - 8))" y="\#(fmt(stripTop + strip / 2 + 3))" text-anchor="end" font-size="8" fill="rgb(85,85,85)">partitions</text>"#)
+                out.append(#"<rect class="partition-strip" x="\#(fmt(left))" y="\#(fmt(stripTop))" width="\#(fmt(plotWidth))" height="\#(fmt(strip - 2))" fill="rgb(250,250,250)"/>"#)
+                for owned in timeline.ownership.spans where lane.workers.contains(owned.owner) {
+                    let x0 = x(owned.startMicros), x1 = x(owned.endMicros)
+                    let detail = "partition \(owned.partition) · \(owned.owner) · \(fmt(Double(owned.endMicros - owned.startMicros) / 1000)) ms"
+                    out.append(#"<rect class="partition" x="\#(fmt(x0))" y="\#(fmt(stripTop + Double(owned.partition) * partitionRowHeight))" width="\#(fmt(max(x1 - x0, 0.5)))" height="\#(fmt(partitionRowHeight - 0.5))" fill="rgb(70,70,70)"><title>\#(escape(detail))</title></rect>"#)
                 }
             }
             for segment in lane.segments {

@@ -157,16 +157,25 @@ struct ChaosCommand: AsyncParsableCommand {
 
         let startMicros = wallMicros()
         let start = ContinuousClock.now
+        let recorder = keys.isPartitioned ? OwnershipRecorder(client: client, keys: keys, group: group) : nil
+        let recording = Task { await recorder?.run() }
         var phase: WorkPhase
         do {
             phase = try await work(pool: pool, plan: plan, injector: injector, evidence: evidence, client: client,
                                    keys: keys, stream: stream, channels: channelNames, start: start)
         } catch {
             // Never leave worker processes behind, whatever went wrong.
+            recording.cancel()
             _ = await pool.stopAll(grace: .seconds(5))
             throw error
         }
         phase.problems += await pool.stopAll(grace: .seconds(20))
+        recording.cancel()
+        await recording.value
+        let ownership = await recorder?.trail ?? PartitionOwnershipTrail()
+        if keys.isPartitioned {
+            phase.notes.append("partitions: \(ownership.handovers) handovers between workers; the longest a partition went without a holder: \(ownership.longestGapMicros / 1000) ms")
+        }
         let endMicros = wallMicros()
         let seconds = Double(endMicros - startMicros) / 1_000_000
 
@@ -176,7 +185,7 @@ struct ChaosCommand: AsyncParsableCommand {
         let results = InvariantChecker.check(observation, policy: .forFaults(plan.kinds))
         if let timeline {
             let picture = Timeline(attempts: Attempt.join(observation.audit), workers: await pool.spans(), faults: phase.faults,
-                                   startMicros: startMicros, endMicros: endMicros)
+                                   ownership: ownership, startMicros: startMicros, endMicros: endMicros)
             let kinds = plan.kinds.sorted().map(\.rawValue).joined(separator: ", ")
             // Replacements continue their predecessor's lane, so lanes are worker slots; say how many processes ran.
             let processes = picture.processCount > picture.lanes.count ? " (\(picture.processCount) processes)" : ""
