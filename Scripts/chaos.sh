@@ -20,7 +20,7 @@ out=$(mktemp -d -t sg-chaos.XXXXXX)
 echo "chaos: ${seconds} s, timeline and worker logs in $out" >&2
 status=0
 .build/release/sgctl chaos \
-  --faults kill:7,pause:11,steal:3,connkill:5,restart:29 \
+  --faults kill:7,pause:11,steal:3,connkill:5,restart:29,join:13,leave:17,joinkill:23 \
   --duration "$seconds" --messages $((seconds * 100)) --channels 50 --workers 4 \
   --lock-ttl 1 --work-ms 5 --jitter-ms 5 --concurrency 16 --drain-timeout 300 \
   --timeline "$out/timeline.svg" --log-dir "$out/logs" "$@" || status=$?
