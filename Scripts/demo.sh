@@ -22,7 +22,10 @@ extra_cleanup() {
 start_private_redis demo
 stream=sg:stream:inbound
 
-redis-cli -p "$port" XGROUP CREATE "$stream" workers 0 MKSTREAM >/dev/null
+# The input is split into the workers' partition streams (docs/partitions.md); sgctl and the
+# workers both default to 16 partitions (SG_PARTITIONS sets both).
+mapfile -t streams < <(partition_streams "$stream")
+for s in "${streams[@]}"; do redis-cli -p "$port" XGROUP CREATE "$s" workers 0 MKSTREAM >/dev/null; done
 "$bin/sgctl" produce --redis-url "$url" --stream "$stream" --messages "$messages" --channels "$channels"
 
 start=$(date +%s.%N)
@@ -35,15 +38,16 @@ done
 done_count=0
 while :; do
   sleep 1
-  read -r read_count pending < <(redis-cli -p "$port" XINFO GROUPS "$stream" | awk '
-    prev == "pending" {p = $0} prev == "entries-read" {r = $0} {prev = $0} END {print r + 0, p + 0}')
+  read -r read_count pending < <(for s in "${streams[@]}"; do redis-cli -p "$port" XINFO GROUPS "$s"; done | awk '
+    prev == "pending" {p += $0} prev == "entries-read" {r += $0} {prev = $0} END {print r + 0, p + 0}')
   done_count=$((read_count - pending))
   elapsed=$(awk -v s="$start" -v n="$(date +%s.%N)" 'BEGIN {print n - s}')
   printf 'demo: %6d / %d committed, %d pending, %.1f s\n' "$done_count" "$messages" "$pending" "$elapsed"
   [ "$done_count" -ge "$messages" ] && break
 done
 elapsed=$(awk -v s="$start" -v n="$(date +%s.%N)" 'BEGIN {print n - s}')
-dead=$(redis-cli -p "$port" XLEN "$stream:dead")
+dead=0
+for s in "${streams[@]}"; do dead=$((dead + $(redis-cli -p "$port" XLEN "$s:dead"))); done
 echo
 echo "demo: processed $done_count messages over $channels channels with $workers workers in $(printf %.2f "$elapsed") s ($(awk -v c="$done_count" -v e="$elapsed" 'BEGIN {printf "%d", c / e}') msg/s)"
 echo "demo: dead-lettered $dead"

@@ -98,6 +98,8 @@ export SG_TEST_REDIS_PORT=$(free_port)
 export SG_TEST_METRICS_PORT_1=$(free_port) SG_TEST_METRICS_PORT_2=$(free_port) SG_TEST_METRICS_PORT_3=$(free_port)
 admin_url="redis://sg-admin:$admin_password@127.0.0.1:$SG_TEST_REDIS_PORT"
 stream=sg:stream:inbound
+# The compose workers and sgctl both use the default 16 partition streams of it.
+mapfile -t streams < <(partition_streams "$stream")
 messages=20000
 channels=200
 
@@ -107,11 +109,21 @@ sgctl() { docker run --rm --network host --entrypoint sgctl "$image" "$@"; }
 # committed [redis-cli args]: entries the group has read and acknowledged (the compose Redis by default).
 committed() {
   if [ $# -eq 0 ]; then set -- rcli; fi
-  "$@" XINFO GROUPS "$stream" | awk '
-    prev == "pending" {p = $0} prev == "entries-read" {r = $0} {prev = $0} END {print r - p}'
+  local s
+  for s in "${streams[@]}"; do "$@" XINFO GROUPS "$s"; done | awk '
+    prev == "pending" {p += $0} prev == "entries-read" {r += $0} {prev = $0} END {print r - p}'
 }
 # pending_of CONSUMER: entries delivered to CONSUMER and not yet acknowledged.
-pending_of() { rcli XPENDING "$stream" workers - + 1000000 "$1" | awk 'NR % 4 == 1' | grep -c . || true; }
+pending_of() {
+  local s
+  for s in "${streams[@]}"; do rcli XPENDING "$s" workers - + 1000000 "$1"; done | awk 'NR % 4 == 1' | grep -c . || true
+}
+# stream_length [SUFFIX]: entries of every partition stream (or of their SUFFIX streams, e.g. :dead).
+stream_length() {
+  local s total=0
+  for s in "${streams[@]}"; do total=$((total + $(rcli XLEN "$s${1:-}"))); done
+  echo "$total"
+}
 holds_nothing() { [ "$(pending_of "$1")" = 0 ]; }
 
 # wait_for SECONDS DESCRIPTION COMMAND...: polls until COMMAND succeeds.
@@ -139,7 +151,7 @@ ok = (r["entries"] == messages and r["channels"] == channels
       and r["duplicates"] == 0 and r["out_of_order"] == 0 and r["missing"] == 0)
 sys.exit(0 if ok else 1)
 PY
-  [ "$(rcli XLEN "$stream:dead")" = 0 ] || fail "entries were dead-lettered: $(rcli XRANGE "$stream:dead" - + COUNT 3)"
+  [ "$(stream_length :dead)" = 0 ] || fail "entries were dead-lettered ($(stream_length :dead)); sgctl dlq list shows them"
   log "verified: $messages messages over $channels channels, each channel complete, once, in order"
 }
 
@@ -201,10 +213,10 @@ log "docker kill worker-2: the $held entries it held were claimed by worker-3"
 
 # A Redis restart is survived: the worker reconnects, and AOF keeps every entry and commit.
 wait_for 300 "three tenths committed" committed_at_least $(( messages * 3 / 10 ))
-before=$(rcli XLEN "$stream")
+before=$(stream_length)
 compose restart redis >/dev/null 2>&1
 wait_for 120 "Redis healthy after its restart" healthy redis
-[ "$(rcli XLEN "$stream")" = "$before" ] || fail "the stream lost entries over the Redis restart: $before before, $(rcli XLEN "$stream") after"
+[ "$(stream_length)" = "$before" ] || fail "the streams lost entries over the Redis restart: $before before, $(stream_length) after"
 wait_for 600 "every message committed after the Redis restart" committed_at_least "$messages"
 read -r status restarts <<<"$(docker inspect -f '{{.State.Status}} {{.RestartCount}}' "$(compose ps -q worker-3)")"
 [ "$status $restarts" = "running 0" ] || fail "worker-3 did not ride out the Redis restart ($status, $restarts restarts)"

@@ -171,3 +171,11 @@ stop_tls_redis() {
   fi
   TLS_REDIS_PID=""
 }
+
+# The partition streams of BASE: BASE:{p0} … for N partitions (default $SG_PARTITIONS, else 16,
+# the worker's default); BASE itself for one. Usage: partition_streams BASE [N]
+partition_streams() {
+  local base=$1 n=${2:-${SG_PARTITIONS:-16}} p
+  if [ "$n" -eq 1 ]; then echo "$base"; return; fi
+  for ((p = 0; p < n; p++)); do echo "$base:{p$p}"; done
+}

@@ -32,9 +32,8 @@ partitions=${SG_PARTITIONS:-16}
 export SG_PARTITIONS=$partitions
 # Entries of an input stream: its partition streams summed. Usage: stream_length CLI BASE
 stream_length() {
-  local cli=$1 base=$2 total=0 p
-  [ "$partitions" -eq 1 ] && { "$cli" XLEN "$base"; return; }
-  for ((p = 0; p < partitions; p++)); do total=$((total + $("$cli" XLEN "$base:{p$p}"))); done
+  local cli=$1 base=$2 total=0 s
+  for s in $(partition_streams "$base" "$partitions"); do total=$((total + $("$cli" XLEN "$s"))); done
   echo "$total"
 }
 step() { echo "staging-test: $*" >&2; }
