@@ -254,6 +254,8 @@ public final class StreamWorker: Service, Sendable {
 
     /// Validates an entry and either dispatches it or dead-letters it.
     private func accept(stream: String, id: String, fields: [StreamField]?, deliveries: Int) async {
+        // A partition shed while this batch was being accepted is the next owner's, entries and all.
+        if let readSet = coordinator?.readSet, !readSet.contains(stream) { return }
         guard let fields else {
             // Deleted from the stream while pending: nothing left to process.
             _ = try? await client.send("XACK", stream, configuration.group, id)
@@ -373,6 +375,7 @@ extension StreamWorker {
 
 extension StreamWorker: PartitionHost {
     func takeOver(streams: [String]) async {
+        await dispatcher.reopen(streams: Set(streams))
         for stream in streams {
             var cursor = "0-0"
             repeat {

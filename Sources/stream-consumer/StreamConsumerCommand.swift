@@ -23,39 +23,44 @@ struct StreamConsumerCommand: AsyncParsableCommand {
         version: BuildInfo.versionLine
     )
 
-    @Option(parsing: .unconditional, help: "YAML configuration file.") var config: String?
-    @Option(parsing: .unconditional, help: "Redis URL (default redis://127.0.0.1:6379).") var redisURL: String?
-    @Option(parsing: .unconditional, help: "File holding the Redis password.") var redisPasswordFile: String?
-    @Option(parsing: .unconditional, help: "PEM file of the CAs that issue the Redis server's certificate, for rediss:// (default: the system's).") var tlsCAFile: String?
-    @Option(parsing: .unconditional, help: "PEM client certificate for mutual TLS (with --tls-key-file).") var tlsCertFile: String?
-    @Option(parsing: .unconditional, help: "PEM private key of --tls-cert-file.") var tlsKeyFile: String?
-    @Option(parsing: .unconditional, help: "Name sent as SNI and checked against the server's certificate (default: the URL's host).") var tlsServerName: String?
-    @Flag(help: "Accept any server certificate (tests only; logs a warning).") var tlsInsecureSkipVerify = false
-    @Option(parsing: .singleValue, help: "Stream to consume; repeat or comma-separate for several (default sg:stream:inbound).") var stream: [String] = []
-    @Option(parsing: .unconditional, help: "Partition streams the input is split into; 1 reads --stream as it is (default 16).") var partitions: String?
-    @Option(parsing: .unconditional, help: "Route a single inbound stream into the partition streams, one router at a time (default off).") var routeFrom: String?
-    @Option(parsing: .unconditional, help: "Consumer group (default workers).") var group: String?
-    @Option(parsing: .unconditional, help: "Consumer name (default hostname-pid).") var consumer: String?
-    @Option(parsing: .unconditional, help: "Field holding the channel id (default channel_id).") var channelField: String?
-    @Option(parsing: .unconditional, help: "Channels processed in parallel (default 64).") var concurrency: String?
-    @Option(parsing: .unconditional, help: "Entries per read (default 256).") var batch: String?
-    @Option(parsing: .unconditional, help: "How long a read blocks, in ms (default 1000).") var blockMs: String?
-    @Option(parsing: .unconditional, help: "Lock lease in seconds, fractions allowed (default 10).") var lockTTL: String?
-    @Option(parsing: .unconditional, help: "Idle time before another worker reclaims an entry, in seconds (default 2 x lock-ttl).") var claimIdle: String?
-    @Option(parsing: .unconditional, help: "Deliveries before an entry is dead-lettered (default 5).") var maxDeliveries: String?
-    @Option(parsing: .unconditional, help: "How long to wait for a missing earlier seq, in seconds (default 30).") var gapTimeout: String?
-    @Option(parsing: .unconditional, help: "Message handler: history (default) or http (POST each message to --handler-url).") var handler: String?
-    @Option(parsing: .unconditional, help: "URL the http handler POSTs each message to.") var handlerURL: String?
-    @Option(parsing: .unconditional, help: "How long the http handler waits for an answer, in seconds (default 10).") var handlerTimeout: String?
-    @Option(parsing: .unconditional, help: "History entries kept per channel (default 100).") var historyMax: String?
-    @Option(parsing: .unconditional, help: "Simulated work per message, in ms (default 0).") var workMs: String?
-    @Option(parsing: .unconditional, help: "Time to finish in-flight messages on SIGTERM, in seconds (default 30).") var shutdownGrace: String?
-    @Option(parsing: .unconditional, help: "Key prefix (default sg).") var keyPrefix: String?
-    @Option(parsing: .unconditional, help: "Largest entry accepted, in bytes (default 65536).") var maxEntryBytes: String?
-    @Option(parsing: .unconditional, help: "Log level: trace, debug, info, notice, warning, error, critical (default info).") var logLevel: String?
-    @Option(parsing: .unconditional, help: "Log format: text or json (one object per line) (default text).") var logFormat: String?
-    @Option(parsing: .unconditional, help: "Serve /metrics, /health/live and /health/ready on this port (default off; 0 picks a free port).") var metricsPort: String?
-    @Option(parsing: .unconditional, help: "Address the metrics and health server listens on (default 127.0.0.1; the container image sets 0.0.0.0).") var metricsHost: String?
+    @Option(parsing: .unconditional, help: Self.help("YAML configuration file.", "SG_CONFIG")) var config: String?
+    @Option(parsing: .unconditional, help: Self.help("Redis URL (default: redis://127.0.0.1:6379).", "SG_REDIS_URL")) var redisURL: String?
+    @Option(parsing: .unconditional, help: Self.help("File holding the Redis password.", "SG_REDIS_PASSWORD_FILE")) var redisPasswordFile: String?
+    @Option(parsing: .unconditional, help: Self.help("PEM file of the CAs that issue the Redis server's certificate, for rediss:// (default: the system's).", "SG_TLS_CA_FILE")) var tlsCAFile: String?
+    @Option(parsing: .unconditional, help: Self.help("PEM client certificate for mutual TLS (with --tls-key-file).", "SG_TLS_CERT_FILE")) var tlsCertFile: String?
+    @Option(parsing: .unconditional, help: Self.help("PEM private key of --tls-cert-file.", "SG_TLS_KEY_FILE")) var tlsKeyFile: String?
+    @Option(parsing: .unconditional, help: Self.help("Name sent as SNI and checked against the server's certificate (default: the URL's host).", "SG_TLS_SERVER_NAME")) var tlsServerName: String?
+    @Flag(help: Self.help("Accept any server certificate (tests only; logs a warning).", "SG_TLS_INSECURE_SKIP_VERIFY")) var tlsInsecureSkipVerify = false
+    @Option(parsing: .singleValue, help: Self.help("Stream to consume; repeat or comma-separate for several (default: sg:stream:inbound).", "SG_STREAM")) var stream: [String] = []
+    @Option(parsing: .unconditional, help: Self.help("Partition streams the input is split into; 1 reads --stream as it is (default: 16).", "SG_PARTITIONS")) var partitions: String?
+    @Option(parsing: .unconditional, help: Self.help("Route a single inbound stream into the partition streams, one router at a time (default: off).", "SG_ROUTE_FROM")) var routeFrom: String?
+    @Option(parsing: .unconditional, help: Self.help("Consumer group (default: workers).", "SG_GROUP")) var group: String?
+    @Option(parsing: .unconditional, help: Self.help("Consumer name (default: hostname-pid).", "SG_CONSUMER")) var consumer: String?
+    @Option(parsing: .unconditional, help: Self.help("Field holding the channel id (default: channel_id).", "SG_CHANNEL_FIELD")) var channelField: String?
+    @Option(parsing: .unconditional, help: Self.help("Channels processed in parallel (default: 64).", "SG_CONCURRENCY")) var concurrency: String?
+    @Option(parsing: .unconditional, help: Self.help("Entries per read (default: 256).", "SG_BATCH")) var batch: String?
+    @Option(parsing: .unconditional, help: Self.help("How long a read blocks, in ms (default: 1000).", "SG_BLOCK_MS")) var blockMs: String?
+    @Option(parsing: .unconditional, help: Self.help("Lock lease in seconds, fractions allowed (default: 10).", "SG_LOCK_TTL")) var lockTTL: String?
+    @Option(parsing: .unconditional, help: Self.help("Idle time before another worker reclaims an entry, in seconds (default: 2 x lock-ttl).", "SG_CLAIM_IDLE")) var claimIdle: String?
+    @Option(parsing: .unconditional, help: Self.help("Deliveries before an entry is dead-lettered (default: 5).", "SG_MAX_DELIVERIES")) var maxDeliveries: String?
+    @Option(parsing: .unconditional, help: Self.help("How long to wait for a missing earlier seq, in seconds (default: 30).", "SG_GAP_TIMEOUT")) var gapTimeout: String?
+    @Option(parsing: .unconditional, help: Self.help("Message handler: history (default) or http (POST each message to --handler-url).", "SG_HANDLER")) var handler: String?
+    @Option(parsing: .unconditional, help: Self.help("URL the http handler POSTs each message to.", "SG_HANDLER_URL")) var handlerURL: String?
+    @Option(parsing: .unconditional, help: Self.help("How long the http handler waits for an answer, in seconds (default: 10).", "SG_HANDLER_TIMEOUT")) var handlerTimeout: String?
+    @Option(parsing: .unconditional, help: Self.help("History entries kept per channel (default: 100).", "SG_HISTORY_MAX")) var historyMax: String?
+    @Option(parsing: .unconditional, help: Self.help("Simulated work per message, in ms (default: 0).", "SG_WORK_MS")) var workMs: String?
+    @Option(parsing: .unconditional, help: Self.help("Time to finish in-flight messages on SIGTERM, in seconds (default: 30).", "SG_SHUTDOWN_GRACE")) var shutdownGrace: String?
+    @Option(parsing: .unconditional, help: Self.help("Key prefix (default: sg).", "SG_KEY_PREFIX")) var keyPrefix: String?
+    @Option(parsing: .unconditional, help: Self.help("Largest entry accepted, in bytes (default: 65536).", "SG_MAX_ENTRY_BYTES")) var maxEntryBytes: String?
+    @Option(parsing: .unconditional, help: Self.help("Log level: trace, debug, info, notice, warning, error, critical (default: info).", "SG_LOG_LEVEL")) var logLevel: String?
+    @Option(parsing: .unconditional, help: Self.help("Log format: text or json (one object per line) (default: text).", "SG_LOG_FORMAT")) var logFormat: String?
+    @Option(parsing: .unconditional, help: Self.help("Serve /metrics, /health/live and /health/ready on this port (default: off; 0 picks a free port).", "SG_METRICS_PORT")) var metricsPort: String?
+    @Option(parsing: .unconditional, help: Self.help("Address the metrics and health server listens on (default: 127.0.0.1; the container image sets 0.0.0.0).", "SG_METRICS_HOST")) var metricsHost: String?
+
+    /// An option's help with the variable that also sets it, e.g. `… (default: 64) [env: SG_CONCURRENCY]`.
+    static func help(_ text: String, _ variable: String) -> ArgumentHelp {
+        ArgumentHelp("\(text) [env: \(variable)]")
+    }
 
     func run() async throws {
         var flags: [String: String] = [:]

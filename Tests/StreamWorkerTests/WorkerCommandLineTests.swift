@@ -1,4 +1,5 @@
 import Foundation
+import StreamWorker
 import TestSupport
 import Testing
 
@@ -19,6 +20,17 @@ import Testing
             if status != nil || until.map(output.contains) == true { return (status, output) }
         }
         return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+    }
+
+    /// `--help` names, for every option, the variable that also sets it, and SG_CONFIG for the file.
+    @Test func helpNamesEveryOptionsVariableAndItsDefault() async throws {
+        let (status, output) = try await Self.run(["--help"])
+        #expect(status == 0)
+        let text = output.replacing(/\s+/, with: " ")
+        let named = Set(text.matches(of: /\[env: (SG_[A-Z_]+)\]/).map { String($0.output.1) })
+        let expected = Set(WorkerConfiguration.optionNames.map(WorkerConfiguration.environmentVariable(for:)) + ["SG_CONFIG"])
+        #expect(named == expected, "missing \(expected.subtracting(named).sorted()), unknown \(named.subtracting(expected).sorted())")
+        #expect(text.contains("(default: 64). [env: SG_CONCURRENCY]"), "\(text)")
     }
 
     @Test func aNegativeBlockTimeOnTheCommandLineGetsTheRealReason() async throws {

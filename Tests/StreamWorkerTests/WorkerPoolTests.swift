@@ -186,19 +186,21 @@ import Testing
         #expect(reclaimed.contains("Reclaimed idle entries"))
     }
 
-    @Test func aPausedWorkersLateCommitIsRejectedAndNothingIsAppliedTwice() async throws {
-        let d = try Deployment()
+    /// On one stream the other worker reclaims the paused one's entries; partitioned, it also takes
+    /// over the paused owner's partitions once their leases expire.
+    @Test(arguments: [1, 4]) func aPausedWorkersLateCommitIsRejectedAndNothingIsAppliedTwice(partitions: Int) async throws {
+        let d = try Deployment(partitions: partitions)
         defer { d.cleanup() }
-        let messages = 400, channels = 4
+        let messages = 400, channels = 8
         try await d.produce(messages: messages, channels: channels)
-        let ttl = ["--lock-ttl", "1", "--claim-idle", "2", "--work-ms", "100", "--concurrency", "4"]
+        let ttl = ["--lock-ttl", "1", "--claim-idle", "2", "--work-ms", "100", "--concurrency", "8"]
         let paused = try d.worker("paused", ttl, jitterMs: 0)
         defer { paused.killNow() }
-        try await waitUntil(timeout: .seconds(60)) { try await d.appliedCount(channels: channels) >= 8 }
+        try await waitUntil(timeout: .seconds(60)) { try await d.appliedCount(channels: channels) >= 16 }
         paused.signal(SIGSTOP)
         let other = try d.worker("other", ttl, jitterMs: 0)
         defer { other.killNow() }
-        // Long past the TTL: the other worker takes over the channels and commits.
+        // Long past the TTL: the other worker takes over the channels (and partitions) and commits.
         let before = try await d.appliedCount(channels: channels)
         try await waitUntil(timeout: .seconds(60)) { try await d.appliedCount(channels: channels) >= before + 20 }
         paused.signal(SIGCONT)

@@ -37,6 +37,11 @@ actor ChannelDispatcher {
     private var nextDrainWaiter = 0
     /// Set by `stopStarting()`: nothing is accepted or started any more, only running turns finish.
     private var stopping = false
+    /// Streams of partitions being shed: nothing more of them is accepted until they are read again.
+    /// A read or reclaim still under way when the partition was shed would otherwise queue a later
+    /// message of a channel whose earlier ones were just dropped, and that message would wait for a
+    /// gap no one here fills.
+    private var closed: Set<String> = []
 
     init(concurrency: Int, maxQueued: Int, process: @escaping @Sendable (DispatchJob) async -> DispatchOutcome) {
         self.concurrency = max(1, concurrency)
@@ -55,8 +60,10 @@ actor ChannelDispatcher {
     /// Accepted, unfinished messages per stream.
     var inFlightCounts: [String: Int] { entries.mapValues(\.count) }
 
-    /// Drops the queued, not yet running messages of `streams` (their entries stay pending).
+    /// Drops the queued, not yet running messages of `streams` (their entries stay pending), and
+    /// accepts no more of them until ``reopen(streams:)``.
     func dropQueued(streams: Set<String>) {
+        closed.formUnion(streams)
         for channel in Array(queues.keys) {
             let dropped = queues[channel]!.removeAll { streams.contains($0.message.stream) }
             dropped.forEach { finished($0.message) }
@@ -66,6 +73,9 @@ actor ChannelDispatcher {
             }
         }
     }
+
+    /// Accepts messages of `streams` again (their partition is read here again).
+    func reopen(streams: Set<String>) { closed.subtract(streams) }
 
     /// Cancels the channels running a message of `streams`; their queued messages go with them.
     func cancelRunning(streams: Set<String>) {
@@ -79,7 +89,7 @@ actor ChannelDispatcher {
 
     func submit(_ message: InboundMessage) {
         // Not tracked, so not refreshed: it stays pending and another worker reclaims it.
-        if stopping { return }
+        if stopping || closed.contains(message.stream) { return }
         if entries[message.stream]?.contains(message.id) == true { return }
         entries[message.stream, default: []].insert(message.id)
         queued += 1
