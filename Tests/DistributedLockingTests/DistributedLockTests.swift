@@ -98,11 +98,12 @@ import Testing
         let client = try TestRedis.client()
         defer { client.close() }
         let key = TestRedis.uniqueKey()
-        // The TTL leaves room for a loaded machine (renewal every 1 s, lease good for ~3 s);
-        // the hold lasts 2.5 TTLs, so it survives only if renewals work.
-        let lock = DistributedLock(client: client, key: key, ttl: .seconds(3), autoRenew: true, maxRenewals: 0)
+        // The TTL leaves room for a loaded machine (renewal every 2 s, lease good for 6 s: the full
+        // suite runs beside a dozen worker processes on two cores, and a 3 s lease once expired
+        // there); the hold lasts 2.5 TTLs, so it survives only if renewals work.
+        let lock = DistributedLock(client: client, key: key, ttl: .seconds(6), autoRenew: true, maxRenewals: 0)
         let holder = try await lock.withLock {
-            try await Task.sleep(for: .milliseconds(7500))
+            try await Task.sleep(for: .milliseconds(15_000))
             return try await client.send("GET", key).string
         }
         #expect(holder == lock.token)
@@ -114,8 +115,9 @@ import Testing
         let client = try TestRedis.client()
         defer { client.close() }
         let key = TestRedis.uniqueKey()
-        // Renewals every 1 s; a 3 s lease leaves a loaded machine 2 s of slack before it would expire instead.
-        let lock = DistributedLock(client: client, key: key, ttl: .seconds(3), autoRenew: true, maxRenewals: 2)
+        // Renewals every 2 s; a 6 s lease leaves a loaded machine 4 s of slack before it would expire
+        // instead (3 s leases with 2 s of slack expired once under the full suite).
+        let lock = DistributedLock(client: client, key: key, ttl: .seconds(6), autoRenew: true, maxRenewals: 2)
         let bodyCancelled = Flag()
         await #expect(throws: LockError.leaseLost(key: key, cause: .renewalLimit)) {
             try await lock.withLock {
