@@ -82,15 +82,9 @@ public struct Inspector: Sendable {
             requeued: Int(try await client.send("XLEN", dlq.requeueLog).int ?? 0))
     }
 
-    /// Partition number → the consumer that acquired it last (`<consumer> <fence>` in Redis).
+    /// Partition number → the consumer that acquired it last.
     private func partitionOwners(group: String) async throws -> [Int: String] {
-        let flat = try await client.send("HGETALL", keys.partitionOwners(group: group)).array ?? []
-        var owners: [Int: String] = [:]
-        for i in stride(from: 0, to: flat.count - 1, by: 2) {
-            guard let p = flat[i].string.flatMap({ Int($0) }), let value = flat[i + 1].string else { continue }
-            owners[p] = value.split(separator: " ").first.map(String.init) ?? value
-        }
-        return owners
+        PartitionOwners.consumers(try await client.send("HGETALL", keys.partitionOwners(group: group)))
     }
 
     /// Every channel lock held right now (SCAN, so it never blocks Redis), ordered by channel.

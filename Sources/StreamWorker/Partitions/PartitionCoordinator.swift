@@ -177,7 +177,7 @@ actor PartitionCoordinator {
         }
         leases[p] = lock
         let epoch = await lock.fence ?? 0
-        _ = try? await client.send("HSET", keys.partitionOwners(group: group), String(p), "\(consumer) \(epoch)")
+        _ = try? await client.send("HSET", keys.partitionOwners(group: group), String(p), PartitionOwners.value(consumer: consumer, epoch: epoch))
         watchers[p] = Task {
             if await lock.waitForLoss() != nil { await self.leaseLost(p, lock) }
         }

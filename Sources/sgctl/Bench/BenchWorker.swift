@@ -149,11 +149,7 @@ struct BenchWorker: AsyncParsableCommand {
                 throw ValidationError("a worker exited while the pool started")
             }
             if keys.isPartitioned {
-                let owners = try await client.send("HGETALL", keys.partitionOwners(group: "g")).array?.compactMap(\.string) ?? []
-                var byPartition: [Int: String] = [:]
-                for i in stride(from: 0, to: owners.count - 1, by: 2) {
-                    if let p = Int(owners[i]) { byPartition[p] = owners[i + 1].split(separator: " ").first.map(String.init) }
-                }
+                let byPartition = PartitionOwners.consumers(try await client.send("HGETALL", keys.partitionOwners(group: "g")))
                 let leases = try await client.pipeline((0..<keys.partitions).map { RedisCommand("EXISTS", keys.partitionLease($0, group: "g")) })
                 let held = try leases.allSatisfy { try $0.get().int == 1 }
                 if held && (0..<keys.partitions).allSatisfy({ byPartition[$0] == expected[$0] }) { return }

@@ -34,11 +34,7 @@ actor OwnershipRecorder {
         var commands = [RedisCommand("HGETALL", keys.partitionOwners(group: group))]
         commands += (0..<keys.partitions).map { RedisCommand("EXISTS", keys.partitionLease($0, group: group)) }
         let replies = try await client.pipeline(commands)
-        let flat = try replies[0].get().array?.compactMap(\.string) ?? []
-        var named: [Int: String] = [:]
-        for i in stride(from: 0, to: flat.count - 1, by: 2) {
-            if let p = Int(flat[i]) { named[p] = flat[i + 1].split(separator: " ").first.map(String.init) }
-        }
+        let named = PartitionOwners.consumers(try replies[0].get())
         let owners: [String?] = try (0..<keys.partitions).map { p in try replies[p + 1].get().int == 1 ? named[p] : nil }
         return .init(atMicros: Int64(Date().timeIntervalSince1970 * 1_000_000), owners: owners)
     }
