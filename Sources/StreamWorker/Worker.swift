@@ -254,8 +254,6 @@ public final class StreamWorker: Service, Sendable {
 
     /// Validates an entry and either dispatches it or dead-letters it.
     private func accept(stream: String, id: String, fields: [StreamField]?, deliveries: Int) async {
-        // A partition shed while this batch was being accepted is the next owner's, entries and all.
-        if let readSet = coordinator?.readSet, !readSet.contains(stream) { return }
         guard let fields else {
             // Deleted from the stream while pending: nothing left to process.
             _ = try? await client.send("XACK", stream, configuration.group, id)
