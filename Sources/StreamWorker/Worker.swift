@@ -32,29 +32,39 @@ public final class StreamWorker: Service, Sendable {
         let handler = handler ?? HistoryHandler(historyMax: configuration.historyMax, work: configuration.workTime)
         self.handler = handler
         let duplicateLog = DuplicateLog(threshold: configuration.batch, logger: logger)
+        let policy = ProcessingPolicy(gapTimeout: configuration.gapTimeout)
         let processor = MessageProcessor(
             client: client, handler: handler,
             settings: .init(group: configuration.group, consumer: configuration.consumer, keys: keys,
-                            lockTTL: configuration.lockTTL, gapTimeout: configuration.gapTimeout),
+                            lockTTL: configuration.lockTTL, policy: policy),
             logger: logger)
         self.dispatcher = ChannelDispatcher(
+            // Deep enough that a backlog forms runs of a channel's messages, not only one each.
             concurrency: configuration.concurrency,
-            maxQueued: max(configuration.batch * 2, configuration.concurrency * 4)
-        ) { [duplicateLog] job in
-            switch await processor.process(job.message, notReadySince: job.notReadySince) {
-            case .notReady(_, let advance):
-                // Woken by the channel's next release; without one, back off 5 ms, 10 ms, … up to 200 ms.
-                guard let advance else { return .retry(after: .milliseconds(min(200, 5 << min(job.retries, 6)))) }
+            maxQueued: max(configuration.batch * 8, configuration.concurrency * 4),
+            runLimit: policy.runLimit
+        ) { [duplicateLog] jobs in
+            let result = await processor.process(jobs)
+            for finish in result.finished {
+                switch finish {
+                case .applied: duplicateLog.applied()
+                case .duplicate: duplicateLog.duplicate(channel: jobs[0].message.channel)
+                case .leftPending: break
+                }
+            }
+            switch result.rest {
+            case .none:
+                return .done
+            case .requeue:
+                return .requeue(finished: result.finished.count)
+            case .notReady(let advance):
+                let retries = jobs[result.finished.count].retries
+                // Woken by the channel's next release; without one, back off.
+                guard let advance else {
+                    return .retry(finished: result.finished.count, after: policy.parkPause(retries: retries, woken: false))
+                }
                 let wake: @Sendable (Duration) async -> Void = { timeout in await advance.wait(timeout: timeout) }
-                return .retry(after: .milliseconds(250), wake: wake)
-            case .applied:
-                duplicateLog.applied()
-                return .done
-            case .duplicate:
-                duplicateLog.duplicate(channel: job.message.channel)
-                return .done
-            case .leftPending:
-                return .done
+                return .retry(finished: result.finished.count, after: policy.parkPause(retries: retries, woken: true), wake: wake)
             }
         }
         self.deadLetterer = DeadLetterer(client: client, group: configuration.group, consumer: configuration.consumer, keys: keys, logger: logger)

@@ -1,6 +1,7 @@
 import Foundation
 import RedisClient
 @testable import StreamWorker
+import Synchronization
 import Testing
 
 @Suite struct MessageTests {
@@ -133,7 +134,8 @@ import Testing
 @Suite struct DispatcherTests {
     @Test func aChannelsMessagesRunOneAtATimeInOrderWhileChannelsRunInParallel() async {
         let log = EventLog()
-        let dispatcher = ChannelDispatcher(concurrency: 4, maxQueued: 1000) { job in
+        let dispatcher = ChannelDispatcher(concurrency: 4, maxQueued: 1000) { run in
+            let job = run[0]
             log.enter(job.message.channel)
             try? await Task.sleep(for: .milliseconds(Int.random(in: 0...2)))
             log.exit(job.message.channel, job.message.seq!)
@@ -153,11 +155,80 @@ import Testing
         }
     }
 
+    @Test func queuedMessagesOfAChannelAreHandedOverInRunsInOrder() async {
+        let runs = RunLog()
+        let gate = Gate()
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 1000, runLimit: 4) { run in
+            if run[0].message.channel == "x" { await gate.wait() }
+            runs.add(run.map { $0.message.seq ?? 0 })
+            return .done
+        }
+        // "x" holds the only slot while ten messages of "a" queue up behind it.
+        await dispatcher.submit(InboundMessage(stream: "s", id: "0-1", channel: "x", seq: nil, fields: []))
+        for seq in 1...10 { await dispatcher.submit(InboundMessage(stream: "s", id: "\(seq)-0", channel: "a", seq: Int64(seq), fields: [])) }
+        gate.open()
+        #expect(await dispatcher.waitUntilDrained(timeout: .seconds(60)))
+        #expect(runs.all.filter { $0 != [0] } == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10]])
+    }
+
+    @Test func aRequeuedRunGoesBackInLineBehindTheWaitingChannels() async {
+        let runs = RunLog()
+        let gate = Gate()
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 1000, runLimit: 3) { run in
+            if run[0].message.channel == "x" { await gate.wait() }
+            runs.add(run.map { $0.message.seq ?? 0 })
+            // Only the first message of each run of "a" gets its turn.
+            return run[0].message.channel == "a" ? .requeue(finished: 1) : .done
+        }
+        await dispatcher.submit(InboundMessage(stream: "s", id: "0-1", channel: "x", seq: nil, fields: []))
+        for seq in 1...3 { await dispatcher.submit(InboundMessage(stream: "s", id: "\(seq)-0", channel: "a", seq: Int64(seq), fields: [])) }
+        await dispatcher.submit(InboundMessage(stream: "s", id: "9-0", channel: "b", seq: 100, fields: []))
+        gate.open()
+        #expect(await dispatcher.waitUntilDrained(timeout: .seconds(60)))
+        #expect(runs.all == [[0], [1, 2, 3], [100], [2, 3], [3]])
+    }
+
+    @Test func theRestOfARunWaitsBehindTheMessageThatIsNotReady() async {
+        let runs = RunLog()
+        let gate = Gate()
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 1000, runLimit: 8) { run in
+            if run[0].message.channel == "x" { await gate.wait(); return .done }
+            runs.add(run.map { $0.message.seq ?? 0 })
+            // 1 and 2 finish; 3 is not ready the first time.
+            if run[0].message.seq == 1 { return .retry(finished: 2, after: .milliseconds(5)) }
+            #expect(run[0].retries == 1 && run[0].notReadySince != nil, "the waiting message carries its wait")
+            return .done
+        }
+        await dispatcher.submit(InboundMessage(stream: "s", id: "0-1", channel: "x", seq: nil, fields: []))
+        for seq in 1...5 { await dispatcher.submit(InboundMessage(stream: "s", id: "\(seq)-0", channel: "a", seq: Int64(seq), fields: [])) }
+        gate.open()
+        #expect(await dispatcher.waitUntilDrained(timeout: .seconds(60)))
+        #expect(runs.all == [[1, 2, 3, 4, 5], [3, 4, 5]])
+    }
+
+    @Test func aRunNeverMixesStreams() async {
+        let runs = RunLog()
+        let gate = Gate()
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 1000, runLimit: 8) { run in
+            if run[0].message.channel == "x" { await gate.wait() }
+            runs.add(run.map { $0.message.seq ?? 0 })
+            return .done
+        }
+        await dispatcher.submit(InboundMessage(stream: "s", id: "0-1", channel: "x", seq: nil, fields: []))
+        for (stream, seq) in [("s", 1), ("s", 2), ("t", 3), ("t", 4)] {
+            await dispatcher.submit(InboundMessage(stream: stream, id: "\(seq)-0", channel: "a", seq: Int64(seq), fields: []))
+        }
+        gate.open()
+        #expect(await dispatcher.waitUntilDrained(timeout: .seconds(60)))
+        #expect(runs.all.filter { $0 != [0] } == [[1, 2], [3, 4]])
+    }
+
     @Test func aParkedChannelFreesItsSlotAndKeepsItsOrder() async {
         let log = EventLog()
         let attempts = EventLog()
         // One slot: channel "a" is not ready twice; "b" must run meanwhile, and "a" keeps its order.
-        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 100) { job in
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 100) { run in
+            let job = run[0]
             attempts.enter(job.message.channel)
             attempts.exit(job.message.channel, job.message.seq!)
             if job.message.channel == "a", job.message.seq == 1, job.retries < 2 { return .retry(after: .milliseconds(5)) }
@@ -178,7 +249,8 @@ import Testing
     @Test func aShedStreamTakesNothingMoreUntilItIsReopened() async {
         let log = EventLog()
         let gate = Gate()
-        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 100) { job in
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 100) { run in
+            let job = run[0]
             if job.message.id == "0-1" { await gate.wait() }
             log.enter(job.message.channel)
             log.exit(job.message.channel, job.message.seq ?? 0)
@@ -201,7 +273,8 @@ import Testing
     @Test func aLateArrivingEarlierMessageRunsBeforeLaterOnes() async {
         let log = EventLog()
         let gate = Gate()
-        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 100) { job in
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 100) { run in
+            let job = run[0]
             if job.message.id == "0-1" { await gate.wait() }
             log.enter(job.message.channel)
             log.exit(job.message.channel, job.message.seq ?? 0)
@@ -222,7 +295,8 @@ import Testing
     @Test func afterStopStartingOnlyTheRunningTurnFinishesAndTheQueueIsDropped() async {
         let started = EventLog()
         let release = Gate()
-        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 100) { job in
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 100) { run in
+            let job = run[0]
             started.enter(job.message.channel)
             started.exit(job.message.channel, job.message.seq ?? 0)
             await release.wait()
@@ -257,4 +331,11 @@ import Testing
         #expect(await reader.value)
         #expect(await dispatcher.waitUntilDrained(timeout: .seconds(60)))
     }
+}
+
+/// The runs a dispatcher handed over, in order.
+final class RunLog: Sendable {
+    private let runs = Mutex<[[Int64]]>([])
+    func add(_ run: [Int64]) { runs.withLock { $0.append(run) } }
+    var all: [[Int64]] { runs.withLock { $0 } }
 }

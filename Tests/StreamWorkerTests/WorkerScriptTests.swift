@@ -30,14 +30,18 @@ import Testing
         }
 
         func commit(_ lock: DistributedLock, id: String, seq: Int64?, update: StateUpdate = StateUpdate(increment: ["count": 1]), force: Bool = false) async throws -> CommitOutcome {
-            let arguments: [any RedisArgumentConvertible] = [
-                lock.token, String(await lock.fence ?? 0), "g", id, seq.map(String.init) ?? "",
-                LockKeys.releaseChannel(forLock: lock.key), force ? "1" : "0",
-            ] + update.scriptArguments
-            return try CommitOutcome.parse(try await client.evaluate(
-                WorkerScripts.commit,
-                keys: [lock.key, keys.state(channel: channel), keys.history(channel: channel), stream, keys.deadSeqs(channel: channel)],
-                arguments: arguments))
+            let outcome = try await commitRun(lock, [(id, seq, force ? .handledAcceptingGap : .handled, update)])
+            return outcome.attempt(at: 0)
+        }
+
+        /// Commits a run of messages under `lock`: entry id, seq, mode and update of each.
+        func commitRun(_ lock: DistributedLock, _ messages: [(String, Int64?, RunCommit.Mode, StateUpdate)]) async throws -> RunCommit.Outcome {
+            let items = messages.map { id, seq, mode, update in
+                RunCommit.Item(message: InboundMessage(stream: stream, id: id, channel: channel, seq: seq, fields: []),
+                               mode: mode, update: update)
+            }
+            let commit = RunCommit(items: items, lockKey: lock.key, token: lock.token, fence: await lock.fence ?? 0, group: "g", keys: keys)
+            return try await commit.run(on: client)
         }
 
         func lock() async -> DistributedLock {
@@ -62,6 +66,92 @@ import Testing
         #expect(try await f.state("fence") == String(try #require(await lock.fence)))
         #expect(try await f.pendingCount() == 0)
         #expect(try await f.client.send("EXISTS", lock.key) == .integer(0))
+    }
+
+    // MARK: Runs: several messages of a channel under one lease and one commit
+
+    @Test func aRunIsAcknowledgedAppliedRecordedAndReleasedInOneCommit() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        let ids = [try await f.pendingEntry(seq: 1), try await f.pendingEntry(seq: 2), try await f.pendingEntry(seq: 3)]
+        let lock = await f.lock()
+        let subscription = try await f.client.subscriber.subscribe(LockKeys.releaseChannel(forLock: lock.key))
+        defer { subscription.cancel() }
+        let outcome = try await f.commitRun(lock, ids.enumerated().map { ($1, Int64($0 + 1), .handled, StateUpdate(increment: ["count": 1], append: ["m\($0)"])) })
+        #expect(outcome == .committed(lastSeq: 3, results: [.applied, .applied, .applied]))
+        #expect(try await f.state("count") == "3")
+        #expect(try await f.state("last_seq") == "3")
+        #expect(try await f.state("last_id") == ids[2])
+        #expect(try await f.client.send("LRANGE", f.keys.history(channel: f.channel), 0, -1).array?.compactMap(\.string) == ["m0", "m1", "m2"])
+        #expect(try await f.pendingCount() == 0)
+        #expect(try await f.client.send("EXISTS", lock.key) == .integer(0))
+        #expect(await subscription.next(timeout: .seconds(10)) == .message(Array("\(lock.token) 3".utf8)))
+    }
+
+    @Test func aRunStopsAtAMissingSeqAndLeavesTheRestPending() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        let one = try await f.pendingEntry(seq: 1), two = try await f.pendingEntry(seq: 2), four = try await f.pendingEntry(seq: 4)
+        let outcome = try await f.commitRun(await f.lock(), [(one, 1, .handled, StateUpdate(increment: ["count": 1])),
+                                                              (two, 2, .handled, StateUpdate(increment: ["count": 1])),
+                                                              (four, 4, .handled, StateUpdate(increment: ["count": 1]))])
+        #expect(outcome == .committed(lastSeq: 2, results: [.applied, .applied, .gap]))
+        #expect(try await f.state("count") == "2")
+        #expect(try await f.state("last_id") == two)
+        #expect(try await f.pendingCount() == 1)
+    }
+
+    @Test func plannedDuplicatesAreAcknowledgedAndTheRestApplied() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        let one = try await f.pendingEntry(seq: 1), two = try await f.pendingEntry(seq: 2), three = try await f.pendingEntry(seq: 3)
+        try await f.client.send("HSET", f.keys.state(channel: f.channel), "last_seq", 2)
+        let outcome = try await f.commitRun(await f.lock(), [(one, 1, .duplicate, StateUpdate()), (two, 2, .duplicate, StateUpdate()),
+                                                              (three, 3, .handled, StateUpdate(increment: ["count": 1]))])
+        #expect(outcome == .committed(lastSeq: 3, results: [.duplicate, .duplicate, .applied]))
+        #expect(try await f.state("count") == "1")
+        #expect(try await f.pendingCount() == 0)
+    }
+
+    /// The handler of a later message saw the state after the earlier one applied; if that one
+    /// turns out already applied, the later update was computed on a state that never existed.
+    @Test func aMessageThatIsNotAsPlannedStopsTheRestOfItsRun() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        let one = try await f.pendingEntry(seq: 1), two = try await f.pendingEntry(seq: 2)
+        try await f.client.send("HSET", f.keys.state(channel: f.channel), "last_seq", 1)
+        let outcome = try await f.commitRun(await f.lock(), [(one, 1, .handled, StateUpdate(increment: ["count": 1])),
+                                                              (two, 2, .handled, StateUpdate(increment: ["count": 1]))])
+        #expect(outcome == .committed(lastSeq: 1, results: [.duplicate, .notReached]))
+        #expect(try await f.state("count") == nil)
+        #expect(try await f.pendingCount() == 1, "the second stays pending for a fresh claim")
+    }
+
+    @Test func aCounterThatAnEarlierMessageOfTheRunSetIsCheckedBeforeAnyWrite() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        let one = try await f.pendingEntry(seq: 1), two = try await f.pendingEntry(seq: 2)
+        let lock = await f.lock()
+        await #expect { try await f.commitRun(lock, [(one, 1, .handled, StateUpdate(setFields: ["count": "many"])),
+                                                      (two, 2, .handled, StateUpdate(increment: ["count": 1]))]) }
+            throws: { ($0 as? RedisError)?.serverCode == "ERR" }
+        #expect(try await f.state("count") == nil)
+        #expect(try await f.state("last_seq") == nil)
+        #expect(try await f.pendingCount() == 2)
+        #expect(try await f.client.send("GET", lock.key).string == lock.token, "not released")
+    }
+
+    @Test func aStaleRunChangesNothing() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        let one = try await f.pendingEntry(seq: 1), two = try await f.pendingEntry(seq: 2)
+        let lock = await f.lock()
+        try await f.client.send("HSET", f.keys.state(channel: f.channel), "fence", 1_000_000)
+        let outcome = try await f.commitRun(lock, [(one, 1, .handled, StateUpdate(increment: ["count": 1])),
+                                                    (two, 2, .handled, StateUpdate(increment: ["count": 1]))])
+        #expect(outcome == .stale(recorded: 1_000_000))
+        #expect(try await f.state("count") == nil)
+        #expect(try await f.pendingCount() == 2)
     }
 
     @Test func aCommitAnnouncesTheChannelsNewLastSeqWithItsRelease() async throws {
@@ -221,15 +311,12 @@ import Testing
         let above = try await f.pendingEntry(seq: nil)
         for seq in ["9007199254740992", "9007199254740993", "9223372036854775807", "0", "1.5", "1e3"] {
             let lock = await f.lock()
-            let arguments: [any RedisArgumentConvertible] = [
-                lock.token, String(await lock.fence ?? 0), "g", above, seq, LockKeys.releaseChannel(forLock: lock.key), "0",
-            ] + StateUpdate(increment: ["count": 1]).scriptArguments
-            await #expect(throws: RedisError.self, "seq \(seq)") {
-                try await f.client.evaluate(
-                    WorkerScripts.commit,
-                    keys: [lock.key, f.keys.state(channel: f.channel), f.keys.history(channel: f.channel), f.stream, f.keys.deadSeqs(channel: f.channel)],
-                    arguments: arguments)
-            }
+            var commit = RunCommit(
+                items: [.init(message: InboundMessage(stream: f.stream, id: above, channel: f.channel, seq: nil, fields: []),
+                              mode: .handled, update: StateUpdate(increment: ["count": 1]))],
+                lockKey: lock.key, token: lock.token, fence: await lock.fence ?? 0, group: "g", keys: f.keys)
+            commit.arguments[6] = seq
+            await #expect(throws: RedisError.self, "seq \(seq)") { try await commit.run(on: f.client) }
             await lock.release()
         }
         #expect(try await f.state("last_seq") == "9007199254740991")

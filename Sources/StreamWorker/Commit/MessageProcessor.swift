@@ -3,25 +3,41 @@ import Foundation
 import Logging
 import RedisClient
 import ServiceLifecycle
+import Synchronization
 
-/// Runs one message through lock → handler → atomic commit, retrying what is safe to retry.
+/// Runs a channel's consecutive messages through one claim → the handler for each, in order →
+/// one atomic commit, retrying what is safe to retry. The decisions are ``RunPlan`` and
+/// ``ProcessingPolicy``; this is the I/O around them.
 struct MessageProcessor: Sendable {
     struct Settings: Sendable {
         var group: String
         var consumer: String
         var keys: WorkerKeys
         var lockTTL: Duration
-        var gapTimeout: Duration
-        var handlerAttempts = 3
+        var policy = ProcessingPolicy()
     }
 
-    enum Result: Sendable {
+    /// How a message of the run ended here.
+    enum Finish: Sendable, Equatable {
         case applied, duplicate
-        /// An earlier seq of the channel is not applied yet; the lock is released. Retry when
-        /// `advance` fires (if there is one) or after a pause.
-        case notReady(lastSeq: Int64, advance: ChannelAdvance?)
         /// Not committed; the entry stays pending and will be redelivered (and eventually dead-lettered).
         case leftPending(String)
+    }
+
+    /// What became of a run: the leading messages that are finished, and what the rest wait for.
+    struct RunResult: Sendable {
+        var finished: [Finish]
+        var rest: Rest
+    }
+
+    enum Rest: Sendable {
+        /// Nothing is left.
+        case none
+        /// The run used up its budget: the rest goes back in line behind the other channels.
+        case requeue
+        /// The next message's predecessor is not applied yet and the lock is released. Retry when
+        /// `advance` fires (if there is one) or after a pause.
+        case notReady(advance: ChannelAdvance?)
     }
 
     let client: RedisClient
@@ -30,142 +46,200 @@ struct MessageProcessor: Sendable {
     let logger: Logger
     let metrics = WorkerMetrics()
 
-    /// - Parameter notReadySince: when this message first met a gap; past `gapTimeout` it is applied anyway.
-    func process(_ message: InboundMessage, notReadySince: ContinuousClock.Instant? = nil) async -> Result {
-        // Built on first use: most messages never log, and setting metadata is not free.
+    /// - Parameter jobs: consecutive queued messages of one channel and stream, in order; the first
+    ///   one's `notReadySince` is when it first met a gap (past gap-timeout it is applied anyway).
+    func process(_ jobs: [DispatchJob]) async -> RunResult {
+        let policy = settings.policy, keys = settings.keys
+        let channel = jobs[0].message.channel
+        // Built on first use: most runs never log, and setting metadata is not free.
         lazy var logger: Logger = {
             var logger = self.logger
-            logger[metadataKey: "channel"] = .string(message.channel)
-            logger[metadataKey: "entry"] = .string(message.id)
+            logger[metadataKey: "channel"] = .string(channel)
             return logger
         }()
-        let keys = settings.keys
         let lock = DistributedLock(
-            client: client, key: keys.lock(channel: message.channel), ttl: settings.lockTTL,
+            client: client, key: keys.lock(channel: channel), ttl: settings.lockTTL,
             autoRenew: true, maxRenewals: 0, abortOnLoss: true, logger: self.logger)
-        let gapDeadline = (notReadySince ?? .now) + settings.gapTimeout
+        let started = ContinuousClock.now
+        var finished: [Finish] = []
+        var remaining = jobs[...]
         var handlerFailures = 0
         var retries = 0
+        func leaveRest(_ reason: String) -> RunResult {
+            finished += remaining.map { _ in .leftPending(reason) }
+            return RunResult(finished: finished, rest: .none)
+        }
 
-        while true {
-            if Task.isCancelled { return .leftPending("shutdown") }
-            if retries > 10 { return .leftPending("too many lost or failed commits") }
+        while let head = remaining.first?.message {
+            if Task.isCancelled { return leaveRest("shutdown") }
+            if retries > policy.maxRetries { return leaveRest("too many lost or failed commits") }
+            if !finished.isEmpty {
+                // Nothing new starts once shutdown began; the dispatcher's tasks inherit the
+                // service's task-locals, so this sees SIGTERM at once.
+                if Task.isShuttingDownGracefully { return leaveRest("shutdown") }
+                if !policy.runMayContinue(started: started, now: .now) { return RunResult(finished: finished, rest: .requeue) }
+            }
+            let hasSeq = remaining.contains { $0.message.seq != nil }
             var reads: [RedisCommand] = []
-            if handler.needsState { reads.append(RedisCommand("HGETALL", keys.state(channel: message.channel))) }
-            else if message.seq != nil { reads.append(RedisCommand("HGET", keys.state(channel: message.channel), "last_seq")) }
-            if message.seq != nil { reads.append(RedisCommand("SMEMBERS", keys.deadSeqs(channel: message.channel))) }
+            if handler.needsState { reads.append(RedisCommand("HGETALL", keys.state(channel: channel))) }
+            else if hasSeq { reads.append(RedisCommand("HGET", keys.state(channel: channel), "last_seq")) }
+            if hasSeq { reads.append(RedisCommand("SMEMBERS", keys.deadSeqs(channel: channel))) }
             guard let results = await lock.acquireBlocking(pollInterval: .seconds(1), timeout: nil, reading: reads) else {
-                return .leftPending("cancelled while waiting for the lock")
+                return leaveRest("cancelled while waiting for the lock")
             }
-            let (state, lastSeq) = Self.decodeState(results, needsState: handler.needsState, hasSeq: message.seq != nil)
-
-            var force = false
-            if let seq = message.seq, let lastSeq {
-                switch SequenceDecision.decide(seq: seq, lastSeq: lastSeq) {
-                case .duplicate:
-                    // Acknowledge without running the handler; the commit script re-checks atomically.
-                    break
-                case .gap(let last) where ContinuousClock.now < gapDeadline:
-                    // Subscribe while still holding the lock, so the next holder's release reaches us.
-                    let advance = try? await client.subscriber.subscribe(LockKeys.releaseChannel(forLock: lock.key))
-                    await lock.release()
-                    logger.debug("Earlier messages of the channel are not applied yet", metadata: ["seq": "\(seq)", "last_seq": "\(last)"])
-                    return .notReady(lastSeq: last, advance: advance.map { ChannelAdvance(subscription: $0, seq: seq) })
-                case .gap(let last):
-                    force = true
-                    metrics.gapTimeout()
-                    logger.warning("Gap outlived gap-timeout; applying and skipping the missing seqs",
-                                   metadata: ["seq": "\(seq)", "last_seq": "\(last)"])
-                case .apply:
-                    break
-                }
-            }
-
-            let update: StateUpdate
-            let fence = await lock.fence ?? 0
-            let isDuplicate = message.seq.map { seq in lastSeq.map { seq <= $0 } ?? false } ?? false
-            // Nothing new starts once shutdown began (a turn that waited for its lock, or a retry).
-            // The dispatcher's tasks inherit the service's task-locals, so this sees SIGTERM at once.
-            if !isDuplicate, Task.isShuttingDownGracefully {
+            let (state, lastSeq) = Self.decodeState(results, needsState: handler.needsState, hasSeq: hasSeq)
+            let plan = RunPlan(seqs: remaining.map(\.message.seq), lastSeq: lastSeq,
+                               headGapTimedOut: policy.gapHasTimedOut(since: remaining.first?.notReadySince, now: .now))
+            if let known = plan.headGap, let seq = head.seq {
+                // Subscribe while still holding the lock, so the next holder's release reaches us.
+                let advance = try? await client.subscriber.subscribe(LockKeys.releaseChannel(forLock: lock.key))
                 await lock.release()
-                return .leftPending("shutdown")
+                logger.debug("Earlier messages of the channel are not applied yet",
+                             metadata: ["entry": "\(head.id)", "seq": "\(seq)", "last_seq": "\(known)"])
+                return RunResult(finished: finished, rest: .notReady(advance: advance.map { ChannelAdvance(subscription: $0, seq: seq) }))
             }
+            if plan.steps.first == .handle(acceptingGap: true) {
+                metrics.gapTimeout()
+                logger.warning("Gap outlived gap-timeout; applying and skipping the missing seqs",
+                               metadata: ["entry": "\(head.id)", "seq": "\(head.seq ?? 0)", "last_seq": "\(lastSeq ?? 0)"])
+            }
+            if plan.handlesAny, Task.isShuttingDownGracefully {
+                await lock.release()
+                return leaveRest("shutdown")
+            }
+
+            let fence = await lock.fence ?? 0
+            let messages = remaining.prefix(plan.steps.count).map(\.message)
+            let handled: HandledRun
+            let progress = HandlerProgress()
             do {
-                update = isDuplicate ? StateUpdate() : try await LeaseContext.$fence.withValue(fence) {
-                    try await lock.runWhileHeld { [handler] in try await handler.handle(message, state: state) }
+                handled = try await LeaseContext.$fence.withValue(fence) {
+                    try await lock.runWhileHeld { [handler, steps = plan.steps] in
+                        await Self.runHandlers(messages, steps: steps, state: state, handler: handler, policy: policy,
+                                               started: started, progress: progress)
+                    }
                 }
-                try update.validate()
-            } catch let error as LockError {
-                await handler.finished(message, fence: fence, outcome: .leaseLost)
+            } catch {
+                let reached = progress.reached
+                for (message, step) in zip(messages, plan.steps).prefix(reached) where step != .duplicate {
+                    await handler.finished(message, fence: fence, outcome: .leaseLost)
+                }
+                await lock.release()
+                if Task.isCancelled { return leaveRest("shutdown") }
                 logger.warning("Lease lost while handling; retrying", metadata: ["error": "\(error)"])
                 metrics.retry("lease_lost")
-                await lock.release()
                 retries += 1
                 continue
-            } catch {
+            }
+
+            var settledAll = true
+            if handled.items.isEmpty {
                 await lock.release()
-                if Task.isCancelled { return .leftPending("shutdown") }
+            } else {
+                let commit = RunCommit(items: handled.items, lockKey: lock.key, token: lock.token, fence: fence,
+                                       group: settings.group, keys: keys)
+                let outcome: RunCommit.Outcome
+                do {
+                    outcome = try await commit.run(on: client)
+                } catch {
+                    logger.warning("Commit failed; retrying", metadata: ["error": "\(error)"])
+                    metrics.retry("commit_error")
+                    await lock.release()
+                    retries += 1
+                    try? await Task.sleep(for: policy.commitRetryPause)
+                    continue
+                }
+                for (index, item) in handled.items.enumerated() {
+                    await handler.finished(item.message, fence: fence, outcome: .committed(outcome.attempt(at: index)))
+                }
+                guard case .committed(_, let outcomes) = outcome else {
+                    let label = outcome == .lost ? "lost" : "stale"
+                    for _ in handled.items { metrics.committed(label) }
+                    logger.warning("Commit rejected; retrying from the lock", metadata: ["outcome": "\(outcome)"])
+                    await lock.release()
+                    retries += 1
+                    continue
+                }
+                await lock.releasedExternally()
+                var settled = 0
+                for (item, result) in zip(handled.items, outcomes) {
+                    if result == .applied {
+                        metrics.committed("applied")
+                        metrics.endToEnd(entryID: item.message.id)
+                        finished.append(.applied)
+                    } else if result == .duplicate {
+                        metrics.committed("duplicate")
+                        finished.append(.duplicate)
+                    } else {
+                        break
+                    }
+                    settled += 1
+                }
+                remaining = remaining.dropFirst(settled)
+                if settled > 0 {
+                    handlerFailures = 0
+                } else if outcomes.first == .gap {
+                    // Released by the script itself; a release after it could be missed, so this waits by polling.
+                    return RunResult(finished: finished, rest: .notReady(advance: nil))
+                } else {
+                    retries += 1
+                }
+                settledAll = settled == handled.items.count
+            }
+
+            if let failure = handled.failure, settledAll {
+                if Task.isCancelled { return leaveRest("shutdown") }
                 handlerFailures += 1
                 metrics.handlerError()
-                logger.warning("Handler failed", metadata: ["error": "\(error)", "attempt": "\(handlerFailures)"])
-                if handlerFailures >= settings.handlerAttempts {
-                    return .leftPending("handler failed \(handlerFailures) times: \(error)")
+                logger.warning("Handler failed", metadata: ["entry": "\(remaining.first?.message.id ?? "")", "error": "\(failure)",
+                                                          "attempt": "\(handlerFailures)"])
+                if handlerFailures >= policy.handlerAttempts {
+                    return leaveRest("handler failed \(handlerFailures) times: \(failure)")
                 }
                 metrics.retry("handler_error")
-                try? await Task.sleep(for: .milliseconds(50) * (1 << handlerFailures))
-                continue
-            }
-
-            let outcome: CommitOutcome
-            do {
-                outcome = try await commit(message, lock: lock, update: update, force: force)
-                await handler.finished(message, fence: fence, outcome: .committed(outcome))
-            } catch {
-                logger.warning("Commit failed; retrying", metadata: ["error": "\(error)"])
-                metrics.retry("commit_error")
-                await lock.release()
-                retries += 1
-                try? await Task.sleep(for: .milliseconds(50))
-                continue
-            }
-            switch outcome {
-            case .applied:
-                await lock.releasedExternally()
-                metrics.committed("applied")
-                metrics.endToEnd(entryID: message.id)
-                return .applied
-            case .duplicate:
-                await lock.releasedExternally()
-                metrics.committed("duplicate")
-                return .duplicate
-            case .gap(let last):
-                // Released by the script itself; a release after it could be missed, so this waits by polling.
-                await lock.releasedExternally()
-                return .notReady(lastSeq: last, advance: nil)
-            case .lost, .stale:
-                metrics.committed(outcome == .lost ? "lost" : "stale")
-                logger.warning("Commit rejected; retrying from the lock", metadata: ["outcome": "\(outcome)"])
-                await lock.release()
-                retries += 1
-                continue
+                try? await Task.sleep(for: policy.handlerBackoff(failures: handlerFailures))
             }
         }
+        return RunResult(finished: finished, rest: .none)
     }
 
-    private func commit(_ message: InboundMessage, lock: DistributedLock, update: StateUpdate, force: Bool) async throws -> CommitOutcome {
-        let keys = settings.keys
-        let fence = await lock.fence ?? 0
-        var arguments: [any RedisArgumentConvertible] = [
-            lock.token, String(fence), settings.group, message.id, message.seq.map(String.init) ?? "",
-            LockKeys.releaseChannel(forLock: lock.key), force ? "1" : "0",
-        ]
-        arguments += update.scriptArguments
-        let reply = try await client.evaluate(
-            WorkerScripts.commit,
-            keys: [lock.key, keys.state(channel: message.channel), keys.history(channel: message.channel),
-                   message.stream, keys.deadSeqs(channel: message.channel)],
-            arguments: arguments)
-        return try CommitOutcome.parse(reply)
+    /// The handlers' part of a run, as it ran under the lease.
+    struct HandledRun: Sendable {
+        /// The leading messages ready to commit: duplicates and those whose handler returned.
+        var items: [RunCommit.Item]
+        /// Why the message after `items` failed, if its handler threw.
+        var failure: (any Error)?
+    }
+
+    /// Runs the handler for each planned message in order, each seeing the state its predecessors'
+    /// updates lead to. Stops before a further message once shutdown began or the run's budget is
+    /// spent, and at the first failure.
+    static func runHandlers(
+        _ messages: [InboundMessage], steps: [RunPlan.Step], state: ChannelState, handler: any MessageHandler,
+        policy: ProcessingPolicy, started: ContinuousClock.Instant, progress: HandlerProgress
+    ) async -> HandledRun {
+        var state = state
+        var items: [RunCommit.Item] = []
+        items.reserveCapacity(messages.count)
+        for (index, (message, step)) in zip(messages, steps).enumerated() {
+            guard case .handle(let acceptingGap) = step else {
+                items.append(.init(message: message, mode: .duplicate, update: StateUpdate()))
+                continue
+            }
+            if index > 0, Task.isCancelled || Task.isShuttingDownGracefully || !policy.runMayContinue(started: started, now: .now) {
+                break
+            }
+            progress.reached = index + 1
+            do {
+                let update = try await handler.handle(message, state: state)
+                try update.validate()
+                if handler.needsState { state.apply(update, seq: message.seq, id: message.id) }
+                items.append(.init(message: message, mode: acceptingGap ? .handledAcceptingGap : .handled, update: update))
+            } catch {
+                return HandledRun(items: items, failure: error)
+            }
+        }
+        return HandledRun(items: items, failure: nil)
     }
 
     static func decodeState(_ results: [Swift.Result<RESPValue, RedisError>], needsState: Bool, hasSeq: Bool) -> (ChannelState, Int64?) {
@@ -188,5 +262,15 @@ struct MessageProcessor: Sendable {
             lastSeq = last
         }
         return (state, lastSeq)
+    }
+}
+
+/// How many messages of a run its handler loop has reached, readable after the loop was
+/// cancelled by a lost lease (when its own result is gone).
+final class HandlerProgress: Sendable {
+    private let count = Mutex(0)
+    var reached: Int {
+        get { count.withLock { $0 } }
+        set { count.withLock { $0 = newValue } }
     }
 }

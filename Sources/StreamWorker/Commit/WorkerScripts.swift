@@ -19,83 +19,133 @@ public enum WorkerScripts {
 
         """
 
-    /// Commit = check lease, check fence, check order, acknowledge, apply, release — atomically.
+    /// Commit of a run: check lease, check fence, then check order, acknowledge and apply each of a
+    /// channel's consecutive messages, record and release once, atomically.
     /// KEYS[1] lock, KEYS[2] state hash, KEYS[3] history list, KEYS[4] stream, KEYS[5] dead-seq set.
-    /// ARGV[1] token, ARGV[2] fence, ARGV[3] group, ARGV[4] entry id, ARGV[5] seq or '',
-    /// ARGV[6] release channel, ARGV[7] '1' to accept a gap (after gap-timeout), ARGV[8…] the update.
-    /// Returns {status, n}: 'applied' fence | 'lost' 0 | 'stale' recorded fence |
-    /// 'duplicate' last_seq | 'gap' last_seq. Every status but 'lost' and 'stale' releases the lock
-    /// and publishes `<token> <last_seq>` on the release channel (just the token without a seq), so
-    /// a message parked behind a gap wakes only when the channel reached it.
+    /// ARGV[1] token, ARGV[2] fence, ARGV[3] group, ARGV[4] release channel, ARGV[5] message count,
+    /// then per message: entry id, seq or '', mode, and its update (`StateUpdate.scriptArguments`).
+    /// Mode 'h': the handler ran and the update applies if the seq is next; 'f': the same, and a
+    /// gap before it is skipped (after gap-timeout); 'd': planned as a duplicate (empty update).
+    /// Returns {'lost', 0} or {'stale', recorded fence} having changed nothing, else
+    /// {'ok', last_seq, codes}: one letter per message, 'a' applied, 'd' duplicate (acknowledged,
+    /// not applied), 'g' a seq before it is missing, 'n' not reached. The first message that is not
+    /// as planned stops the run: the handlers of the later ones saw a state that did not happen, so
+    /// they are 'n' and run again from a fresh claim.
+    /// Releases the lock and publishes `<token> <last_seq>` on the release channel (just the token
+    /// when nothing of a seq was settled), so a message parked behind a gap wakes only when the
+    /// channel reached it.
     ///
-    /// Every `redis.call` costs Redis a few microseconds, so the script reads the state once (HMGET)
-    /// and writes it once (HSET). Type and integer checks come before the first write: a failing
-    /// check returns an error and changes nothing.
+    /// The state is read once (HMGET) and the seq messages are acknowledged with one XACK. Type,
+    /// seq and counter checks of every message come before the first write: a failing check
+    /// returns an error and changes nothing.
     public static let commit = RedisScript(FencedScripts.applyUpdateChunk + seqChunk + """
 
-        local function release(applied)
-          redis.call('DEL', KEYS[1])
-          -- '%d', not '..': Lua prints numbers of 15 digits or more in exponent form.
-          redis.call('PUBLISH', ARGV[6], applied and (ARGV[1] .. ' ' .. string.format('%d', applied)) or ARGV[1])
-        end
         if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'lost', 0} end
-        if ARGV[5] ~= '' and not sg_is_seq(ARGV[5]) then
-          return redis.error_reply('ERR seq ' .. ARGV[5] .. ' is not an integer from 1 to 2^53-1')
+        local n = tonumber(ARGV[5])
+        local msgs, fields, known_at = {}, {'fence', 'last_seq'}, {}
+        local has_seq, appends = false, false
+        local i = 6
+        for m = 1, n do
+          local seq = ARGV[i + 1]
+          if seq ~= '' and not sg_is_seq(seq) then
+            return redis.error_reply('ERR seq ' .. seq .. ' is not an integer from 1 to 2^53-1')
+          end
+          local first = i + 3
+          local nset, nincr, nappend = tonumber(ARGV[first]), tonumber(ARGV[first + 1]), tonumber(ARGV[first + 2])
+          for k = first + 4 + 2 * nset, first + 3 + 2 * nset + 2 * nincr, 2 do
+            if not known_at[ARGV[k]] then fields[#fields + 1] = ARGV[k]; known_at[ARGV[k]] = #fields end
+          end
+          if nappend > 0 then appends = true end
+          if seq ~= '' then has_seq = true end
+          msgs[m] = {ARGV[i], seq ~= '' and tonumber(seq) or nil, ARGV[i + 2], first}
+          i = first + 4 + 2 * nset + 2 * nincr + nappend
         end
-        local nset, nincr, nappend = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
-        local fields, i = {'fence', 'last_seq'}, 12 + 2 * nset
-        for _ = 1, nincr do fields[#fields + 1] = ARGV[i]; i = i + 2 end
         local values = redis.pcall('HMGET', KEYS[2], unpack(fields))
         if values.err then return redis.error_reply('WRONGTYPE state key ' .. KEYS[2] .. ' is not a hash') end
         local recorded = tonumber(values[1] or '0')
         if recorded > tonumber(ARGV[2]) then return {'stale', recorded} end
-        for k = 3, #values do
-          if values[k] and not sg_is_counter(values[k]) then
-            return redis.error_reply('ERR state field ' .. fields[k] .. ' is not an integer')
+        -- Every counter must still be one when its increment comes, including after an earlier
+        -- message of the run set it: HINCRBY failing halfway would leave a partial commit.
+        local current = {}
+        for f, k in pairs(known_at) do current[f] = values[k] end
+        for m = 1, n do
+          local first = msgs[m][4]
+          local nset, nincr = tonumber(ARGV[first]), tonumber(ARGV[first + 1])
+          local k = first + 4
+          for _ = 1, nset do
+            if known_at[ARGV[k]] then current[ARGV[k]] = ARGV[k + 1] end
+            k = k + 2
+          end
+          for _ = 1, nincr do
+            local v = current[ARGV[k]]
+            if v and not sg_is_counter(v) then
+              return redis.error_reply('ERR state field ' .. ARGV[k] .. ' is not an integer')
+            end
+            current[ARGV[k]] = '0'
+            k = k + 2
           end
         end
-        if nappend > 0 then
+        if appends then
           local ltype = redis.call('TYPE', KEYS[3])['ok']
           if ltype ~= 'list' and ltype ~= 'none' then
             return redis.error_reply('WRONGTYPE list key ' .. KEYS[3] .. ' holds a ' .. ltype)
           end
         end
-        local seq = tonumber(ARGV[5])
         local last = tonumber(values[2] or '0')
         -- Dead-lettered sequence numbers count as done; the set rarely exists.
-        local dead = seq and redis.call('EXISTS', KEYS[5]) == 1
+        local dead = has_seq and redis.call('EXISTS', KEYS[5]) == 1
         if dead then
           local advanced = last
           while redis.call('SREM', KEYS[5], advanced + 1) == 1 do advanced = advanced + 1 end
           if advanced ~= last then redis.call('HSET', KEYS[2], 'last_seq', advanced); last = advanced end
         end
-        if seq then
-          if seq <= last then
-            redis.call('XACK', KEYS[4], ARGV[3], ARGV[4])
-            release(last)
-            return {'duplicate', last}
+        local codes, acks, stop, settled = {}, {}, false, false
+        local last_id, skipped = nil, 0
+        for m = 1, n do
+          local id, seq, mode, first = msgs[m][1], msgs[m][2], msgs[m][3], msgs[m][4]
+          local code = 'n'
+          if stop then
+            code = 'n'
+          elseif seq and seq <= last then
+            acks[#acks + 1] = id
+            code, settled = 'd', true
+            if mode ~= 'd' then stop = true end
+          elseif mode == 'd' then
+            stop = true
+          elseif seq and seq > last + 1 and mode ~= 'f' then
+            code, stop = 'g', true
+          elseif not seq then
+            if redis.call('XACK', KEYS[4], ARGV[3], id) == 0 then
+              code, stop = 'd', true
+            else
+              sg_apply_update(KEYS[2], KEYS[3], first)
+              code, last_id = 'a', id
+            end
+          else
+            sg_apply_update(KEYS[2], KEYS[3], first)
+            if seq > last + 1 then skipped = skipped + seq - last - 1 end
+            last = seq
+            if dead then
+              while redis.call('SREM', KEYS[5], last + 1) == 1 do last = last + 1 end
+            end
+            acks[#acks + 1] = id
+            code, last_id, settled = 'a', id, true
           end
-          if seq > last + 1 and ARGV[7] ~= '1' then
-            release()
-            return {'gap', last}
+          codes[m] = code
+        end
+        if #acks > 0 then redis.call('XACK', KEYS[4], ARGV[3], unpack(acks)) end
+        if skipped > 0 then redis.call('HINCRBY', KEYS[2], 'skipped_seqs', skipped) end
+        if last_id then
+          if has_seq then
+            redis.call('HSET', KEYS[2], 'last_id', last_id, 'fence', ARGV[2], 'last_seq', last)
+          else
+            redis.call('HSET', KEYS[2], 'last_id', last_id, 'fence', ARGV[2])
           end
         end
-        if redis.call('XACK', KEYS[4], ARGV[3], ARGV[4]) == 0 then
-          release(seq and last)
-          return {'duplicate', last}
-        end
-        sg_apply_update(KEYS[2], KEYS[3], 8)
-        if seq then
-          if seq > last + 1 then redis.call('HINCRBY', KEYS[2], 'skipped_seqs', seq - last - 1) end
-          if dead then
-            while redis.call('SREM', KEYS[5], seq + 1) == 1 do seq = seq + 1 end
-          end
-          redis.call('HSET', KEYS[2], 'last_id', ARGV[4], 'fence', ARGV[2], 'last_seq', seq)
-        else
-          redis.call('HSET', KEYS[2], 'last_id', ARGV[4], 'fence', ARGV[2])
-        end
-        release(seq)
-        return {'applied', tonumber(ARGV[2])}
+        redis.call('DEL', KEYS[1])
+        -- '%d', not '..': Lua prints numbers of 15 digits or more in exponent form.
+        redis.call('PUBLISH', ARGV[4], settled and (ARGV[1] .. ' ' .. string.format('%d', last)) or ARGV[1])
+        return {'ok', last, table.concat(codes)}
         """)
 
     /// Fields per dead-letter stream entry: an XADD from Lua takes its arguments through `unpack`,
@@ -242,7 +292,7 @@ public enum WorkerScripts {
         """)
 }
 
-/// What a commit did.
+/// What a commit did with one message.
 public enum CommitOutcome: Sendable, Equatable {
     case applied
     /// The lock no longer holds our token: nothing applied; the entry stays pending.
@@ -251,20 +301,7 @@ public enum CommitOutcome: Sendable, Equatable {
     case stale(recorded: Int64)
     /// Already applied or acknowledged by someone else: acknowledged, not applied.
     case duplicate
-    /// An earlier seq of this channel is not applied yet: nothing applied, lock released.
+    /// An earlier seq of this channel is not applied yet (or an earlier message of its run was
+    /// not as planned): nothing applied, lock released.
     case gap(lastSeq: Int64)
-
-    static func parse(_ reply: RESPValue) throws -> CommitOutcome {
-        guard let items = reply.array, items.count == 2, let status = items[0].string, let n = items[1].int else {
-            throw RedisError.unexpectedReply("commit returned \(reply)")
-        }
-        switch status {
-        case "applied": return .applied
-        case "lost": return .lost
-        case "stale": return .stale(recorded: n)
-        case "duplicate": return .duplicate
-        case "gap": return .gap(lastSeq: n)
-        default: throw RedisError.unexpectedReply("commit returned status \(status)")
-        }
-    }
 }

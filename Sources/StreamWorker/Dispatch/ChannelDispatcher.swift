@@ -1,10 +1,15 @@
-/// What processing one message asks of the dispatcher.
+/// What processing a run of a channel's messages asks of the dispatcher.
 enum DispatchOutcome: Sendable {
+    /// Every message of the run is finished.
     case done
-    /// Not ready yet (an earlier seq of the channel is elsewhere): retry after the pause, or when
-    /// `wake` returns if sooner, without holding a slot meanwhile, so the workers holding the
-    /// earlier messages can make progress. `wake` is given the pause as its timeout.
-    case retry(after: Duration, wake: (@Sendable (Duration) async -> Void)? = nil)
+    /// The first `finished` messages are finished; the rest go back to the channel's queue, and the
+    /// channel goes back in line behind the others that wait for a slot.
+    case requeue(finished: Int)
+    /// The first `finished` messages are finished; the next is not ready yet (an earlier seq of the
+    /// channel is elsewhere): retry after the pause, or when `wake` returns if sooner, without
+    /// holding a slot meanwhile, so the workers holding the earlier messages can make progress.
+    /// `wake` is given the pause as its timeout.
+    case retry(finished: Int = 0, after: Duration, wake: (@Sendable (Duration) async -> Void)? = nil)
 }
 
 /// A queued message and when it first found its channel not ready.
@@ -14,12 +19,14 @@ struct DispatchJob: Sendable {
     var retries = 0
 }
 
-/// Per-channel serial queues: one channel's messages run one at a time in stream order,
-/// different channels run in parallel up to `concurrency`, and readers wait while too much is queued.
+/// Per-channel serial queues: one channel's messages run in stream order, in runs of up to
+/// `runLimit` consecutive messages handed over together (one claim and one commit), different
+/// channels run in parallel up to `concurrency`, and readers wait while too much is queued.
 actor ChannelDispatcher {
     private let concurrency: Int
     private let maxQueued: Int
-    private let process: @Sendable (DispatchJob) async -> DispatchOutcome
+    private let runLimit: Int
+    private let process: @Sendable ([DispatchJob]) async -> DispatchOutcome
 
     private var queues: [String: ChannelQueue] = [:]
     /// Channels waiting out a retry pause; they hold no slot.
@@ -43,9 +50,10 @@ actor ChannelDispatcher {
     /// gap no one here fills.
     private var closed: Set<String> = []
 
-    init(concurrency: Int, maxQueued: Int, process: @escaping @Sendable (DispatchJob) async -> DispatchOutcome) {
+    init(concurrency: Int, maxQueued: Int, runLimit: Int = 1, process: @escaping @Sendable ([DispatchJob]) async -> DispatchOutcome) {
         self.concurrency = max(1, concurrency)
         self.maxQueued = max(1, maxQueued)
+        self.runLimit = max(1, runLimit)
         self.process = process
     }
 
@@ -157,33 +165,61 @@ actor ChannelDispatcher {
     }
 
     private func drain(_ channel: String) async {
-        while let job = next(for: channel) {
+        while let run = nextRun(for: channel) {
             if Task.isCancelled {
                 // Left pending in the group; redelivered after a restart or by a reclaimer.
-                finished(job.message)
+                run.forEach { finished($0.message) }
                 continue
             }
-            runningStream[channel] = job.message.stream
-            defer { runningStream[channel] = nil }
-            switch await process(job) {
+            runningStream[channel] = run[0].message.stream
+            let outcome = await process(run)
+            runningStream[channel] = nil
+            switch outcome {
             case .done:
-                finished(job.message)
-            case .retry(let pause, let wake):
-                park(channel, job, for: pause, wake: wake)
+                run.forEach { finished($0.message) }
+            case .requeue(let count):
+                run.prefix(count).forEach { finished($0.message) }
+                run.dropFirst(count).forEach { putBack($0) }
+                if !ready.isEmpty, queues[channel] != nil {
+                    // Someone else waits for a slot: take the channel's turn again behind them.
+                    running[channel] = nil
+                    ready.append(channel)
+                    startReadyChannels()
+                    return
+                }
+            case .retry(let count, let pause, let wake):
+                run.prefix(count).forEach { finished($0.message) }
+                park(channel, Array(run.dropFirst(count)), for: pause, wake: wake)
                 return
             }
         }
     }
 
-    private func next(for channel: String) -> DispatchJob? {
-        guard let job = queues[channel]?.popFirst() else {
+    /// The next run of `channel`: its queue's head and the messages after it of the same stream,
+    /// up to `runLimit`; nil (and the slot freed) when the queue is empty.
+    private func nextRun(for channel: String) -> [DispatchJob]? {
+        guard let first = queues[channel]?.popFirst() else {
             queues[channel] = nil
             running[channel] = nil
             startReadyChannels()
             return nil
         }
+        var run = [first]
+        while run.count < runLimit, let job = queues[channel]?.popFirst(if: { $0.message.stream == first.message.stream }) {
+            run.append(job)
+        }
         if queues[channel]?.isEmpty == true { queues[channel] = nil }
-        return job
+        return run
+    }
+
+    /// Returns a job that ran (or waited) to its channel's queue; one of a stream shed meanwhile, or
+    /// any once stopping, is finished instead and stays pending for whoever reads the stream next.
+    private func putBack(_ job: DispatchJob) {
+        if stopping || closed.contains(job.message.stream) {
+            finished(job.message)
+        } else {
+            insertInOrder(job)
+        }
     }
 
     /// Keeps a channel's queue in stream order even when entries arrive late (reclaimed from a
@@ -199,17 +235,22 @@ actor ChannelDispatcher {
         return x < y
     }
 
-    /// Puts the job back at the head of its channel and frees the slot until the pause is over.
-    private func park(_ channel: String, _ job: DispatchJob, for pause: Duration, wake: (@Sendable (Duration) async -> Void)?) {
+    /// Puts the jobs back at the head of their channel and frees the slot until the pause is over;
+    /// the first of them is the one that waits.
+    private func park(_ channel: String, _ jobs: [DispatchJob], for pause: Duration, wake: (@Sendable (Duration) async -> Void)?) {
         if stopping {
             running[channel] = nil
-            finished(job.message)
+            jobs.forEach { finished($0.message) }
             return
         }
-        var job = job
-        job.notReadySince = job.notReadySince ?? .now
-        job.retries += 1
-        insertInOrder(job)
+        for (index, job) in jobs.enumerated() {
+            var job = job
+            if index == 0 {
+                job.notReadySince = job.notReadySince ?? .now
+                job.retries += 1
+            }
+            putBack(job)
+        }
         running[channel] = nil
         parked.insert(channel)
         startReadyChannels()
@@ -251,6 +292,12 @@ struct ChannelQueue {
 
     var isEmpty: Bool { head == storage.count }
     var jobs: ArraySlice<DispatchJob> { storage[head...] }
+
+    /// Pops the head only if it matches.
+    mutating func popFirst(if matches: (DispatchJob) -> Bool) -> DispatchJob? {
+        guard head < storage.count, matches(storage[head]) else { return nil }
+        return popFirst()
+    }
 
     mutating func popFirst() -> DispatchJob? {
         guard head < storage.count else { return nil }

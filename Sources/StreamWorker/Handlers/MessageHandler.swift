@@ -41,6 +41,15 @@ public struct ChannelState: Sendable, Equatable {
     public var lastSeq: Int64 { Int64(fields["last_seq"] ?? "") ?? 0 }
     public var lastID: String? { fields["last_id"] }
     public var fence: Int64 { Int64(fields["fence"] ?? "") ?? 0 }
+
+    /// The state after `update` was committed for the message `id` with `seq`: what the next
+    /// message of the same run sees, before anything is written.
+    mutating func apply(_ update: StateUpdate, seq: Int64?, id: String) {
+        for (field, value) in update.setFields { fields[field] = value }
+        for (field, delta) in update.increment { fields[field] = String((Int64(fields[field] ?? "") ?? 0) &+ delta) }
+        if let seq { fields["last_seq"] = String(seq) }
+        fields["last_id"] = id
+    }
 }
 
 /// The built-in handler: appends `{"id", "seq", "fields"}` to the channel's history (capped)
