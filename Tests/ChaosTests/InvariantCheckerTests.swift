@@ -119,10 +119,13 @@ struct InvariantCheckerTests {
         #expect(!InvariantChecker.check(observation, policy: .olderHolderRefused).ok)
     }
 
-    @Test func historyFencesMustIncreaseAndMustNotBeStolen() {
+    @Test func historyFencesMustNotDecreaseAndMustNotBeStolen() {
         var observation = Self.observation(history: [1, 2, 3], audit: [])
-        observation.histories["ch"] = [HistoryEntry(seq: 1, fence: 4), HistoryEntry(seq: 2, fence: 9), HistoryEntry(seq: 3, fence: 9)]
+        observation.histories["ch"] = [HistoryEntry(seq: 1, fence: 4), HistoryEntry(seq: 2, fence: 9), HistoryEntry(seq: 3, fence: 8)]
         #expect(InvariantChecker.check(observation, policy: .strict).fenceRegressions == 1)
+        // One lease's run: several entries in a row under one fence.
+        observation.histories["ch"] = [HistoryEntry(seq: 1, fence: 4), HistoryEntry(seq: 2, fence: 9), HistoryEntry(seq: 3, fence: 9)]
+        #expect(InvariantChecker.check(observation, policy: .strict).fenceRegressions == 0)
 
         observation.histories["ch"] = [HistoryEntry(seq: 1, fence: 4), HistoryEntry(seq: 2, fence: 9), HistoryEntry(seq: 3, fence: 11)]
         observation.audit = [
@@ -156,6 +159,22 @@ struct InvariantCheckerTests {
             #expect(results.sharedFences == 1)
             #expect(!results.ok)
         }
+    }
+
+    /// A run: one holder handles seqs 1 and 2 under one lease and commits both at the end, so the
+    /// first message's attempt is still open while the second runs.
+    @Test func oneHoldersRunUnderOneFenceIsNoViolation() {
+        let audit = [
+            Self.handled("w0", fence: 3, seq: 1, 100, 200),
+            Self.handled("w0", fence: 3, seq: 2, 210, 300),
+            Self.committed("w0", fence: 3, seq: 1, at: 310, .applied),
+            Self.committed("w0", fence: 3, seq: 2, at: 310, .applied),
+        ]
+        var observation = Self.observation(history: [1, 2], audit: audit)
+        observation.histories["ch"] = [HistoryEntry(seq: 1, fence: 3), HistoryEntry(seq: 2, fence: 3)]
+        let results = InvariantChecker.check(observation, policy: .strict)
+        #expect(results.ok, "\(results.violations)")
+        #expect(Attempt.join(audit).map(\.outcome) == [.applied, .applied], "each message meets its own commit record")
     }
 
     @Test func outOfOrderDuplicateAndLostSeqsAreFlagged() {

@@ -1,6 +1,7 @@
-/// One lease's turn on a channel: the handler record joined with the commit record of the same
-/// `(channel, fence)`. A fence is unique per channel (every fresh claim increments it), so the pair
-/// identifies the lease even across worker restarts.
+/// One message's turn under a lease on a channel: the handler record joined with the commit record
+/// of the same `(channel, fence, entry)`. A fence is unique per channel (every fresh claim
+/// increments it), so `(channel, fence)` identifies the lease even across worker restarts; one
+/// lease may carry a run of several messages, one after another.
 public struct Attempt: Sendable, Equatable {
     public var consumer: String
     public var channel: String
@@ -37,13 +38,13 @@ public struct Attempt: Sendable, Equatable {
     /// Joins handler and commit records. Commits without a handler record (duplicates found at
     /// claim time) are not attempts.
     public static func join(_ events: [AuditEvent]) -> [Attempt] {
-        var commits: [FenceKey: CommitRecord] = [:]
+        var commits: [FenceKey: [String: CommitRecord]] = [:]
         for case .committed(let commit) in events {
-            commits[FenceKey(channel: commit.channel, fence: commit.fence)] = commit
+            commits[FenceKey(channel: commit.channel, fence: commit.fence), default: [:]][commit.entry] = commit
         }
         return events.compactMap { event -> Attempt? in
             guard case .handled(let h) = event else { return nil }
-            let commit = commits[FenceKey(channel: h.channel, fence: h.fence)]
+            let commit = commits[FenceKey(channel: h.channel, fence: h.fence)]?[h.entry]
             let end = commit.map { $0.outcome.isRejection ? max(h.exitMicros, $0.atMicros) : h.exitMicros } ?? h.exitMicros
             return Attempt(consumer: h.consumer, channel: h.channel, entry: h.entry, seq: h.seq, fence: h.fence,
                            enterMicros: h.enterMicros, endMicros: end, status: h.status, outcome: commit?.outcome)

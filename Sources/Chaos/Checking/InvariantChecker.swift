@@ -38,7 +38,8 @@ public struct InvariantResults: Sendable, Equatable, Codable {
     /// Attempts given up because the holder saw its lease end before committing (cancelled handler
     /// or `lease_lost` outcome).
     public var abandonedAttempts = 0
-    /// Violation: an applied commit whose fence is not above the channel's previous applied fence.
+    /// Violation: an applied commit whose fence is below the channel's previous applied fence (equal
+    /// is one lease's run of messages).
     public var fenceRegressions = 0
     /// Violation: a commit applied under a lease that chaos had stolen.
     public var stolenLeaseCommits = 0
@@ -146,8 +147,10 @@ public enum InvariantChecker {
                     let (a, b) = (sorted[i], sorted[j])
                     j += 1
                     if a.fence == b.fence {
-                        // One lease is one holder and one message; anything else means fences were reused.
-                        if a.consumer != b.consumer || a.entry != b.entry {
+                        // One lease is one holder, running its messages one after another (a run's
+                        // earlier messages stay inside until the run's commit); anything else means
+                        // fences were reused.
+                        if a.consumer != b.consumer {
                             results.sharedFences += 1
                             note(&results, "channel \(channel): \(a.consumer) and \(b.consumer) inside at once under one fence \(a.fence)")
                         }
@@ -181,7 +184,8 @@ public enum InvariantChecker {
         }
     }
 
-    /// Applied entries carry strictly increasing fences in apply order; stolen leases never commit.
+    /// Applied entries carry non-decreasing fences in apply order (a run applies several under one
+    /// lease, and a later lease always has a higher fence); stolen leases never commit.
     /// The history's own fences are authoritative; channels without them fall back to the commit records.
     static func checkFencing(_ observation: ChaosObservation, evidence: Evidence, into results: inout InvariantResults) {
         var applied: [String: [CommitRecord]] = [:]
@@ -201,7 +205,7 @@ public enum InvariantChecker {
                     (a.element.seq ?? Int64.max, a.offset) < (b.element.seq ?? Int64.max, b.offset)
                 }.map { ($0.element.seq, $0.element.fence) }
             }
-            for (previous, next) in zip(sequence, sequence.dropFirst()) where next.fence <= previous.fence {
+            for (previous, next) in zip(sequence, sequence.dropFirst()) where next.fence < previous.fence {
                 results.fenceRegressions += 1
                 note(&results, "channel \(channel): seq \(next.seq.map(String.init) ?? "?") applied with fence \(next.fence) after fence \(previous.fence)")
             }
