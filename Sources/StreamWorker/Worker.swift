@@ -208,14 +208,15 @@ public final class StreamWorker: Service, Sendable {
                     command.append("STREAMS")
                     for stream in streams { command.append(stream) }
                     for stream in streams { command.append(readingPending ? pendingCursor[stream]! : ">") }
-                    let reply: RESPValue
+                    var entries: [(stream: String, entry: StreamReplyEntry)]
                     do {
                         let read = command, readVersion = version
                         // Cancelled at shutdown, or when the owned partitions change: the blocked read is
                         // aborted (its connection dropped).
-                        reply = try await Self.withInterrupt(when: { readSet.map { $0.version != readVersion } ?? false }) {
+                        let reply = try await Self.withInterrupt(when: { readSet.map { $0.version != readVersion } ?? false }) {
                             try await connection.send(read)
                         }
+                        entries = try StreamReplies.readGroup(reply)
                         backoff = .milliseconds(100)
                         self.health.update { $0.readSucceeded(streams: streams) }
                     } catch {
@@ -232,7 +233,6 @@ public final class StreamWorker: Service, Sendable {
                         backoff = min(backoff * 2, .seconds(5))
                         continue
                     }
-                    var entries = StreamReplies.readGroup(reply)
                     if let readSet {
                         // A partition whose lease went meanwhile is the next owner's: leave its entries pending.
                         entries.removeAll { !readSet.contains($0.stream) }
@@ -241,18 +241,18 @@ public final class StreamWorker: Service, Sendable {
                         var seen = Set<String>()
                         for entry in entries {
                             seen.insert(entry.stream)
-                            pendingCursor[entry.stream] = entry.id
+                            pendingCursor[entry.stream] = entry.entry.id
                         }
                         for stream in streams where !seen.contains(stream) { pendingCursor[stream] = nil }
-                        let counts = await self.deliveryCounts(entries.map { ($0.stream, $0.id) })
+                        let counts = await self.deliveryCounts(entries.map { ($0.stream, $0.entry.id) })
                         // Stopped mid-batch: the rest stays pending, for this consumer's restart or a reclaimer.
                         for entry in entries where !Task.isCancelled {
-                            await self.accept(stream: entry.stream, id: entry.id, fields: entry.fields,
-                                              deliveries: counts["\(entry.stream)/\(entry.id)"] ?? 1)
+                            await self.accept(stream: entry.stream, id: entry.entry.id, fields: entry.entry.fields,
+                                              deliveries: counts["\(entry.stream)/\(entry.entry.id)"] ?? 1)
                         }
                     } else {
                         for entry in entries where !Task.isCancelled {
-                            await self.accept(stream: entry.stream, id: entry.id, fields: entry.fields, deliveries: 1)
+                            await self.accept(stream: entry.stream, id: entry.entry.id, fields: entry.entry.fields, deliveries: 1)
                         }
                     }
                 }
@@ -320,17 +320,17 @@ public final class StreamWorker: Service, Sendable {
                     let reply = try await client.send(
                         "XAUTOCLAIM", stream, configuration.group, configuration.consumer,
                         configuration.claimIdle.redisMilliseconds, cursors[stream] ?? "0-0", "COUNT", configuration.batch)
-                    let claimed = StreamReplies.autoClaim(reply)
+                    let claimed = try StreamReplies.autoClaim(reply)
                     cursors[stream] = claimed.cursor
                     if claimed.entries.isEmpty { continue }
                     metrics.reclaimed(claimed.entries.count)
                     logger.info("Reclaimed idle entries", metadata: ["stream": "\(stream)", "count": "\(claimed.entries.count)"])
-                    let counts = await deliveryCounts(claimed.entries.map { (stream, $0.0) })
+                    let counts = await deliveryCounts(claimed.entries.map { (stream, $0.id) })
                     // No backpressure wait here: the queue may be full of later messages that wait for
                     // exactly these (a dead worker's), so holding them back would deadlock the channel.
-                    for (id, fields) in claimed.entries where !Task.isCancelled {
-                        if await dispatcher.contains(stream: stream, id: id) { continue }
-                        await accept(stream: stream, id: id, fields: fields, deliveries: counts["\(stream)/\(id)"] ?? 1)
+                    for entry in claimed.entries where !Task.isCancelled {
+                        if await dispatcher.contains(stream: stream, id: entry.id) { continue }
+                        await accept(stream: stream, id: entry.id, fields: entry.fields, deliveries: counts["\(stream)/\(entry.id)"] ?? 1)
                     }
                 } catch {
                     logger.warning("Reclaim failed", metadata: ["stream": "\(stream)", "error": "\(error)"])
@@ -392,14 +392,14 @@ extension StreamWorker: PartitionHost {
                     // still stopped by the channel's lock and fence.
                     let reply = try await client.send(
                         "XAUTOCLAIM", stream, configuration.group, configuration.consumer, 0, cursor, "COUNT", configuration.batch)
-                    let claimed = StreamReplies.autoClaim(reply)
+                    let claimed = try StreamReplies.autoClaim(reply)
                     cursor = claimed.cursor
                     if claimed.entries.isEmpty { continue }
                     metrics.reclaimed(claimed.entries.count)
                     logger.info("Took over a partition's pending entries", metadata: ["stream": "\(stream)", "count": "\(claimed.entries.count)"])
-                    let counts = await deliveryCounts(claimed.entries.map { (stream, $0.0) })
-                    for (id, fields) in claimed.entries where !(await dispatcher.contains(stream: stream, id: id)) {
-                        await accept(stream: stream, id: id, fields: fields, deliveries: counts["\(stream)/\(id)"] ?? 1)
+                    let counts = await deliveryCounts(claimed.entries.map { (stream, $0.id) })
+                    for entry in claimed.entries where !(await dispatcher.contains(stream: stream, id: entry.id)) {
+                        await accept(stream: stream, id: entry.id, fields: entry.fields, deliveries: counts["\(stream)/\(entry.id)"] ?? 1)
                     }
                 } catch {
                     // What is left is found by the reclaimer after claim-idle.

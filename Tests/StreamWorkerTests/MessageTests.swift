@@ -60,11 +60,11 @@ import Testing
         #expect(reason([("channel_id", "a"), ("seq", "1"), ("text", "seq")]) == nil, "a value named seq is no field")
     }
 
-    @Test func theOrderRuleCannotOverflowOnACorruptLastSeq() {
+    @Test func theOrderRuleCannotOverflowOnACorruptLastSeq() throws {
         #expect(SequenceDecision.decide(seq: 5, lastSeq: .max) == .duplicate(lastSeq: .max))
         #expect(SequenceDecision.decide(seq: .max, lastSeq: .max - 1) == .apply)
         let results: [Result<RESPValue, RedisError>] = [.success(.bulk(Array(String(Int64.max).utf8))), .success(.array([.integer(1)]))]
-        #expect(MessageProcessor.decodeState(results, needsState: false, hasSeq: true).1 == .max)
+        #expect(try MessageProcessor.decodeState(results, needsState: false, hasSeq: true).1 == .max)
     }
 
     @Test func aChannelIdThatIsNotUTF8IsRejected() {
@@ -124,10 +124,23 @@ import Testing
         #expect(!wakes("tok x", 5))
     }
 
-    @Test func deadSeqsJustAboveLastSeqCountAsDone() {
+    @Test func deadSeqsJustAboveLastSeqCountAsDone() throws {
         let results: [Result<RESPValue, RedisError>] = [.success(.bulk(Array("4".utf8))), .success(.array([.bulk(Array("5".utf8)), .bulk(Array("6".utf8)), .bulk(Array("9".utf8))]))]
-        let (_, last) = MessageProcessor.decodeState(results, needsState: false, hasSeq: true)
+        let (_, last) = try MessageProcessor.decodeState(results, needsState: false, hasSeq: true)
         #expect(last == 6)
+    }
+
+    @Test func aClaimsStateReadThatFailedOrIsMalformedIsAnErrorNotAnEmptyState() {
+        let failed: [Result<RESPValue, RedisError>] = [.failure(.unexpectedReply("x")), .success(.array([]))]
+        #expect(throws: RedisError.self) { try MessageProcessor.decodeState(failed, needsState: false, hasSeq: true) }
+        let notAHash: [Result<RESPValue, RedisError>] = [.success(.array([.bulk(Array("count".utf8))]))]
+        #expect(throws: RedisError.self) { try MessageProcessor.decodeState(notAHash, needsState: true, hasSeq: false) }
+        let notASeq: [Result<RESPValue, RedisError>] = [.success(.bulk(Array("4".utf8))), .success(.array([.bulk(Array("x".utf8))]))]
+        #expect(throws: RedisError.self) { try MessageProcessor.decodeState(notASeq, needsState: false, hasSeq: true) }
+        let missing: [Result<RESPValue, RedisError>] = [.success(.bulk(Array("4".utf8)))]
+        #expect(throws: RedisError.self) { try MessageProcessor.decodeState(missing, needsState: false, hasSeq: true) }
+        let nothingYet: [Result<RESPValue, RedisError>] = [.success(.null), .success(.array([]))]
+        #expect((try? MessageProcessor.decodeState(nothingYet, needsState: false, hasSeq: true))?.1 == 0, "a new channel")
     }
 }
 

@@ -373,7 +373,7 @@ import Testing
         for field in fields { add.append(field.name); add.append(field.value) }
         let id = try #require(try await f.client.send(add).string)
         let read = try await f.client.send("XREADGROUP", "GROUP", "g", "w", "COUNT", 1, "STREAMS", f.stream, ">")
-        let delivered = try #require(StreamReplies.readGroup(read).first?.fields)
+        let delivered = try #require(try StreamReplies.readGroup(read).first?.entry.fields)
         #expect(delivered == fields)
         let dl = DeadLetterer(client: f.client, group: "g", consumer: "w", keys: f.keys, logger: .init(label: "t"))
         #expect(try await dl.deadLetter(stream: f.stream, id: id, fields: delivered, reason: "oversized", detail: "big",

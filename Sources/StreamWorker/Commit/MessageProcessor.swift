@@ -87,7 +87,17 @@ struct MessageProcessor: Sendable {
             guard let results = await lock.acquireBlocking(pollInterval: .seconds(1), timeout: nil, reading: reads) else {
                 return leaveRest("cancelled while waiting for the lock")
             }
-            let (state, lastSeq) = Self.decodeState(results, needsState: handler.needsState, hasSeq: hasSeq)
+            let state: ChannelState, lastSeq: Int64?
+            do {
+                (state, lastSeq) = try Self.decodeState(results, needsState: handler.needsState, hasSeq: hasSeq)
+            } catch {
+                logger.warning("Reading the channel's state failed; retrying", metadata: ["error": "\(error)"])
+                metrics.retry("claim_error")
+                await lock.release()
+                retries += 1
+                try? await Task.sleep(for: policy.commitRetryPause)
+                continue
+            }
             let plan = RunPlan(seqs: remaining.map(\.message.seq), lastSeq: lastSeq,
                                headGapTimedOut: policy.gapHasTimedOut(since: remaining.first?.notReadySince, now: .now))
             if let known = plan.headGap, let seq = head.seq {
@@ -242,22 +252,34 @@ struct MessageProcessor: Sendable {
         return HandledRun(items: items, failure: nil)
     }
 
-    static func decodeState(_ results: [Swift.Result<RESPValue, RedisError>], needsState: Bool, hasSeq: Bool) -> (ChannelState, Int64?) {
-        var index = 0
+    /// The state the claim read in its round trip: the state hash (when the handler needs it) or
+    /// `last_seq`, then the dead-seq set (when the run has seqs). Dead-lettered seqs just above
+    /// `last_seq` count as done, as the commit script treats them.
+    /// - Throws: a read that failed, or a reply of the wrong shape, naming the command.
+    static func decodeState(_ results: [Swift.Result<RESPValue, RedisError>], needsState: Bool, hasSeq: Bool) throws -> (ChannelState, Int64?) {
+        var replies = results.makeIterator()
+        func next(_ command: String) throws -> RESPValue {
+            guard let result = replies.next() else { throw RedisError.unexpectedReply("the claim returned no reply for \(command)") }
+            return try result.get()
+        }
         var state = ChannelState()
         var lastSeq: Int64?
-        if needsState, index < results.count, case .success(let reply) = results[index] {
-            let flat = reply.array?.compactMap(\.string) ?? []
-            for i in stride(from: 0, to: flat.count - 1, by: 2) { state.fields[flat[i]] = flat[i + 1] }
+        if needsState {
+            state.fields = try next("HGETALL").stringHash(from: "HGETALL")
             lastSeq = state.lastSeq
-            index += 1
-        } else if !needsState, hasSeq, index < results.count, case .success(let reply) = results[index] {
+        } else if hasSeq {
+            let reply = try next("HGET last_seq")
+            guard reply.isNull || reply.int != nil else { throw RedisError.unexpectedReply("HGET last_seq returned \(reply)") }
             lastSeq = reply.int ?? 0
-            index += 1
         }
-        if hasSeq, var last = lastSeq, index < results.count, case .success(let reply) = results[index] {
-            // Dead-lettered seqs just above last_seq count as done, as the commit script treats them.
-            let dead = Set(reply.array?.compactMap(\.int) ?? [])
+        if hasSeq, var last = lastSeq {
+            let reply = try next("SMEMBERS")
+            guard let members = reply.array else { throw RedisError.unexpectedReply("SMEMBERS returned \(reply)") }
+            var dead = Set<Int64>()
+            for member in members {
+                guard let seq = member.int else { throw RedisError.unexpectedReply("SMEMBERS returned the member \(member)") }
+                dead.insert(seq)
+            }
             while last < InboundMessage.maxSeq, dead.contains(last + 1) { last += 1 }
             lastSeq = last
         }

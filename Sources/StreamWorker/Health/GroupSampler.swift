@@ -11,12 +11,7 @@ struct GroupInfo: Sendable, Equatable {
     /// Finds `group` in an `XINFO GROUPS` reply (a list of flat key/value lists); `nil` if it is not there.
     static func parse(_ reply: RESPValue, group: String) -> GroupInfo? {
         for item in reply.array ?? [] {
-            let flat = item.array ?? []
-            var fields: [String: RESPValue] = [:]
-            for i in stride(from: 0, to: flat.count - 1, by: 2) {
-                if let key = flat[i].string { fields[key] = flat[i + 1] }
-            }
-            guard fields["name"]?.string == group else { continue }
+            guard let fields = try? item.hash(from: "XINFO GROUPS"), fields["name"]?.string == group else { continue }
             return GroupInfo(pending: fields["pending"]?.int ?? 0, lag: fields["lag"]?.int)
         }
         return nil

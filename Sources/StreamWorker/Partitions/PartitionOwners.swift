@@ -9,10 +9,9 @@ public enum PartitionOwners {
 
     /// Partition → consumer, from an HGETALL reply of the hash; malformed fields are skipped.
     public static func consumers(_ reply: RESPValue) -> [Int: String] {
-        let flat = reply.array?.compactMap(\.string) ?? []
         var owners: [Int: String] = [:]
-        for i in stride(from: 0, to: flat.count - 1, by: 2) {
-            guard let p = Int(flat[i]), let consumer = flat[i + 1].split(separator: " ").first else { continue }
+        for (field, value) in (try? reply.stringHash(from: "HGETALL partition owners")) ?? [:] {
+            guard let p = Int(field), let consumer = value.split(separator: " ").first else { continue }
             owners[p] = String(consumer)
         }
         return owners

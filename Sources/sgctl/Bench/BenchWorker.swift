@@ -88,10 +88,8 @@ struct BenchWorker: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(50))
             var done: Int64 = 0
             for reply in try await client.pipeline(progress) {
-                let info = try reply.get().array?.first?.array ?? []
-                var fields: [String: Int64] = [:]
-                for i in stride(from: 0, to: info.count - 1, by: 2) { if let k = info[i].string, let v = info[i + 1].int { fields[k] = v } }
-                done += (fields["entries-read"] ?? 0) - (fields["pending"] ?? 1)
+                let fields = try (try reply.get().array?.first ?? .array([])).hash(from: "XINFO GROUPS")
+                done += (fields["entries-read"]?.int ?? 0) - (fields["pending"]?.int ?? 1)
             }
             peakRSS = max(peakRSS, processes.map { Self.peakRSSKiB($0.pid) }.max() ?? 0)
             if done >= Int64(total) { break }
@@ -110,9 +108,7 @@ struct BenchWorker: AsyncParsableCommand {
         // Latency: XADD time (entry id) to the applied commit, from the sampled audit records.
         var latencies = LatencySamples()
         for record in try await client.send("XRANGE", audit, "-", "+").array ?? [] {
-            let flat = record.array?.last?.array?.compactMap(\.string) ?? []
-            var f: [String: String] = [:]
-            for i in stride(from: 0, to: flat.count - 1, by: 2) { f[flat[i]] = flat[i + 1] }
+            let f = try (record.array?.last ?? .array([])).stringHash(from: "XRANGE \(audit)")
             guard f["kind"] == "commit", f["outcome"] == "applied", let entry = f["entry"],
                   let ms = entry.split(separator: "-").first.flatMap({ Int64($0) }),
                   let committed = f["at_us"].flatMap({ Int64($0) }) else { continue }

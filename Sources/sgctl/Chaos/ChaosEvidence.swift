@@ -56,9 +56,7 @@ struct ChaosEvidence {
         while true {
             let page = try await client.send("XRANGE", audit, start, "+", "COUNT", 5000).array ?? []
             for entry in page {
-                let flat = entry.array?.last?.array?.compactMap(\.string) ?? []
-                var fields: [String: String] = [:]
-                for i in stride(from: 0, to: flat.count - 1, by: 2) { fields[flat[i]] = flat[i + 1] }
+                let fields = try (entry.array?.last ?? .array([])).stringHash(from: "XRANGE \(audit)")
                 if let event = AuditEvent(fields: fields) { events.append(event) }
             }
             guard page.count == 5000, let last = page.last?.array?.first?.string else { break }

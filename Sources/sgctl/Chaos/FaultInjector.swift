@@ -23,10 +23,7 @@ struct FaultInjector: Sendable {
         let live = await pool.live()
         guard let tail = try? await client.send("XREVRANGE", auditStream, "+", "-", "COUNT", 400).array else { return live }
         let events = tail.reversed().compactMap { entry -> AuditEvent? in
-            let flat = entry.array?.last?.array?.compactMap(\.string) ?? []
-            var fields: [String: String] = [:]
-            for i in stride(from: 0, to: flat.count - 1, by: 2) { fields[flat[i]] = flat[i + 1] }
-            return AuditEvent(fields: fields)
+            (try? entry.array?.last?.stringHash(from: "XREVRANGE \(auditStream)")).flatMap { AuditEvent(fields: $0) }
         }
         let inside = AuditEvent.workersInside(Array(events))
         let busy = live.filter(inside.contains)
