@@ -145,6 +145,7 @@ struct MessageProcessor: Sendable {
             var settledAll = true
             if handled.items.isEmpty {
                 await lock.release()
+                if handled.failure == nil { retries += 1 }
             } else {
                 let commit = RunCommit(items: handled.items, lockKey: lock.key, token: lock.token, fence: fence,
                                        group: settings.group, keys: keys)
