@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import RedisClient
 import StreamWorker
+import Synchronization
 import TestSupport
 import Testing
 
@@ -97,6 +98,46 @@ import Testing
         // Dead-lettering seq 1 lets the channel move on.
         #expect(try await client.send("HGET", keys.state(channel: "c"), "last_seq").string == "1")
         #expect(try await client.send("HGET", keys.state(channel: "c"), "count").isNull)
+    }
+
+    /// Reads the state, fails once at one seq, and records each seq with the count it saw.
+    final class FailsOnceAt: MessageHandler {
+        struct Boom: Error {}
+        let failing: Int64
+        let attempts = Mutex<[Int64: Int]>([:])
+        init(failing: Int64) { self.failing = failing }
+        var needsState: Bool { true }
+        func handle(_ message: InboundMessage, state: ChannelState) async throws -> StateUpdate {
+            let seq = message.seq ?? 0
+            let attempt = attempts.withLock { $0[seq, default: 0] += 1; return $0[seq]! }
+            if seq == failing, attempt == 1 { throw Boom() }
+            return StateUpdate(increment: ["count": 1], append: ["\(seq):\(state.count)"])
+        }
+    }
+
+    /// Ten messages queued at once run as runs: the one whose handler fails is retried after its
+    /// predecessors were committed, and each handler saw the state its predecessors left.
+    @Test func aHandlerFailureInARunCommitsWhatCameBeforeAndKeepsTheOrder() async throws {
+        let client = try TestRedis.client()
+        defer { client.close() }
+        let keys = WorkerKeys(prefix: TestRedis.uniqueKey("run"))
+        let stream = keys.prefix + ":in"
+        _ = try await client.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM")
+        let producer = Producer(client: client, keys: keys)
+        for _ in 1...10 { try await producer.send(stream: stream, channel: "c") }
+
+        let handler = FailsOnceAt(failing: 5)
+        let worker = StreamWorker(configuration: Self.configuration(stream: stream, keys: keys, lockTTL: .seconds(5)),
+                                  client: client, handler: handler, logger: Logger(label: "test"))
+        let running = Task { try await worker.run() }
+        defer { running.cancel() }
+        try await waitUntil(timeout: .seconds(60)) { try await client.send("HGET", keys.state(channel: "c"), "last_seq").int == 10 }
+
+        let history = try await client.send("LRANGE", keys.history(channel: "c"), 0, -1).array?.compactMap(\.string)
+        #expect(history == (1...10).map { "\($0):\($0 - 1)" })
+        #expect(handler.attempts.withLock { $0 } == Dictionary(uniqueKeysWithValues: (1...10).map { ($0, $0 == 5 ? 2 : 1) }),
+                "nothing before the failure ran twice")
+        #expect(try await client.send("XPENDING", stream, "g").array?.first?.int == 0)
     }
 
     @Test func aWorkerRidesOutDroppedConnectionsWithoutLosingOrRepeatingWork() async throws {
