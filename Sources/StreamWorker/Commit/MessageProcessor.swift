@@ -17,12 +17,7 @@ struct MessageProcessor: Sendable {
         var policy = ProcessingPolicy()
     }
 
-    /// How a message of the run ended here.
-    enum Finish: Sendable, Equatable {
-        case applied, duplicate
-        /// Not committed; the entry stays pending and will be redelivered (and eventually dead-lettered).
-        case leftPending(String)
-    }
+    typealias Finish = RunStateMachine.Finish
 
     /// What became of a run: the leading messages that are finished, and what the rest wait for.
     struct RunResult: Sendable {
@@ -49,7 +44,7 @@ struct MessageProcessor: Sendable {
     /// - Parameter jobs: consecutive queued messages of one channel and stream, in order; the first
     ///   one's `notReadySince` is when it first met a gap (past gap-timeout it is applied anyway).
     func process(_ jobs: [DispatchJob]) async -> RunResult {
-        let policy = settings.policy, keys = settings.keys
+        let keys = settings.keys
         let channel = jobs[0].message.channel
         // Built on first use: most runs never log, and setting metadata is not free.
         lazy var logger: Logger = {
@@ -60,93 +55,74 @@ struct MessageProcessor: Sendable {
         let lock = DistributedLock(
             client: client, key: keys.lock(channel: channel), ttl: settings.lockTTL,
             autoRenew: true, maxRenewals: 0, abortOnLoss: true, logger: self.logger)
-        let started = ContinuousClock.now
-        var finished: [Finish] = []
-        var remaining = jobs[...]
-        var handlerFailures = 0
-        var retries = 0
-        func leaveRest(_ reason: String) -> RunResult {
-            finished += remaining.map { _ in .leftPending(reason) }
-            return RunResult(finished: finished, rest: .none)
-        }
+        var machine = RunStateMachine(seqs: jobs.map(\.message.seq), waitingSince: jobs.map(\.notReadySince),
+                                      policy: settings.policy, started: .now)
+        let hasSeq = jobs.contains { $0.message.seq != nil }
+        var reads: [RedisCommand] = []
+        if handler.needsState { reads.append(RedisCommand("HGETALL", keys.state(channel: channel))) }
+        else if hasSeq { reads.append(RedisCommand("HGET", keys.state(channel: channel), "last_seq")) }
+        if hasSeq { reads.append(RedisCommand("SMEMBERS", keys.deadSeqs(channel: channel))) }
+        // What the last claim read and the handlers returned, for the actions that follow them.
+        var state = ChannelState()
+        var lastSeq: Int64?
+        var handled = HandledRun(items: [], failure: nil)
+        var fence: Int64 = 0
 
-        while let head = remaining.first?.message {
-            if Task.isCancelled { return leaveRest("shutdown") }
-            if retries > policy.maxRetries { return leaveRest("too many lost or failed commits") }
-            if !finished.isEmpty {
-                // Nothing new starts once shutdown began; the dispatcher's tasks inherit the
-                // service's task-locals, so this sees SIGTERM at once.
-                if Task.isShuttingDownGracefully { return leaveRest("shutdown") }
-                if !policy.runMayContinue(started: started, now: .now) { return RunResult(finished: finished, rest: .requeue) }
-            }
-            let hasSeq = remaining.contains { $0.message.seq != nil }
-            var reads: [RedisCommand] = []
-            if handler.needsState { reads.append(RedisCommand("HGETALL", keys.state(channel: channel))) }
-            else if hasSeq { reads.append(RedisCommand("HGET", keys.state(channel: channel), "last_seq")) }
-            if hasSeq { reads.append(RedisCommand("SMEMBERS", keys.deadSeqs(channel: channel))) }
-            guard let results = await lock.acquireBlocking(pollInterval: .seconds(1), timeout: nil, reading: reads) else {
-                return leaveRest("cancelled while waiting for the lock")
-            }
-            let state: ChannelState, lastSeq: Int64?
-            do {
-                (state, lastSeq) = try Self.decodeState(results, needsState: handler.needsState, hasSeq: hasSeq)
-            } catch {
-                logger.warning("Reading the channel's state failed; retrying", metadata: ["error": "\(error)"])
-                metrics.retry("claim_error")
-                await lock.release()
-                retries += 1
-                try? await Task.sleep(for: policy.commitRetryPause)
-                continue
-            }
-            let plan = RunPlan(seqs: remaining.map(\.message.seq), lastSeq: lastSeq,
-                               headGapTimedOut: policy.gapHasTimedOut(since: remaining.first?.notReadySince, now: .now))
-            if let known = plan.headGap, let seq = head.seq {
-                // Subscribe while still holding the lock, so the next holder's release reaches us.
-                let advance = try? await client.subscriber.subscribe(LockKeys.releaseChannel(forLock: lock.key))
-                await lock.release()
-                logger.debug("Earlier messages of the channel are not applied yet",
-                             metadata: ["entry": "\(head.id)", "seq": "\(seq)", "last_seq": "\(known)"])
-                return RunResult(finished: finished, rest: .notReady(advance: advance.map { ChannelAdvance(subscription: $0, seq: seq) }))
-            }
-            if plan.steps.first == .handle(acceptingGap: true) {
-                metrics.gapTimeout()
-                logger.warning("Gap outlived gap-timeout; applying and skipping the missing seqs",
-                               metadata: ["entry": "\(head.id)", "seq": "\(head.seq ?? 0)", "last_seq": "\(lastSeq ?? 0)"])
-            }
-            if plan.handlesAny, Task.isShuttingDownGracefully {
-                await lock.release()
-                return leaveRest("shutdown")
-            }
+        var action = machine.retry(now: .now, shuttingDown: Task.isShuttingDownGracefully, cancelled: Task.isCancelled)
+        while true {
+            switch action {
+            case .claim:
+                guard let results = await lock.acquireBlocking(pollInterval: .seconds(1), timeout: nil, reading: reads) else {
+                    action = machine.notClaimed()
+                    continue
+                }
+                do {
+                    (state, lastSeq) = try Self.decodeState(results, needsState: handler.needsState, hasSeq: hasSeq)
+                } catch {
+                    logger.warning("Reading the channel's state failed; retrying", metadata: ["error": "\(error)"])
+                    metrics.retry("claim_error")
+                    action = machine.stateUnreadable()
+                    continue
+                }
+                fence = await lock.fence ?? 0
+                action = machine.claimed(lastSeq: lastSeq, now: .now, shuttingDown: Task.isShuttingDownGracefully)
+                if case .handle(let plan) = action, plan.steps.first == .handle(acceptingGap: true) {
+                    metrics.gapTimeout()
+                    logger.warning("Gap outlived gap-timeout; applying and skipping the missing seqs",
+                                   metadata: ["entry": "\(jobs[machine.head].message.id)", "last_seq": "\(lastSeq ?? 0)"])
+                }
 
-            let fence = await lock.fence ?? 0
-            let messages = remaining.prefix(plan.steps.count).map(\.message)
-            let handled: HandledRun
-            let progress = HandlerProgress()
-            do {
-                handled = try await LeaseContext.$fence.withValue(fence) {
-                    try await lock.runWhileHeld { [handler, steps = plan.steps] in
-                        await Self.runHandlers(messages, steps: steps, state: state, handler: handler, policy: policy,
-                                               started: started, progress: progress)
+            case .handle(let plan):
+                let messages = jobs[machine.head..<(machine.head + plan.steps.count)].map(\.message)
+                let progress = HandlerProgress()
+                do {
+                    handled = try await LeaseContext.$fence.withValue(fence) { [state, policy = settings.policy, started = machine.started] in
+                        try await lock.runWhileHeld { [handler] in
+                            await Self.runHandlers(messages, steps: plan.steps, state: state, handler: handler, policy: policy,
+                                                   started: started, progress: progress)
+                        }
                     }
+                } catch {
+                    for (message, step) in zip(messages, plan.steps).prefix(progress.reached) where step != .duplicate {
+                        await handler.finished(message, fence: fence, outcome: .leaseLost)
+                    }
+                    if !Task.isCancelled {
+                        logger.warning("Lease lost while handling; retrying", metadata: ["error": "\(error)"])
+                        metrics.retry("lease_lost")
+                    }
+                    action = machine.leaseLost(cancelled: Task.isCancelled)
+                    continue
                 }
-            } catch {
-                let reached = progress.reached
-                for (message, step) in zip(messages, plan.steps).prefix(reached) where step != .duplicate {
-                    await handler.finished(message, fence: fence, outcome: .leaseLost)
+                if let failure = handled.failure {
+                    metrics.handlerError()
+                    logger.warning("Handler failed", metadata: [
+                        "entry": "\(jobs[machine.head + handled.items.count].message.id)", "error": "\(failure)",
+                        "attempt": "\(machine.failuresOfHead + 1)"])
                 }
-                await lock.release()
-                if Task.isCancelled { return leaveRest("shutdown") }
-                logger.warning("Lease lost while handling; retrying", metadata: ["error": "\(error)"])
-                metrics.retry("lease_lost")
-                retries += 1
-                continue
-            }
+                action = machine.handled(handled.items.count, failed: handled.failure != nil, cancelled: Task.isCancelled)
+                if handled.failure != nil, case .retry = action { metrics.retry("handler_error") }
 
-            var settledAll = true
-            if handled.items.isEmpty {
-                await lock.release()
-                if handled.failure == nil { retries += 1 }
-            } else {
+            case .commit:
                 let commit = RunCommit(items: handled.items, lockKey: lock.key, token: lock.token, fence: fence,
                                        group: settings.group, keys: keys)
                 let outcome: RunCommit.Outcome
@@ -155,63 +131,62 @@ struct MessageProcessor: Sendable {
                 } catch {
                     logger.warning("Commit failed; retrying", metadata: ["error": "\(error)"])
                     metrics.retry("commit_error")
-                    await lock.release()
-                    retries += 1
-                    try? await Task.sleep(for: policy.commitRetryPause)
+                    action = machine.commitFailed()
                     continue
                 }
                 for (index, item) in handled.items.enumerated() {
                     await handler.finished(item.message, fence: fence, outcome: .committed(outcome.attempt(at: index)))
                 }
-                guard case .committed(_, let outcomes) = outcome else {
+                guard case .committed(_, let results) = outcome else {
                     let label = outcome == .lost ? "lost" : "stale"
                     for _ in handled.items { metrics.committed(label) }
                     logger.warning("Commit rejected; retrying from the lock", metadata: ["outcome": "\(outcome)"])
-                    await lock.release()
-                    retries += 1
+                    action = machine.commitRejected()
                     continue
                 }
                 await lock.releasedExternally()
-                var settled = 0
-                for (item, result) in zip(handled.items, outcomes) {
+                for (item, result) in zip(handled.items, results) {
                     if result == .applied {
                         metrics.committed("applied")
                         metrics.endToEnd(entryID: item.message.id)
-                        finished.append(.applied)
                     } else if result == .duplicate {
                         metrics.committed("duplicate")
-                        finished.append(.duplicate)
-                    } else {
-                        break
                     }
-                    settled += 1
                 }
-                remaining = remaining.dropFirst(settled)
-                if settled > 0 {
-                    handlerFailures = 0
-                } else if outcomes.first == .gap {
-                    // Released by the script itself; a release after it could be missed, so this waits by polling.
-                    return RunResult(finished: finished, rest: .notReady(advance: nil))
-                } else {
-                    retries += 1
-                }
-                settledAll = settled == handled.items.count
-            }
+                action = machine.committed(results, cancelled: Task.isCancelled)
+                if handled.failure != nil, case .retry(_, let pause) = action, pause > .zero { metrics.retry("handler_error") }
 
-            if let failure = handled.failure, settledAll {
-                if Task.isCancelled { return leaveRest("shutdown") }
-                handlerFailures += 1
-                metrics.handlerError()
-                logger.warning("Handler failed", metadata: ["entry": "\(remaining.first?.message.id ?? "")", "error": "\(failure)",
-                                                          "attempt": "\(handlerFailures)"])
-                if handlerFailures >= policy.handlerAttempts {
-                    return leaveRest("handler failed \(handlerFailures) times: \(failure)")
+            case .retry(let release, let pause):
+                if release { await lock.release() }
+                if pause > .zero { try? await Task.sleep(for: pause) }
+                handled = HandledRun(items: [], failure: nil)
+                action = machine.retry(now: .now, shuttingDown: Task.isShuttingDownGracefully, cancelled: Task.isCancelled)
+
+            case .park(let subscribe):
+                var advance: ChannelAdvance?
+                if subscribe, let seq = jobs[machine.head].message.seq {
+                    // Subscribe while still holding the lock, so the next holder's release reaches us.
+                    if let subscription = try? await client.subscriber.subscribe(LockKeys.releaseChannel(forLock: lock.key)) {
+                        advance = ChannelAdvance(subscription: subscription, seq: seq)
+                    }
+                    await lock.release()
+                    logger.debug("Earlier messages of the channel are not applied yet",
+                                 metadata: ["entry": "\(jobs[machine.head].message.id)", "seq": "\(seq)", "last_seq": "\(lastSeq ?? 0)"])
                 }
-                metrics.retry("handler_error")
-                try? await Task.sleep(for: policy.handlerBackoff(failures: handlerFailures))
+                return RunResult(finished: machine.finished, rest: .notReady(advance: advance))
+
+            case .finish(let rest, let release):
+                if release { await lock.release() }
+                if case .leftPending(let reason)? = machine.finished.last, reason != "shutdown" {
+                    logger.warning("Left pending for redelivery", metadata: ["entry": "\(jobs[0].message.id)", "reason": "\(reason)"])
+                }
+                switch rest {
+                case .none: return RunResult(finished: machine.finished, rest: .none)
+                case .requeue: return RunResult(finished: machine.finished, rest: .requeue)
+                case .notReady: return RunResult(finished: machine.finished, rest: .notReady(advance: nil))
+                }
             }
         }
-        return RunResult(finished: finished, rest: .none)
     }
 
     /// The handlers' part of a run, as it ran under the lease.
