@@ -14,7 +14,9 @@ public final class StreamWorker: Service, Sendable {
     private let logger: Logger
     private let keys: WorkerKeys
     private let dispatcher: ChannelDispatcher
-    private let deadLetterer: DeadLetterer
+    private let reader: GroupReader
+    private let reclaimer: Reclaimer
+    private let refresher: PendingRefresher
     /// Readiness for health probes, kept current by the reader and the sampler.
     public let health: WorkerHealth
     private let metrics = WorkerMetrics()
@@ -67,7 +69,6 @@ public final class StreamWorker: Service, Sendable {
                 return .retry(finished: result.finished.count, after: policy.parkPause(retries: retries, woken: true), wake: wake)
             }
         }
-        self.deadLetterer = DeadLetterer(client: client, group: configuration.group, consumer: configuration.consumer, keys: keys, logger: logger)
         self.health = WorkerHealth(group: configuration.group)
         self.sampler = GroupSampler(
             client: client, streams: configuration.inputStreams, group: configuration.group, interval: .seconds(2),
@@ -78,6 +79,16 @@ public final class StreamWorker: Service, Sendable {
                 streams: configuration.streams, ttl: configuration.lockTTL,
                 shedTimeout: min(configuration.lockTTL, configuration.shutdownGrace), logger: logger)
             : nil
+        let intake = EntryIntake(
+            client: client, settings: configuration, dispatcher: dispatcher,
+            deadLetterer: DeadLetterer(client: client, group: configuration.group, consumer: configuration.consumer, keys: keys, logger: logger),
+            logger: logger)
+        let readSet = coordinator?.readSet
+        self.reader = GroupReader(client: client, settings: configuration, dispatcher: dispatcher, intake: intake, health: health,
+                                  readSet: readSet, logger: logger)
+        self.reclaimer = Reclaimer(client: client, settings: configuration, dispatcher: dispatcher, intake: intake, readSet: readSet,
+                                   metrics: metrics, logger: logger)
+        self.refresher = PendingRefresher(client: client, settings: configuration, dispatcher: dispatcher)
     }
 
     /// Runs until cancelled or shut down gracefully. On graceful shutdown (SIGTERM) it stops reading,
@@ -87,7 +98,7 @@ public final class StreamWorker: Service, Sendable {
     public func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             // Until the last running turn is done, so no other worker reclaims what still runs here.
-            group.addTask { await self.refreshLoop() }
+            group.addTask { await self.refresher.run() }
             await withTaskCancellationOrGracefulShutdownHandler {
                 await cancelWhenGracefulShutdown { await self.consume() }
             } onCancelOrGracefulShutdown: {
@@ -111,8 +122,8 @@ public final class StreamWorker: Service, Sendable {
         health.update { $0.groupsEnsured() }
         logger.info("Worker started", metadata: ["streams": "\(configuration.streams)", "group": "\(configuration.group)"])
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.readLoop() }
-            group.addTask { await self.reclaimLoop() }
+            group.addTask { await self.reader.run() }
+            group.addTask { await self.reclaimer.run() }
             group.addTask { await self.sampler.run() }
             if let coordinator = self.coordinator {
                 group.addTask { await coordinator.run(host: self) }
@@ -170,246 +181,11 @@ public final class StreamWorker: Service, Sendable {
         }
     }
 
-    // MARK: Reading
 
-    private func readLoop() async {
-        // Own pending entries first (after a restart), from the start of the PEL, then new ones.
-        // Partitioned, a partition's pending entries are taken over when its lease is acquired instead.
-        var pendingCursor: [String: String] = coordinator == nil
-            ? Dictionary(uniqueKeysWithValues: configuration.streams.map { ($0, "0") }) : [:]
-        var backoff = Duration.milliseconds(100)
-        let readSet = coordinator?.readSet
-        do {
-            try await client.withDedicatedConnection { connection in
-                while !Task.isCancelled {
-                    await self.dispatcher.waitForCapacity()
-                    if Task.isCancelled { return }
-                    var version = 0
-                    var current = self.configuration.streams
-                    if let readSet {
-                        (version, current) = readSet.snapshot
-                        if current.isEmpty {
-                            // Owning nothing is normal in a pool larger than the partition count.
-                            try? await Task.sleep(for: .milliseconds(50))
-                            continue
-                        }
-                        pendingCursor = pendingCursor.filter { current.contains($0.key) }
-                    }
-                    let readingPending = !pendingCursor.isEmpty
-                    let streams = readingPending ? Array(pendingCursor.keys).sorted() : current
-                    var command = RedisCommand("XREADGROUP", "GROUP", self.configuration.group, self.configuration.consumer,
-                                               "COUNT", self.configuration.batch)
-                    if !readingPending {
-                        let block = self.configuration.blockTime
-                        command.append("BLOCK")
-                        command.append(Int(block.redisMilliseconds))
-                        command.blockTime = block
-                    }
-                    command.append("STREAMS")
-                    for stream in streams { command.append(stream) }
-                    for stream in streams { command.append(readingPending ? pendingCursor[stream]! : ">") }
-                    var entries: [(stream: String, entry: StreamReplyEntry)]
-                    do {
-                        let read = command, readVersion = version
-                        // Cancelled at shutdown, or when the owned partitions change: the blocked read is
-                        // aborted (its connection dropped).
-                        let reply = try await Self.withInterrupt(when: { readSet.map { $0.version != readVersion } ?? false }) {
-                            try await connection.send(read)
-                        }
-                        entries = try StreamReplies.readGroup(reply)
-                        backoff = .milliseconds(100)
-                        self.health.update { $0.readSucceeded(streams: streams) }
-                    } catch {
-                        if Task.isCancelled { return }
-                        if let readSet, readSet.version != version {
-                            // What the aborted read delivered is pending here, so the partitions still
-                            // read start again from their pending entries.
-                            for stream in readSet.snapshot.streams { pendingCursor[stream] = "0" }
-                            continue
-                        }
-                        self.health.update { $0.readFailed(streams: streams, error: error) }
-                        self.logger.warning("Read failed; retrying", metadata: ["error": "\(error)", "retry_in_ms": "\(backoff.redisMilliseconds)"])
-                        try? await Task.sleep(for: backoff)
-                        backoff = min(backoff * 2, .seconds(5))
-                        continue
-                    }
-                    if let readSet {
-                        // A partition whose lease went meanwhile is the next owner's: leave its entries pending.
-                        entries.removeAll { !readSet.contains($0.stream) }
-                    }
-                    if readingPending {
-                        var seen = Set<String>()
-                        for entry in entries {
-                            seen.insert(entry.stream)
-                            pendingCursor[entry.stream] = entry.entry.id
-                        }
-                        for stream in streams where !seen.contains(stream) { pendingCursor[stream] = nil }
-                        let counts = await self.deliveryCounts(entries.map { ($0.stream, $0.entry.id) })
-                        // Stopped mid-batch: the rest stays pending, for this consumer's restart or a reclaimer.
-                        for entry in entries where !Task.isCancelled {
-                            await self.accept(stream: entry.stream, id: entry.entry.id, fields: entry.entry.fields,
-                                              deliveries: counts["\(entry.stream)/\(entry.entry.id)"] ?? 1)
-                        }
-                    } else {
-                        for entry in entries where !Task.isCancelled {
-                            await self.accept(stream: entry.stream, id: entry.entry.id, fields: entry.entry.fields, deliveries: 1)
-                        }
-                    }
-                }
-            }
-        } catch {
-            logger.error("Reader stopped", metadata: ["error": "\(error)"])
-        }
-    }
-
-    /// Validates an entry and either dispatches it or dead-letters it.
-    private func accept(stream: String, id: String, fields: [StreamField]?, deliveries: Int) async {
-        guard let fields else {
-            // Deleted from the stream while pending: nothing left to process.
-            _ = try? await client.send("XACK", stream, configuration.group, id)
-            return
-        }
-        let entry = StreamEntry(stream: stream, id: id, fields: fields)
-        switch InboundMessage.parse(entry, channelField: configuration.channelField, maxEntryBytes: configuration.maxEntryBytes) {
-        case .success(let message):
-            if deliveries > configuration.maxDeliveries {
-                await deadLetter(entry, reason: "max_deliveries", detail: "delivered \(deliveries) times", deliveries: deliveries,
-                                 channel: message.channel, seq: message.seq)
-            } else {
-                await dispatcher.submit(message)
-            }
-        case .failure(let bad):
-            await deadLetter(entry, reason: bad.reason, detail: bad.description, deliveries: deliveries, channel: nil, seq: nil)
-        }
-    }
-
-    private func deadLetter(_ entry: StreamEntry, reason: String, detail: String, deliveries: Int, channel: String?, seq: Int64?) async {
-        do {
-            try await deadLetterer.deadLetter(stream: entry.stream, id: entry.id, fields: entry.fields, reason: reason,
-                                              detail: detail, deliveries: deliveries, channel: channel, seq: seq)
-        } catch {
-            // Still pending: the reclaimer retries it later.
-            logger.error("Dead-lettering failed", metadata: ["entry": "\(entry.id)", "error": "\(error)"])
-        }
-    }
-
-    /// Delivery counts from XPENDING, one round trip for the whole batch.
-    private func deliveryCounts(_ ids: [(String, String)]) async -> [String: Int] {
-        guard !ids.isEmpty else { return [:] }
-        let commands = ids.map { RedisCommand("XPENDING", $0.0, configuration.group, $0.1, $0.1, 1) }
-        guard let results = try? await client.pipeline(commands) else { return [:] }
-        var counts: [String: Int] = [:]
-        for (i, result) in results.enumerated() {
-            if case .success(let reply) = result, let row = reply.array?.first?.array, row.count == 4, let n = row[3].int {
-                counts["\(ids[i].0)/\(ids[i].1)"] = Int(n)
-            }
-        }
-        return counts
-    }
-
-    // MARK: Reclaiming
-
-    /// Claims entries idle longer than claim-idle (a crashed or stuck worker's), so they are processed here.
-    private func reclaimLoop() async {
-        let interval = max(configuration.claimIdle / 4, .milliseconds(100))
-        var cursors: [String: String] = [:]
-        while !Task.isCancelled {
-            do { try await Task.sleep(for: interval) } catch { return }
-            for stream in coordinator?.readSet.snapshot.streams ?? configuration.streams {
-                do {
-                    let reply = try await client.send(
-                        "XAUTOCLAIM", stream, configuration.group, configuration.consumer,
-                        configuration.claimIdle.redisMilliseconds, cursors[stream] ?? "0-0", "COUNT", configuration.batch)
-                    let claimed = try StreamReplies.autoClaim(reply)
-                    cursors[stream] = claimed.cursor
-                    if claimed.entries.isEmpty { continue }
-                    metrics.reclaimed(claimed.entries.count)
-                    logger.info("Reclaimed idle entries", metadata: ["stream": "\(stream)", "count": "\(claimed.entries.count)"])
-                    let counts = await deliveryCounts(claimed.entries.map { (stream, $0.id) })
-                    // No backpressure wait here: the queue may be full of later messages that wait for
-                    // exactly these (a dead worker's), so holding them back would deadlock the channel.
-                    for entry in claimed.entries where !Task.isCancelled {
-                        if await dispatcher.contains(stream: stream, id: entry.id) { continue }
-                        await accept(stream: stream, id: entry.id, fields: entry.fields, deliveries: counts["\(stream)/\(entry.id)"] ?? 1)
-                    }
-                } catch {
-                    logger.warning("Reclaim failed", metadata: ["stream": "\(stream)", "error": "\(error)"])
-                }
-            }
-        }
-    }
-
-    /// Keeps every entry this worker has accepted (queued or running) from looking idle, with
-    /// XCLAIM … JUSTID to ourselves, which does not count as a delivery. Without it a long queue
-    /// or a long turn would be reclaimed by another worker, or even dead-lettered. During shutdown
-    /// only the running turns are left to refresh; it stops when they are done.
-    private func refreshLoop() async {
-        let interval = max(configuration.claimIdle / 4, .milliseconds(50))
-        while !Task.isCancelled {
-            do { try await Task.sleep(for: interval) } catch { return }
-            for (stream, ids) in await dispatcher.inFlightEntries where !ids.isEmpty {
-                let all = Array(ids)
-                for start in stride(from: 0, to: all.count, by: 500) {
-                    var command = RedisCommand("XCLAIM", stream, configuration.group, configuration.consumer, 0)
-                    for id in all[start..<min(start + 500, all.count)] { command.append(id) }
-                    command.append("JUSTID")
-                    _ = try? await client.send(command)
-                }
-            }
-        }
-    }
-}
-
-extension StreamWorker {
-    /// Runs `body`, cancelling it as soon as `interrupt` says so.
-    static func withInterrupt<T: Sendable>(
-        when interrupt: @escaping @Sendable () -> Bool, _ body: @escaping @Sendable () async throws -> T
-    ) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                while !interrupt() { try await Task.sleep(for: .milliseconds(20)) }
-                return nil
-            }
-            while let next = try await group.next() {
-                group.cancelAll()
-                if let value = next { return value }
-                throw CancellationError()
-            }
-            throw CancellationError()
-        }
-    }
 }
 
 extension StreamWorker: PartitionHost {
-    func takeOver(streams: [String]) async {
-        await dispatcher.reopen(streams: Set(streams))
-        for stream in streams {
-            var cursor = "0-0"
-            repeat {
-                do {
-                    // Idle 0: the previous owner has shed it or lost its lease; a late holder is
-                    // still stopped by the channel's lock and fence.
-                    let reply = try await client.send(
-                        "XAUTOCLAIM", stream, configuration.group, configuration.consumer, 0, cursor, "COUNT", configuration.batch)
-                    let claimed = try StreamReplies.autoClaim(reply)
-                    cursor = claimed.cursor
-                    if claimed.entries.isEmpty { continue }
-                    metrics.reclaimed(claimed.entries.count)
-                    logger.info("Took over a partition's pending entries", metadata: ["stream": "\(stream)", "count": "\(claimed.entries.count)"])
-                    let counts = await deliveryCounts(claimed.entries.map { (stream, $0.id) })
-                    for entry in claimed.entries where !(await dispatcher.contains(stream: stream, id: entry.id)) {
-                        await accept(stream: stream, id: entry.id, fields: entry.fields, deliveries: counts["\(stream)/\(entry.id)"] ?? 1)
-                    }
-                } catch {
-                    // What is left is found by the reclaimer after claim-idle.
-                    logger.warning("Taking over a partition's pending entries failed", metadata: ["stream": "\(stream)", "error": "\(error)"])
-                    break
-                }
-            } while cursor != "0-0" && !Task.isCancelled
-        }
-    }
-
+    func takeOver(streams: [String]) async { await reclaimer.takeOver(streams: streams) }
     func dropQueued(streams: Set<String>) async { await dispatcher.dropQueued(streams: streams) }
     func cancelRunning(streams: Set<String>) async { await dispatcher.cancelRunning(streams: streams) }
     func inFlightByStream() async -> [String: Int] { await dispatcher.inFlightCounts }

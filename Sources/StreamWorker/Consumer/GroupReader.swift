@@ -1,0 +1,123 @@
+import Logging
+import RedisClient
+
+/// The consumer group's reader: XREADGROUP on a dedicated connection over every stream this worker
+/// reads (with partitions, those whose lease it holds), its own pending entries first, then new ones.
+struct GroupReader: Sendable {
+    let client: RedisClient
+    let settings: WorkerConfiguration
+    let dispatcher: ChannelDispatcher
+    let intake: EntryIntake
+    let health: WorkerHealth
+    /// The partition streams held here; nil with one partition, where every worker reads the stream.
+    let readSet: ReadSet?
+    let logger: Logger
+
+    func run() async {
+        // Own pending entries first (after a restart), from the start of the PEL, then new ones.
+        // Partitioned, a partition's pending entries are taken over when its lease is acquired instead.
+        var pendingCursor: [String: String] = readSet == nil
+            ? Dictionary(uniqueKeysWithValues: settings.streams.map { ($0, "0") }) : [:]
+        var backoff = Duration.milliseconds(100)
+        do {
+            try await client.withDedicatedConnection { connection in
+                while !Task.isCancelled {
+                    await dispatcher.waitForCapacity()
+                    if Task.isCancelled { return }
+                    var version = 0
+                    var current = settings.streams
+                    if let readSet {
+                        (version, current) = readSet.snapshot
+                        if current.isEmpty {
+                            // Owning nothing is normal in a pool larger than the partition count.
+                            try? await Task.sleep(for: .milliseconds(50))
+                            continue
+                        }
+                        pendingCursor = pendingCursor.filter { current.contains($0.key) }
+                    }
+                    let readingPending = !pendingCursor.isEmpty
+                    let streams = readingPending ? Array(pendingCursor.keys).sorted() : current
+                    var command = RedisCommand("XREADGROUP", "GROUP", settings.group, settings.consumer,
+                                               "COUNT", settings.batch)
+                    if !readingPending {
+                        let block = settings.blockTime
+                        command.append("BLOCK")
+                        command.append(Int(block.redisMilliseconds))
+                        command.blockTime = block
+                    }
+                    command.append("STREAMS")
+                    for stream in streams { command.append(stream) }
+                    for stream in streams { command.append(readingPending ? pendingCursor[stream]! : ">") }
+                    var entries: [(stream: String, entry: StreamReplyEntry)]
+                    do {
+                        let read = command, readVersion = version
+                        // Cancelled at shutdown, or when the owned partitions change: the blocked read is
+                        // aborted (its connection dropped).
+                        let reply = try await Self.withInterrupt(when: { readSet.map { $0.version != readVersion } ?? false }) {
+                            try await connection.send(read)
+                        }
+                        entries = try StreamReplies.readGroup(reply)
+                        backoff = .milliseconds(100)
+                        health.update { $0.readSucceeded(streams: streams) }
+                    } catch {
+                        if Task.isCancelled { return }
+                        if let readSet, readSet.version != version {
+                            // What the aborted read delivered is pending here, so the partitions still
+                            // read start again from their pending entries.
+                            for stream in readSet.snapshot.streams { pendingCursor[stream] = "0" }
+                            continue
+                        }
+                        health.update { $0.readFailed(streams: streams, error: error) }
+                        logger.warning("Read failed; retrying", metadata: ["error": "\(error)", "retry_in_ms": "\(backoff.redisMilliseconds)"])
+                        try? await Task.sleep(for: backoff)
+                        backoff = min(backoff * 2, .seconds(5))
+                        continue
+                    }
+                    if let readSet {
+                        // A partition whose lease went meanwhile is the next owner's: leave its entries pending.
+                        entries.removeAll { !readSet.contains($0.stream) }
+                    }
+                    if readingPending {
+                        var seen = Set<String>()
+                        for entry in entries {
+                            seen.insert(entry.stream)
+                            pendingCursor[entry.stream] = entry.entry.id
+                        }
+                        for stream in streams where !seen.contains(stream) { pendingCursor[stream] = nil }
+                        let counts = await intake.deliveryCounts(entries.map { ($0.stream, $0.entry.id) })
+                        // Stopped mid-batch: the rest stays pending, for this consumer's restart or a reclaimer.
+                        for entry in entries where !Task.isCancelled {
+                            await intake.accept(stream: entry.stream, id: entry.entry.id, fields: entry.entry.fields,
+                                              deliveries: counts["\(entry.stream)/\(entry.entry.id)"] ?? 1)
+                        }
+                    } else {
+                        for entry in entries where !Task.isCancelled {
+                            await intake.accept(stream: entry.stream, id: entry.entry.id, fields: entry.entry.fields, deliveries: 1)
+                        }
+                    }
+                }
+            }
+        } catch {
+            logger.error("Reader stopped", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Runs `body`, cancelling it as soon as `interrupt` says so.
+    static func withInterrupt<T: Sendable>(
+        when interrupt: @escaping @Sendable () -> Bool, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                while !interrupt() { try await Task.sleep(for: .milliseconds(20)) }
+                return nil
+            }
+            while let next = try await group.next() {
+                group.cancelAll()
+                if let value = next { return value }
+                throw CancellationError()
+            }
+            throw CancellationError()
+        }
+    }
+}

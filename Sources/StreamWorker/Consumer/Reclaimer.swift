@@ -1,0 +1,67 @@
+import Logging
+import RedisClient
+
+/// Claims entries that sat pending too long (a crashed or stuck worker's) and, when a partition's
+/// lease is acquired, all of that partition's pending entries at once.
+struct Reclaimer: Sendable {
+    let client: RedisClient
+    let settings: WorkerConfiguration
+    let dispatcher: ChannelDispatcher
+    let intake: EntryIntake
+    let readSet: ReadSet?
+    let metrics: WorkerMetrics
+    let logger: Logger
+
+    /// Claims entries idle longer than claim-idle (a crashed or stuck worker's), so they are processed here.
+    func run() async {
+        let interval = max(settings.claimIdle / 4, .milliseconds(100))
+        var cursors: [String: String] = [:]
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: interval) } catch { return }
+            for stream in readSet?.snapshot.streams ?? settings.streams {
+                do {
+                    let reply = try await client.send(
+                        "XAUTOCLAIM", stream, settings.group, settings.consumer,
+                        settings.claimIdle.redisMilliseconds, cursors[stream] ?? "0-0", "COUNT", settings.batch)
+                    let claimed = try StreamReplies.autoClaim(reply)
+                    cursors[stream] = claimed.cursor
+                    if claimed.entries.isEmpty { continue }
+                    metrics.reclaimed(claimed.entries.count)
+                    logger.info("Reclaimed idle entries", metadata: ["stream": "\(stream)", "count": "\(claimed.entries.count)"])
+                    // No backpressure wait here: the queue may be full of later messages that wait for
+                    // exactly these (a dead worker's), so holding them back would deadlock the channel.
+                    await intake.acceptClaimed(claimed.entries, of: stream)
+                } catch {
+                    logger.warning("Reclaim failed", metadata: ["stream": "\(stream)", "error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    /// Claims every pending entry of `streams` for this consumer (the previous owner's included,
+    /// without waiting for claim-idle) and dispatches them.
+    func takeOver(streams: [String]) async {
+        await dispatcher.reopen(streams: Set(streams))
+        for stream in streams {
+            var cursor = "0-0"
+            repeat {
+                do {
+                    // Idle 0: the previous owner has shed it or lost its lease; a late holder is
+                    // still stopped by the channel's lock and fence.
+                    let reply = try await client.send(
+                        "XAUTOCLAIM", stream, settings.group, settings.consumer, 0, cursor, "COUNT", settings.batch)
+                    let claimed = try StreamReplies.autoClaim(reply)
+                    cursor = claimed.cursor
+                    if claimed.entries.isEmpty { continue }
+                    metrics.reclaimed(claimed.entries.count)
+                    logger.info("Took over a partition's pending entries", metadata: ["stream": "\(stream)", "count": "\(claimed.entries.count)"])
+                    await intake.acceptClaimed(claimed.entries, of: stream)
+                } catch {
+                    // What is left is found by the reclaimer after claim-idle.
+                    logger.warning("Taking over a partition's pending entries failed", metadata: ["stream": "\(stream)", "error": "\(error)"])
+                    break
+                }
+            } while cursor != "0-0" && !Task.isCancelled
+        }
+    }
+}
