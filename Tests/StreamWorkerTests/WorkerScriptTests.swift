@@ -154,6 +154,55 @@ import Testing
         #expect(try await f.pendingCount() == 2)
     }
 
+    // MARK: Several channels in one call
+
+    /// Adds an entry of `channel` and delivers it, so it is pending.
+    func pending(_ f: Fixture, channel: String, seq: Int64) async throws -> InboundMessage {
+        _ = try? await f.client.send("XGROUP", "CREATE", f.stream, "g", "0", "MKSTREAM")
+        let id = try #require(try await f.client.send("XADD", f.stream, "*", "channel_id", channel, "seq", seq).string)
+        _ = try await f.client.send("XREADGROUP", "GROUP", "g", "w", "COUNT", 100, "STREAMS", f.stream, ">")
+        return InboundMessage(stream: f.stream, id: id, channel: channel, seq: seq, fields: [])
+    }
+
+    func run(_ f: Fixture, _ message: InboundMessage) async -> (DistributedLock, RunCommit) {
+        let lock = DistributedLock(client: f.client, key: f.keys.lock(channel: message.channel), ttl: .seconds(30))
+        _ = await lock.acquire()
+        let commit = RunCommit(items: [.init(message: message, mode: .handled, update: StateUpdate(increment: ["count": 1]))],
+                               lockKey: lock.key, token: lock.token, fence: await lock.fence ?? 0, group: "g", keys: f.keys)
+        return (lock, commit)
+    }
+
+    @Test func oneStaleChannelOfABatchedCommitLeavesTheOthersToApply() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        let (_, first) = await run(f, try await pending(f, channel: "a", seq: 1))
+        let (staleLock, stale) = await run(f, try await pending(f, channel: "b", seq: 1))
+        let (_, lost) = await run(f, try await pending(f, channel: "c", seq: 1))
+        let (_, wrongType) = await run(f, try await pending(f, channel: "d", seq: 1))
+        let (_, last) = await run(f, try await pending(f, channel: "e", seq: 1))
+        try await f.client.send("HSET", f.keys.state(channel: "b"), "fence", 1_000_000)
+        try await f.client.send("SET", f.keys.lock(channel: "c"), "someone-else")
+        try await f.client.send("SET", f.keys.state(channel: "d"), "not a hash")
+
+        let outcomes = try await RunCommit.commit([first, stale, lost, wrongType, last], on: f.client)
+        #expect(try outcomes[0].get() == .committed(lastSeq: 1, results: [.applied]))
+        #expect(try outcomes[1].get() == .stale(recorded: 1_000_000))
+        #expect(try outcomes[2].get() == .lost)
+        #expect(throws: RedisError.self) { try outcomes[3].get() }
+        #expect((try? outcomes[3].get()) == nil)
+        if case .failure(let error) = outcomes[3] { #expect((error as? RedisError)?.serverCode == "WRONGTYPE") }
+        #expect(try outcomes[4].get() == .committed(lastSeq: 1, results: [.applied]))
+
+        for (channel, count) in [("a", "1"), ("e", "1")] {
+            #expect(try await f.client.send("HGET", f.keys.state(channel: channel), "count").string == count)
+            #expect(try await f.client.send("EXISTS", f.keys.lock(channel: channel)) == .integer(0), "released")
+        }
+        #expect(try await f.client.send("HGET", f.keys.state(channel: "b"), "count").isNull)
+        #expect(try await f.client.send("GET", staleLock.key).string == staleLock.token, "a stale holder's lock is not released")
+        #expect(try await f.client.send("GET", f.keys.lock(channel: "c")).string == "someone-else")
+        #expect(try await f.pendingCount() == 3, "b, c and d stay pending")
+    }
+
     @Test func aCommitAnnouncesTheChannelsNewLastSeqWithItsRelease() async throws {
         let f = try Fixture()
         defer { f.client.close() }

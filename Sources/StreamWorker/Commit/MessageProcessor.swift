@@ -38,6 +38,7 @@ struct MessageProcessor: Sendable {
     let client: RedisClient
     let handler: any MessageHandler
     let settings: Settings
+    let committer: CommitBatcher
     let logger: Logger
     let metrics = WorkerMetrics()
 
@@ -127,7 +128,7 @@ struct MessageProcessor: Sendable {
                                        group: settings.group, keys: keys)
                 let outcome: RunCommit.Outcome
                 do {
-                    outcome = try await commit.run(on: client)
+                    outcome = try await committer.commit(commit)
                 } catch {
                     logger.warning("Commit failed; retrying", metadata: ["error": "\(error)"])
                     metrics.retry("commit_error")

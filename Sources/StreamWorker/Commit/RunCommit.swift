@@ -1,8 +1,8 @@
 import DistributedLocking
 import RedisClient
 
-/// One call of ``WorkerScripts/commit``: a channel's run of messages committed together under the
-/// lease that claimed them.
+/// One channel's part of a ``WorkerScripts/commit`` call: its run of messages committed together
+/// under the lease that claimed them. ``CommitBatcher`` puts several channels in one call.
 struct RunCommit: Sendable {
     /// What the worker planned for a message, as the script reads it.
     enum Mode: String, Sendable {
@@ -56,11 +56,14 @@ struct RunCommit: Sendable {
         count = items.count
     }
 
-    /// Decodes the script's reply; throws on anything else, naming the script.
+    /// Decodes this channel's part of the script's reply; throws a check that failed as the server
+    /// error it names, and anything else as an unexpected reply.
     func outcome(from reply: RESPValue) throws -> Outcome {
-        guard let items = reply.array, items.count >= 2, let status = items[0].string, let n = items[1].int else {
+        guard let items = reply.array, items.count >= 2, let status = items[0].string else {
             throw RedisError.unexpectedReply("commit returned \(reply)")
         }
+        if status == "err", let line = items[1].string { throw RedisError.server(RedisServerError(line: line)) }
+        guard let n = items[1].int else { throw RedisError.unexpectedReply("commit returned \(reply)") }
         switch status {
         case "lost": return .lost
         case "stale": return .stale(recorded: n)
@@ -76,8 +79,27 @@ struct RunCommit: Sendable {
         }
     }
 
+    /// Commits `runs` in one script call; one outcome per run, in order. A run's own failure is
+    /// its own; a failure of the call fails every run.
+    static func commit(_ runs: [RunCommit], on client: RedisClient) async throws -> [Swift.Result<Outcome, any Error>] {
+        var keys: [String] = []
+        var arguments: [String] = [String(runs.count)]
+        keys.reserveCapacity(5 * runs.count)
+        for run in runs {
+            keys += run.keys
+            arguments.append(String(run.arguments.count))
+            arguments += run.arguments
+        }
+        let reply = try await client.evaluate(WorkerScripts.commit, keys: keys, arguments: arguments)
+        guard let replies = reply.array, replies.count == runs.count else {
+            throw RedisError.unexpectedReply("commit of \(runs.count) channels returned \(reply)")
+        }
+        return zip(runs, replies).map { run, reply in Swift.Result { try run.outcome(from: reply) } }
+    }
+
+    /// Commits this run alone.
     func run(on client: RedisClient) async throws -> Outcome {
-        try outcome(from: try await client.evaluate(WorkerScripts.commit, keys: keys, arguments: arguments))
+        try await Self.commit([self], on: client)[0].get()
     }
 }
 

@@ -19,133 +19,147 @@ public enum WorkerScripts {
 
         """
 
-    /// Commit of a run: check lease, check fence, then check order, acknowledge and apply each of a
-    /// channel's consecutive messages, record and release once, atomically.
-    /// KEYS[1] lock, KEYS[2] state hash, KEYS[3] history list, KEYS[4] stream, KEYS[5] dead-seq set.
-    /// ARGV[1] token, ARGV[2] fence, ARGV[3] group, ARGV[4] release channel, ARGV[5] message count,
-    /// then per message: entry id, seq or '', mode, and its update (`StateUpdate.scriptArguments`).
+    /// Commit of runs: for each channel, check lease, check fence, then check order, acknowledge and
+    /// apply each of its consecutive messages, record and release once, atomically. Several
+    /// channels go in one call (``CommitBatcher``), all of one partition, so one Redis Cluster slot;
+    /// each gets its own outcome, and one channel's failure leaves the others' untouched.
+    /// KEYS, 5 per channel: lock, state hash, history list, stream, dead-seq set.
+    /// ARGV[1] channel count, then per channel: its argument count and its arguments: token, fence,
+    /// group, release channel, message count, then per message: entry id, seq or '', mode, and its
+    /// update (`StateUpdate.scriptArguments`).
     /// Mode 'h': the handler ran and the update applies if the seq is next; 'f': the same, and a
     /// gap before it is skipped (after gap-timeout); 'd': planned as a duplicate (empty update).
-    /// Returns {'lost', 0} or {'stale', recorded fence} having changed nothing, else
-    /// {'ok', last_seq, codes}: one letter per message, 'a' applied, 'd' duplicate (acknowledged,
-    /// not applied), 'g' a seq before it is missing, 'n' not reached. The first message that is not
-    /// as planned stops the run: the handlers of the later ones saw a state that did not happen, so
-    /// they are 'n' and run again from a fresh claim.
-    /// Releases the lock and publishes `<token> <last_seq>` on the release channel (just the token
-    /// when nothing of a seq was settled), so a message parked behind a gap wakes only when the
-    /// channel reached it.
+    /// Returns one reply per channel: {'lost', 0} or {'stale', recorded fence} having changed
+    /// nothing; {'err', message} having changed nothing (a check failed: wrong type, not a counter,
+    /// bad seq); else {'ok', last_seq, codes}: one letter per message, 'a' applied, 'd' duplicate
+    /// (acknowledged, not applied), 'g' a seq before it is missing, 'n' not reached. The first
+    /// message that is not as planned stops the run: the handlers of the later ones saw a state that
+    /// did not happen, so they are 'n' and run again from a fresh claim.
+    /// An 'ok' channel's lock is released and `<token> <last_seq>` published on its release channel
+    /// (just the token when nothing of a seq was settled), so a message parked behind a gap wakes
+    /// only when the channel reached it.
     ///
-    /// The state is read once (HMGET) and the seq messages are acknowledged with one XACK. Type,
-    /// seq and counter checks of every message come before the first write: a failing check
-    /// returns an error and changes nothing.
+    /// A channel's state is read once (HMGET) and its seq messages are acknowledged with one XACK.
+    /// Type, seq and counter checks of every message come before the channel's first write.
     public static let commit = RedisScript(FencedScripts.applyUpdateChunk + seqChunk + """
 
-        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'lost', 0} end
-        local n = tonumber(ARGV[5])
-        local msgs, fields, known_at = {}, {'fence', 'last_seq'}, {}
-        local has_seq, appends = false, false
-        local i = 6
-        for m = 1, n do
-          local seq = ARGV[i + 1]
-          if seq ~= '' and not sg_is_seq(seq) then
-            return redis.error_reply('ERR seq ' .. seq .. ' is not an integer from 1 to 2^53-1')
-          end
-          local first = i + 3
-          local nset, nincr, nappend = tonumber(ARGV[first]), tonumber(ARGV[first + 1]), tonumber(ARGV[first + 2])
-          for k = first + 4 + 2 * nset, first + 3 + 2 * nset + 2 * nincr, 2 do
-            if not known_at[ARGV[k]] then fields[#fields + 1] = ARGV[k]; known_at[ARGV[k]] = #fields end
-          end
-          if nappend > 0 then appends = true end
-          if seq ~= '' then has_seq = true end
-          msgs[m] = {ARGV[i], seq ~= '' and tonumber(seq) or nil, ARGV[i + 2], first}
-          i = first + 4 + 2 * nset + 2 * nincr + nappend
-        end
-        local values = redis.pcall('HMGET', KEYS[2], unpack(fields))
-        if values.err then return redis.error_reply('WRONGTYPE state key ' .. KEYS[2] .. ' is not a hash') end
-        local recorded = tonumber(values[1] or '0')
-        if recorded > tonumber(ARGV[2]) then return {'stale', recorded} end
-        -- Every counter must still be one when its increment comes, including after an earlier
-        -- message of the run set it: HINCRBY failing halfway would leave a partial commit.
-        local current = {}
-        for f, k in pairs(known_at) do current[f] = values[k] end
-        for m = 1, n do
-          local first = msgs[m][4]
-          local nset, nincr = tonumber(ARGV[first]), tonumber(ARGV[first + 1])
-          local k = first + 4
-          for _ = 1, nset do
-            if known_at[ARGV[k]] then current[ARGV[k]] = ARGV[k + 1] end
-            k = k + 2
-          end
-          for _ = 1, nincr do
-            local v = current[ARGV[k]]
-            if v and not sg_is_counter(v) then
-              return redis.error_reply('ERR state field ' .. ARGV[k] .. ' is not an integer')
+        local function sg_err(message) return {'err', message} end
+        -- One channel's run; its keys start at KEYS[K] and its arguments at ARGV[A].
+        local function sg_commit_run(K, A)
+          local lock, state, history, stream, deadset = KEYS[K], KEYS[K + 1], KEYS[K + 2], KEYS[K + 3], KEYS[K + 4]
+          if redis.call('GET', lock) ~= ARGV[A] then return {'lost', 0} end
+          local n = tonumber(ARGV[A + 4])
+          local msgs, fields, known_at = {}, {'fence', 'last_seq'}, {}
+          local has_seq, appends = false, false
+          local i = A + 5
+          for m = 1, n do
+            local seq = ARGV[i + 1]
+            if seq ~= '' and not sg_is_seq(seq) then
+              return sg_err('ERR seq ' .. seq .. ' is not an integer from 1 to 2^53-1')
             end
-            current[ARGV[k]] = '0'
-            k = k + 2
+            local first = i + 3
+            local nset, nincr, nappend = tonumber(ARGV[first]), tonumber(ARGV[first + 1]), tonumber(ARGV[first + 2])
+            for k = first + 4 + 2 * nset, first + 3 + 2 * nset + 2 * nincr, 2 do
+              if not known_at[ARGV[k]] then fields[#fields + 1] = ARGV[k]; known_at[ARGV[k]] = #fields end
+            end
+            if nappend > 0 then appends = true end
+            if seq ~= '' then has_seq = true end
+            msgs[m] = {ARGV[i], seq ~= '' and tonumber(seq) or nil, ARGV[i + 2], first}
+            i = first + 4 + 2 * nset + 2 * nincr + nappend
           end
-        end
-        if appends then
-          local ltype = redis.call('TYPE', KEYS[3])['ok']
-          if ltype ~= 'list' and ltype ~= 'none' then
-            return redis.error_reply('WRONGTYPE list key ' .. KEYS[3] .. ' holds a ' .. ltype)
+          local values = redis.pcall('HMGET', state, unpack(fields))
+          if values.err then return sg_err('WRONGTYPE state key ' .. state .. ' is not a hash') end
+          local recorded = tonumber(values[1] or '0')
+          if recorded > tonumber(ARGV[A + 1]) then return {'stale', recorded} end
+          -- Every counter must still be one when its increment comes, including after an earlier
+          -- message of the run set it: HINCRBY failing halfway would leave a partial commit.
+          local current = {}
+          for f, k in pairs(known_at) do current[f] = values[k] end
+          for m = 1, n do
+            local first = msgs[m][4]
+            local nset, nincr = tonumber(ARGV[first]), tonumber(ARGV[first + 1])
+            local k = first + 4
+            for _ = 1, nset do
+              if known_at[ARGV[k]] then current[ARGV[k]] = ARGV[k + 1] end
+              k = k + 2
+            end
+            for _ = 1, nincr do
+              local v = current[ARGV[k]]
+              if v and not sg_is_counter(v) then
+                return sg_err('ERR state field ' .. ARGV[k] .. ' is not an integer')
+              end
+              current[ARGV[k]] = '0'
+              k = k + 2
+            end
           end
-        end
-        local last = tonumber(values[2] or '0')
-        -- Dead-lettered sequence numbers count as done; the set rarely exists.
-        local dead = has_seq and redis.call('EXISTS', KEYS[5]) == 1
-        if dead then
-          local advanced = last
-          while redis.call('SREM', KEYS[5], advanced + 1) == 1 do advanced = advanced + 1 end
-          if advanced ~= last then redis.call('HSET', KEYS[2], 'last_seq', advanced); last = advanced end
-        end
-        local codes, acks, stop, settled = {}, {}, false, false
-        local last_id, skipped = nil, 0
-        for m = 1, n do
-          local id, seq, mode, first = msgs[m][1], msgs[m][2], msgs[m][3], msgs[m][4]
-          local code = 'n'
-          if stop then
-            code = 'n'
-          elseif seq and seq <= last then
-            acks[#acks + 1] = id
-            code, settled = 'd', true
-            if mode ~= 'd' then stop = true end
-          elseif mode == 'd' then
-            stop = true
-          elseif seq and seq > last + 1 and mode ~= 'f' then
-            code, stop = 'g', true
-          elseif not seq then
-            if redis.call('XACK', KEYS[4], ARGV[3], id) == 0 then
-              code, stop = 'd', true
+          if appends then
+            local ltype = redis.call('TYPE', history)['ok']
+            if ltype ~= 'list' and ltype ~= 'none' then
+              return sg_err('WRONGTYPE list key ' .. history .. ' holds a ' .. ltype)
+            end
+          end
+          local last = tonumber(values[2] or '0')
+          -- Dead-lettered sequence numbers count as done; the set rarely exists.
+          local dead = has_seq and redis.call('EXISTS', deadset) == 1
+          if dead then
+            local advanced = last
+            while redis.call('SREM', deadset, advanced + 1) == 1 do advanced = advanced + 1 end
+            if advanced ~= last then redis.call('HSET', state, 'last_seq', advanced); last = advanced end
+          end
+          local codes, acks, stop, settled = {}, {}, false, false
+          local last_id, skipped = nil, 0
+          for m = 1, n do
+            local id, seq, mode, first = msgs[m][1], msgs[m][2], msgs[m][3], msgs[m][4]
+            local code = 'n'
+            if stop then
+              code = 'n'
+            elseif seq and seq <= last then
+              acks[#acks + 1] = id
+              code, settled = 'd', true
+              if mode ~= 'd' then stop = true end
+            elseif mode == 'd' then
+              stop = true
+            elseif seq and seq > last + 1 and mode ~= 'f' then
+              code, stop = 'g', true
+            elseif not seq then
+              if redis.call('XACK', stream, ARGV[A + 2], id) == 0 then
+                code, stop = 'd', true
+              else
+                sg_apply_update(state, history, first)
+                code, last_id = 'a', id
+              end
             else
-              sg_apply_update(KEYS[2], KEYS[3], first)
-              code, last_id = 'a', id
+              sg_apply_update(state, history, first)
+              if seq > last + 1 then skipped = skipped + seq - last - 1 end
+              last = seq
+              if dead then
+                while redis.call('SREM', deadset, last + 1) == 1 do last = last + 1 end
+              end
+              acks[#acks + 1] = id
+              code, last_id, settled = 'a', id, true
             end
-          else
-            sg_apply_update(KEYS[2], KEYS[3], first)
-            if seq > last + 1 then skipped = skipped + seq - last - 1 end
-            last = seq
-            if dead then
-              while redis.call('SREM', KEYS[5], last + 1) == 1 do last = last + 1 end
+            codes[m] = code
+          end
+          if #acks > 0 then redis.call('XACK', stream, ARGV[A + 2], unpack(acks)) end
+          if skipped > 0 then redis.call('HINCRBY', state, 'skipped_seqs', skipped) end
+          if last_id then
+            if has_seq then
+              redis.call('HSET', state, 'last_id', last_id, 'fence', ARGV[A + 1], 'last_seq', last)
+            else
+              redis.call('HSET', state, 'last_id', last_id, 'fence', ARGV[A + 1])
             end
-            acks[#acks + 1] = id
-            code, last_id, settled = 'a', id, true
           end
-          codes[m] = code
+          redis.call('DEL', lock)
+          -- '%d', not '..': Lua prints numbers of 15 digits or more in exponent form.
+          redis.call('PUBLISH', ARGV[A + 3], settled and (ARGV[A] .. ' ' .. string.format('%d', last)) or ARGV[A])
+          return {'ok', last, table.concat(codes)}
         end
-        if #acks > 0 then redis.call('XACK', KEYS[4], ARGV[3], unpack(acks)) end
-        if skipped > 0 then redis.call('HINCRBY', KEYS[2], 'skipped_seqs', skipped) end
-        if last_id then
-          if has_seq then
-            redis.call('HSET', KEYS[2], 'last_id', last_id, 'fence', ARGV[2], 'last_seq', last)
-          else
-            redis.call('HSET', KEYS[2], 'last_id', last_id, 'fence', ARGV[2])
-          end
+        local replies, a = {}, 2
+        for c = 1, tonumber(ARGV[1]) do
+          replies[c] = sg_commit_run(5 * c - 4, a + 1)
+          a = a + 1 + tonumber(ARGV[a])
         end
-        redis.call('DEL', KEYS[1])
-        -- '%d', not '..': Lua prints numbers of 15 digits or more in exponent form.
-        redis.call('PUBLISH', ARGV[4], settled and (ARGV[1] .. ' ' .. string.format('%d', last)) or ARGV[1])
-        return {'ok', last, table.concat(codes)}
+        return replies
         """)
 
     /// Fields per dead-letter stream entry: an XADD from Lua takes its arguments through `unpack`,
