@@ -167,6 +167,17 @@ public actor DistributedLock {
         }
     }
 
+    /// Takes on a claim that a script made with this lock's ``token`` (for example one claim of a
+    /// batch), as if ``acquire()`` had made it: the lease runs from `claimSentAt` (when the claim
+    /// was sent, or earlier), the watchdog starts, and ``release()`` and ``runWhileHeld(_:)`` work
+    /// as usual. Returns false, changing nothing, when this instance already holds or is releasing.
+    public func adoptClaim(fence: Int64, claimSentAt: ContinuousClock.Instant) -> Bool {
+        guard client != nil, depth == 0, releasing == nil else { return false }
+        becomeHolder(fence: fence, claimSentAt: claimSentAt)
+        metrics.acquireWait.recordNanoseconds(claimSentAt.duration(to: .now).nanoseconds)
+        return true
+    }
+
     private enum Attempt {
         case acquired([Result<RESPValue, RedisError>])
         case contended(pttl: Duration?)

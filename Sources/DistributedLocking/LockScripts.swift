@@ -2,22 +2,34 @@ import RedisClient
 
 /// The lock's contract with Redis. Every script is atomic, so a claim, renewal or release
 /// can never interleave with another holder's.
-enum LockScripts {
+public enum LockScripts {
+    /// The claim as a Lua function, for scripts that claim as one of their steps (a worker's batch
+    /// of claims): `sg_lock_claim(lock, fence, token, ttl)` sets the lock if it is free and draws
+    /// the next fence, returning `1, fence`; a lock this token already holds (a claim whose reply
+    /// was lost) is extended and keeps its fence; a lock someone else holds returns `0, pttl`.
+    /// Defines no globals.
+    public static let claimChunk = """
+        local function sg_lock_claim(lock, fence, token, ttl)
+          local holder = redis.call('GET', lock)
+          if holder == token then
+            redis.call('PEXPIRE', lock, ttl)
+            return 1, tonumber(redis.call('GET', fence) or '0')
+          end
+          if not holder and redis.call('SET', lock, token, 'NX', 'PX', ttl) then
+            return 1, redis.call('INCR', fence)
+          end
+          return 0, redis.call('PTTL', lock)
+        end
+
+        """
+
     /// Claims the lock and draws a fencing token in one round trip.
     /// KEYS[1] lock key, KEYS[2] fence counter (never expires).
     /// ARGV[1] owner token, ARGV[2] TTL in milliseconds.
     /// Returns {1, fence} when claimed, {0, pttl} when someone else holds it.
-    /// A key this token already holds (a claim whose reply was lost) is re-claimed with its fence.
-    static let acquire = RedisScript("""
-        local holder = redis.call('GET', KEYS[1])
-        if holder == ARGV[1] then
-          redis.call('PEXPIRE', KEYS[1], ARGV[2])
-          return {1, tonumber(redis.call('GET', KEYS[2]) or '0')}
-        end
-        if not holder and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-          return {1, redis.call('INCR', KEYS[2])}
-        end
-        return {0, redis.call('PTTL', KEYS[1])}
+    static let acquire = RedisScript(claimChunk + """
+        local claimed, value = sg_lock_claim(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
+        return {claimed, value}
         """)
 
     /// Extends the lease only if this token still owns the key.

@@ -39,7 +39,8 @@ public final class StreamWorker: Service, Sendable {
             client: client, handler: handler,
             settings: .init(group: configuration.group, consumer: configuration.consumer, keys: keys,
                             lockTTL: configuration.lockTTL, policy: policy),
-            committer: CommitBatcher(client: client), logger: logger)
+            claimer: ClaimBatcher(client: client, ttl: configuration.lockTTL), committer: CommitBatcher(client: client),
+            logger: logger)
         self.dispatcher = ChannelDispatcher(
             // Deep enough that a backlog forms runs of a channel's messages, not only one each.
             concurrency: configuration.concurrency,

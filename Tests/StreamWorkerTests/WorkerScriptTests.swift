@@ -172,6 +172,64 @@ import Testing
         return (lock, commit)
     }
 
+    @Test func aBatchOfClaimsClaimsWhatIsFreeReadsItsStateAndLeavesTheTakenAlone() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        try await f.client.send("HSET", f.keys.state(channel: "a"), "last_seq", 4, "count", 4)
+        try await f.client.send("SADD", f.keys.deadSeqs(channel: "a"), 5, 6)
+        try await f.client.send("SET", f.keys.lock(channel: "b"), "someone-else", "PX", 60_000)
+        try await f.client.send("SET", f.keys.state(channel: "c"), "not a hash")
+        func claim(_ channel: String, _ read: ChannelClaim.Read, token: String = "t-\(UUID().uuidString)") -> ChannelClaim {
+            ChannelClaim(lock: f.keys.lock(channel: channel), token: token, channel: channel, keys: f.keys, read: read, hasSeq: true)
+        }
+        let a = claim("a", .state), b = claim("b", .lastSeq), c = claim("c", .lastSeq), d = claim("d", .lastSeq)
+        let outcomes = try await ChannelClaim.claim([a, b, c, d], ttl: .seconds(30), on: f.client)
+
+        guard case .claimed(let fence, let reads) = try outcomes[0].get() else { Issue.record("a not claimed: \(outcomes[0])"); return }
+        let (state, lastSeq) = try MessageProcessor.decodeState(reads, needsState: true, hasSeq: true)
+        #expect(state.fields == ["last_seq": "4", "count": "4"])
+        #expect(lastSeq == 6, "dead seqs just above last_seq count as done")
+        #expect(try await f.client.send("GET", f.keys.lock(channel: "a")).string == a.token)
+        #expect(try await f.client.send("GET", f.keys.fence(channel: "a")).int == fence)
+
+        guard case .contended(let pttl) = try outcomes[1].get() else { Issue.record("b claimed: \(outcomes[1])"); return }
+        #expect(pttl > 0 && pttl <= 60_000)
+        #expect(try await f.client.send("GET", f.keys.lock(channel: "b")).string == "someone-else")
+
+        guard case .unreadable(_, let error) = try outcomes[2].get() else { Issue.record("c readable: \(outcomes[2])"); return }
+        #expect(error.serverCode == "WRONGTYPE")
+        #expect(try await f.client.send("GET", f.keys.lock(channel: "c")).string == c.token, "held: the caller releases it")
+
+        guard case .claimed(_, let fresh) = try outcomes[3].get() else { Issue.record("d not claimed"); return }
+        #expect(try MessageProcessor.decodeState(fresh, needsState: false, hasSeq: true).1 == 0, "a new channel")
+
+        // A claim whose reply was lost is made again by its token, keeping its fence.
+        let again = try await ChannelClaim.claim([a], ttl: .seconds(30), on: f.client)
+        guard case .claimed(let same, _) = try again[0].get() else { Issue.record("a not claimed again"); return }
+        #expect(same == fence)
+    }
+
+    @Test func aLockAdoptsABatchedClaimAndRenewsAndReleasesIt() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        let lock = DistributedLock(client: f.client, key: f.keys.lock(channel: "a"), ttl: .milliseconds(600), autoRenew: true, maxRenewals: 0)
+        let sentAt = ContinuousClock.now
+        let outcome = try await ChannelClaim.claim(
+            [ChannelClaim(lock: lock.key, token: lock.token, channel: "a", keys: f.keys, read: .nothing, hasSeq: false)],
+            ttl: .milliseconds(600), on: f.client)
+        guard case .claimed(let fence, let reads) = try outcome[0].get() else { Issue.record("not claimed"); return }
+        #expect(reads.isEmpty)
+        #expect(await lock.adoptClaim(fence: fence, claimSentAt: sentAt))
+        #expect(await !lock.adoptClaim(fence: fence, claimSentAt: sentAt), "already held")
+        #expect(await lock.fence == fence)
+        // Held past two TTLs only through the watchdog's renewals.
+        try await Task.sleep(for: .milliseconds(1500))
+        #expect(await lock.isHeld)
+        #expect(try await f.client.send("GET", lock.key).string == lock.token)
+        await lock.release()
+        #expect(try await f.client.send("EXISTS", lock.key) == .integer(0))
+    }
+
     @Test func oneStaleChannelOfABatchedCommitLeavesTheOthersToApply() async throws {
         let f = try Fixture()
         defer { f.client.close() }

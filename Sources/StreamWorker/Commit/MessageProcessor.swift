@@ -38,6 +38,7 @@ struct MessageProcessor: Sendable {
     let client: RedisClient
     let handler: any MessageHandler
     let settings: Settings
+    let claimer: ClaimBatcher
     let committer: CommitBatcher
     let logger: Logger
     let metrics = WorkerMetrics()
@@ -63,6 +64,8 @@ struct MessageProcessor: Sendable {
         if handler.needsState { reads.append(RedisCommand("HGETALL", keys.state(channel: channel))) }
         else if hasSeq { reads.append(RedisCommand("HGET", keys.state(channel: channel), "last_seq")) }
         if hasSeq { reads.append(RedisCommand("SMEMBERS", keys.deadSeqs(channel: channel))) }
+        let claim = ChannelClaim(lock: lock.key, token: lock.token, channel: channel, keys: keys,
+                                 read: handler.needsState ? .state : hasSeq ? .lastSeq : .nothing, hasSeq: hasSeq)
         // What the last claim read and the handlers returned, for the actions that follow them.
         var state = ChannelState()
         var lastSeq: Int64?
@@ -73,7 +76,27 @@ struct MessageProcessor: Sendable {
         while true {
             switch action {
             case .claim:
-                guard let results = await lock.acquireBlocking(pollInterval: .seconds(1), timeout: nil, reading: reads) else {
+                // Batched with the claims of other channels of the partition; when the lock is taken,
+                // wait for its release as the lock does.
+                var claimed: [Result<RESPValue, RedisError>]?
+                let sentAt = ContinuousClock.now
+                switch try? await claimer.claim(claim, partition: jobs[0].message.stream) {
+                case .claimed(let claimFence, let results)?:
+                    if await lock.adoptClaim(fence: claimFence, claimSentAt: sentAt) { claimed = results }
+                case .unreadable(let claimFence, let error)?:
+                    if await lock.adoptClaim(fence: claimFence, claimSentAt: sentAt) {
+                        logger.warning("Reading the channel's state failed; retrying", metadata: ["error": "\(error)"])
+                        metrics.retry("claim_error")
+                        action = machine.stateUnreadable()
+                        continue
+                    }
+                case .contended?, nil:
+                    break
+                }
+                if claimed == nil {
+                    claimed = await lock.acquireBlocking(pollInterval: .seconds(1), timeout: nil, reading: reads)
+                }
+                guard let results = claimed else {
                     action = machine.notClaimed()
                     continue
                 }

@@ -4,7 +4,7 @@ import RedisClient
 /// The worker's contract with Redis: commit, dead-letter and produce, each one atomic script.
 public enum WorkerScripts {
     /// Every script a worker runs, its lock's included: what `sgctl functions load` loads.
-    public static var all: [RedisScript] { [commit, deadLetter, produce, heartbeat, route, routerCursor] + DistributedLock.redisScripts }
+    public static var all: [RedisScript] { [claim, commit, deadLetter, produce, heartbeat, route, routerCursor] + DistributedLock.redisScripts }
 
     /// The input contract's seq, as every script checks it: decimal digits without a sign or a
     /// leading zero, from 1 to 2^53-1 (`InboundMessage.maxSeq`). Lua numbers are doubles, so a
@@ -18,6 +18,45 @@ public enum WorkerScripts {
         end
 
         """
+
+    /// Claims of runs: for each channel, the lock's claim (SET NX PX and the fence's INCR, as
+    /// `DistributedLock` claims) and, when claimed, the state the run needs, so a claim needs no
+    /// separate reads. Several channels go in one call (``ClaimBatcher``), all of one partition.
+    /// KEYS, 4 per channel: lock, fence counter, state hash, dead-seq set.
+    /// ARGV[1] TTL in milliseconds, then per channel: token, what to read ('s' the state hash,
+    /// 'l' its `last_seq`, 'n' nothing) and '1' when the run has seqs (then the dead seqs are read).
+    /// Returns one reply per channel: {0, pttl} when someone else holds the lock; {1, fence, state,
+    /// dead seqs} when claimed, where state is the flat HGETALL array, the `last_seq` value (nil
+    /// when unset) or nil, and dead seqs the set's members (empty when there is none); or
+    /// {2, fence, error} when claimed but a read failed (the lock is held: release it).
+    public static let claim = RedisScript(LockScripts.claimChunk + """
+        local replies, ttl = {}, ARGV[1]
+        for c = 1, (#ARGV - 1) / 3 do
+          local K, A = 4 * c - 3, 3 * c - 1
+          local claimed, value = sg_lock_claim(KEYS[K], KEYS[K + 1], ARGV[A], ttl)
+          if claimed == 0 then
+            replies[c] = {0, value}
+          else
+            local state, dead = false, {}
+            if ARGV[A + 1] == 's' then
+              state = redis.pcall('HGETALL', KEYS[K + 2])
+            elseif ARGV[A + 1] == 'l' then
+              state = redis.pcall('HGET', KEYS[K + 2], 'last_seq')
+            end
+            if ARGV[A + 2] == '1' and redis.call('EXISTS', KEYS[K + 3]) == 1 then
+              dead = redis.pcall('SMEMBERS', KEYS[K + 3])
+            end
+            if type(state) == 'table' and state.err then
+              replies[c] = {2, value, state.err}
+            elseif dead.err then
+              replies[c] = {2, value, dead.err}
+            else
+              replies[c] = {1, value, state, dead}
+            end
+          end
+        end
+        return replies
+        """)
 
     /// Commit of runs: for each channel, check lease, check fence, then check order, acknowledge and
     /// apply each of its consecutive messages, record and release once, atomically. Several
