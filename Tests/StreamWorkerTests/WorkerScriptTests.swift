@@ -212,18 +212,19 @@ import Testing
     @Test func aLockAdoptsABatchedClaimAndRenewsAndReleasesIt() async throws {
         let f = try Fixture()
         defer { f.client.close() }
-        let lock = DistributedLock(client: f.client, key: f.keys.lock(channel: "a"), ttl: .milliseconds(600), autoRenew: true, maxRenewals: 0)
+        // A 6 s lease renewed every 2 s: a loaded machine cannot let it expire before the first renewal.
+        let lock = DistributedLock(client: f.client, key: f.keys.lock(channel: "a"), ttl: .seconds(6), autoRenew: true, maxRenewals: 0)
         let sentAt = ContinuousClock.now
         let outcome = try await ChannelClaim.claim(
             [ChannelClaim(lock: lock.key, token: lock.token, channel: "a", keys: f.keys, read: .nothing, hasSeq: false)],
-            ttl: .milliseconds(600), on: f.client)
+            ttl: .seconds(6), on: f.client)
         guard case .claimed(let fence, let reads) = try outcome[0].get() else { Issue.record("not claimed"); return }
         #expect(reads.isEmpty)
         #expect(await lock.adoptClaim(fence: fence, claimSentAt: sentAt))
         #expect(await !lock.adoptClaim(fence: fence, claimSentAt: sentAt), "already held")
         #expect(await lock.fence == fence)
-        // Held past two TTLs only through the watchdog's renewals.
-        try await Task.sleep(for: .milliseconds(1500))
+        // The watchdog runs for an adopted claim as for the lock's own.
+        try await waitUntil(timeout: .seconds(60)) { await lock.renewals >= 1 }
         #expect(await lock.isHeld)
         #expect(try await f.client.send("GET", lock.key).string == lock.token)
         await lock.release()
