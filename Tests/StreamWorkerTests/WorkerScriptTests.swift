@@ -172,6 +172,47 @@ import Testing
         return (lock, commit)
     }
 
+    /// A run's updates go to Redis in as few calls as possible; the result must be the one of
+    /// applying them one message at a time.
+    @Test(arguments: [
+        [StateUpdate(setFields: ["a": "1"], increment: ["n": 1, "z": 1], append: ["h1"], listCap: 3),
+         StateUpdate(setFields: ["a": "2", "b": "x"], increment: ["n": 2, "z": -1], append: ["h2", "h3"], listCap: 3),
+         StateUpdate(increment: ["n": 3], listCap: 3),
+         StateUpdate(append: ["h4", "h5"], listCap: 3)],
+        // A field both set and incremented, and appends with different caps: one by one.
+        [StateUpdate(increment: ["n": 1], append: ["h1", "h2"], listCap: 5),
+         StateUpdate(setFields: ["n": "5"], append: ["h3"], listCap: 2),
+         StateUpdate(increment: ["n": 1], append: ["h4"])],
+    ])
+    func aRunsUpdatesEndAsIfAppliedOneByOne(updates: [StateUpdate]) async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        var run: [InboundMessage] = []
+        for seq in 1...updates.count { run.append(try await pending(f, channel: "together", seq: Int64(seq))) }
+        let (together, _) = await self.run(f, run[0])
+        let commit = RunCommit(items: zip(run, updates).map { .init(message: $0, mode: .handled, update: $1) },
+                               lockKey: together.key, token: together.token, fence: await together.fence ?? 0, group: "g", keys: f.keys)
+        #expect(try await commit.run(on: f.client) == .committed(lastSeq: Int64(updates.count), results: updates.map { _ in .applied }))
+
+        for (index, update) in updates.enumerated() {
+            let message = try await pending(f, channel: "apart", seq: Int64(index + 1))
+            let lock = DistributedLock(client: f.client, key: f.keys.lock(channel: "apart"), ttl: .seconds(30))
+            _ = await lock.acquire()
+            let single = RunCommit(items: [.init(message: message, mode: .handled, update: update)],
+                                   lockKey: lock.key, token: lock.token, fence: await lock.fence ?? 0, group: "g", keys: f.keys)
+            #expect(try await single.run(on: f.client) == .committed(lastSeq: Int64(index + 1), results: [.applied]))
+        }
+        func state(_ channel: String) async throws -> [String: String] {
+            try await f.client.send("HGETALL", f.keys.state(channel: channel)).stringHash(from: "HGETALL")
+                .filter { !["fence", "last_id"].contains($0.key) }
+        }
+        func history(_ channel: String) async throws -> [String] {
+            try await f.client.send("LRANGE", f.keys.history(channel: channel), 0, -1).array?.compactMap(\.string) ?? []
+        }
+        #expect(try await state("together") == (try await state("apart")))
+        #expect(try await history("together") == (try await history("apart")))
+    }
+
     @Test func aBatchOfClaimsClaimsWhatIsFreeReadsItsStateAndLeavesTheTakenAlone() async throws {
         let f = try Fixture()
         defer { f.client.close() }

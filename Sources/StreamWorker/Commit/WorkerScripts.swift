@@ -83,6 +83,47 @@ public enum WorkerScripts {
     public static let commit = RedisScript(FencedScripts.applyUpdateChunk + seqChunk + """
 
         local function sg_err(message) return {'err', message} end
+        -- Applies the updates that start at ARGV[first] for each first in `firsts`, in order, with
+        -- as few calls as that allows: one HSET of every set, one HINCRBY per counter with the
+        -- deltas summed, one RPUSH of every value and one LTRIM. The same result as applying them
+        -- one by one as long as no field is both set and incremented, all appends share a cap,
+        -- each sum stays exact (|sum| <= 2^53) and unpack can take them; otherwise one by one.
+        local function sg_apply_updates(state, list, firsts)
+          if #firsts == 1 then sg_apply_update(state, list, firsts[1]); return end
+          local sets, set_fields, deltas, order, values, cap, separate = {}, {}, {}, {}, {}, nil, false
+          for _, first in ipairs(firsts) do
+            local nset, nincr, nappend = tonumber(ARGV[first]), tonumber(ARGV[first + 1]), tonumber(ARGV[first + 2])
+            local i = first + 4
+            for _ = 1, nset do
+              sets[#sets + 1] = ARGV[i]; sets[#sets + 1] = ARGV[i + 1]; set_fields[ARGV[i]] = true
+              i = i + 2
+            end
+            for _ = 1, nincr do
+              local f = ARGV[i]
+              if not deltas[f] then deltas[f] = 0; order[#order + 1] = f end
+              deltas[f] = deltas[f] + tonumber(ARGV[i + 1])
+              if math.abs(deltas[f]) > 9007199254740992 then separate = true end
+              i = i + 2
+            end
+            if nappend > 0 then
+              if cap == nil then cap = ARGV[first + 3] elseif cap ~= ARGV[first + 3] then separate = true end
+              for _ = 1, nappend do values[#values + 1] = ARGV[i]; i = i + 1 end
+            end
+          end
+          for _, f in ipairs(order) do if set_fields[f] then separate = true end end
+          -- unpack stops at 8,000 values; one by one has no such limit.
+          if separate or #sets > 4000 or #values > 4000 then
+            for _, first in ipairs(firsts) do sg_apply_update(state, list, first) end
+            return
+          end
+          if #sets > 0 then redis.call('HSET', state, unpack(sets)) end
+          -- Even a sum of 0: one by one, the increments would have created the field.
+          for _, f in ipairs(order) do redis.call('HINCRBY', state, f, string.format('%d', deltas[f])) end
+          if #values > 0 then
+            redis.call('RPUSH', list, unpack(values))
+            if tonumber(cap) > 0 then redis.call('LTRIM', list, -tonumber(cap), -1) end
+          end
+        end
         -- One channel's run; its keys start at KEYS[K] and its arguments at ARGV[A].
         local function sg_commit_run(K, A)
           local lock, state, history, stream, deadset = KEYS[K], KEYS[K + 1], KEYS[K + 2], KEYS[K + 3], KEYS[K + 4]
@@ -146,7 +187,7 @@ public enum WorkerScripts {
             if advanced ~= last then redis.call('HSET', state, 'last_seq', advanced); last = advanced end
           end
           local codes, acks, stop, settled = {}, {}, false, false
-          local last_id, skipped = nil, 0
+          local last_id, skipped, updates = nil, 0, {}
           for m = 1, n do
             local id, seq, mode, first = msgs[m][1], msgs[m][2], msgs[m][3], msgs[m][4]
             local code = 'n'
@@ -164,11 +205,11 @@ public enum WorkerScripts {
               if redis.call('XACK', stream, ARGV[A + 2], id) == 0 then
                 code, stop = 'd', true
               else
-                sg_apply_update(state, history, first)
+                updates[#updates + 1] = first
                 code, last_id = 'a', id
               end
             else
-              sg_apply_update(state, history, first)
+              updates[#updates + 1] = first
               if seq > last + 1 then skipped = skipped + seq - last - 1 end
               last = seq
               if dead then
@@ -179,6 +220,7 @@ public enum WorkerScripts {
             end
             codes[m] = code
           end
+          sg_apply_updates(state, history, updates)
           if #acks > 0 then redis.call('XACK', stream, ARGV[A + 2], unpack(acks)) end
           if skipped > 0 then redis.call('HINCRBY', state, 'skipped_seqs', skipped) end
           if last_id then
