@@ -72,8 +72,11 @@ import Testing
         #expect(Self.value(metrics, "sg_commits_total{outcome=\"applied\"}") == 55)
         #expect(Self.value(metrics, "sg_end_to_end_seconds_count") == 55)
         #expect(Self.value(metrics, "sg_dead_lettered_total{reason=\"missing_channel\"}") == 1)
-        #expect(Self.value(metrics, "sg_lock_acquire_wait_seconds_count{prefix=\"ops:lock:channel\"}") ?? 0 >= 55)
-        #expect(Self.value(metrics, "sg_lock_hold_seconds_count{prefix=\"ops:lock:channel\"}") ?? 0 >= 55)
+        // One claim per run of a channel's queued messages: each of the 5 channels was claimed at
+        // least once for the first 50 messages and once more after the reconnect, at most once a message.
+        let claims = Self.value(metrics, "sg_lock_acquire_wait_seconds_count{prefix=\"ops:lock:channel\"}") ?? 0
+        #expect(claims >= 10, "claims \(claims)")
+        #expect(Self.value(metrics, "sg_lock_hold_seconds_count{prefix=\"ops:lock:channel\"}") ?? 0 >= 10)
         for name in [
             "sg_commits_total{outcome=\"duplicate\"}", "sg_commits_total{outcome=\"stale\"}", "sg_commits_total{outcome=\"lost\"}",
             "sg_handler_errors_total", "sg_retries_total", "sg_lock_renewals_total", "sg_lock_lease_losses_total",

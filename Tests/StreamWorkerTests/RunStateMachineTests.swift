@@ -129,7 +129,7 @@ import Testing
         #expect(m.finished == [.leftPending("too many lost or failed commits")])
     }
 
-    @Test func aFailingHandlerAtTheHeadIsRetriedWithBackoffThenLeftPendingWithTheRest() {
+    @Test func aFailingHandlerAtTheHeadIsRetriedWithBackoffThenLeftPendingAndTheRestRequeued() {
         var m = handling([1, 2])
         #expect(m.handled(0, failed: true, cancelled: false) == .retry(release: true, pause: .milliseconds(100)))
         #expect(m.failuresOfHead == 1)
@@ -138,8 +138,8 @@ import Testing
         #expect(m.handled(0, failed: true, cancelled: false) == .retry(release: true, pause: .milliseconds(200)))
         _ = start(&m)
         _ = m.claimed(lastSeq: 0, now: t0, shuttingDown: false)
-        #expect(m.handled(0, failed: true, cancelled: false) == .finish(rest: .none, release: true))
-        #expect(m.finished == [.leftPending("handler failed 3 times"), .leftPending("handler failed 3 times")])
+        #expect(m.handled(0, failed: true, cancelled: false) == .finish(rest: .requeue, release: true))
+        #expect(m.finished == [.leftPending("handler failed 3 times")], "seq 2 waits here, kept fresh, for seq 1's redelivery")
     }
 
     @Test func aFailureAfterSomeMessagesCommitsThemFirstThenBacksOff() {
@@ -211,6 +211,31 @@ import Testing
             }
         }
         #expect(start(&m) == .finish(rest: .none, release: false))
+        #expect(m.finished == [.leftPending("too many lost or failed commits")])
+    }
+
+    @Test func aRefusedCommitIsTriedAgainWithTheHeadAloneUntilItSettles() {
+        var m = handling([1, 2, 3])
+        _ = m.handled(3, failed: false, cancelled: false)
+        #expect(m.commitRefused() == .retry(release: true, pause: policy.commitRetryPause))
+        _ = start(&m)
+        #expect(m.claimed(lastSeq: 0, now: t0, shuttingDown: false) == .handle(RunPlan(seqs: [1], lastSeq: 0, headGapTimedOut: false)),
+                "a bad update later in the run cannot hold seq 1 back")
+        _ = m.handled(1, failed: false, cancelled: false)
+        #expect(m.committed([.applied], cancelled: false) == .retry(release: false, pause: .zero))
+        _ = start(&m)
+        #expect(m.claimed(lastSeq: 1, now: t0, shuttingDown: false) == .handle(RunPlan(seqs: [2, 3], lastSeq: 1, headGapTimedOut: false)),
+                "whole runs again once the head settled")
+    }
+
+    @Test func tooManyRetriesLeaveOnlyTheHeadPendingAndRequeueTheRest() {
+        var m = machine([1, 2, 3])
+        for _ in 0...policy.maxRetries {
+            _ = start(&m)
+            _ = m.claimed(lastSeq: 0, now: t0, shuttingDown: false)
+            _ = m.leaseLost(cancelled: false)
+        }
+        #expect(start(&m) == .finish(rest: .requeue, release: false))
         #expect(m.finished == [.leftPending("too many lost or failed commits")])
     }
 

@@ -115,6 +115,36 @@ import Testing
 
     /// The handler of a later message saw the state after the earlier one applied; if that one
     /// turns out already applied, the later update was computed on a state that never existed.
+    /// Dead-lettered by another worker's reclaimer while this run still held it: not applied here.
+    @Test func anEntryAcknowledgedElsewhereDuringTheRunIsADuplicateNotApplied() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        let one = try await f.pendingEntry(seq: 1), two = try await f.pendingEntry(seq: 2)
+        try await f.client.send("XACK", f.stream, "g", one)
+        let outcome = try await f.commitRun(await f.lock(), [(one, 1, .handled, StateUpdate(increment: ["count": 1])),
+                                                              (two, 2, .handled, StateUpdate(increment: ["count": 1]))])
+        #expect(outcome == .committed(lastSeq: 0, results: [.duplicate, .notReached]))
+        #expect(try await f.state("count") == nil)
+        #expect(try await f.pendingCount() == 1)
+    }
+
+    @Test func aSkippedGapIsCountedOnlyInACounterAndCheckedBeforeAnyWrite() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        let three = try await f.pendingEntry(seq: 3)
+        try await f.client.send("HSET", f.keys.state(channel: f.channel), "skipped_seqs", "many")
+        let lock = await f.lock()
+        await #expect { try await f.commitRun(lock, [(three, 3, .handledAcceptingGap, StateUpdate(increment: ["count": 1]))]) }
+            throws: { ($0 as? RedisError)?.serverCode == "ERR" }
+        #expect(try await f.state("count") == nil)
+        #expect(try await f.pendingCount() == 1, "not acknowledged")
+        // Set in the same run before the skip: refused as well.
+        try await f.client.send("HDEL", f.keys.state(channel: f.channel), "skipped_seqs")
+        await #expect { try await f.commitRun(lock, [(three, 3, .handledAcceptingGap, StateUpdate(setFields: ["skipped_seqs": "x"]))]) }
+            throws: { ($0 as? RedisError)?.serverCode == "ERR" }
+        #expect(try await f.pendingCount() == 1)
+    }
+
     @Test func aMessageThatIsNotAsPlannedStopsTheRestOfItsRun() async throws {
         let f = try Fixture()
         defer { f.client.close() }

@@ -152,6 +152,11 @@ struct MessageProcessor: Sendable {
                 let outcome: RunCommit.Outcome
                 do {
                     outcome = try await committer.commit(commit)
+                } catch let error as RedisError where error.serverCode != nil {
+                    logger.warning("Commit refused; retrying the first message alone", metadata: ["error": "\(error)"])
+                    metrics.retry("commit_error")
+                    action = machine.commitRefused()
+                    continue
                 } catch {
                     logger.warning("Commit failed; retrying", metadata: ["error": "\(error)"])
                     metrics.retry("commit_error")
@@ -213,6 +218,8 @@ struct MessageProcessor: Sendable {
         }
     }
 
+    static let maxIncrementsPerRun = 4000
+
     /// The handlers' part of a run, as it ran under the lease.
     struct HandledRun: Sendable {
         /// The leading messages ready to commit: duplicates and those whose handler returned.
@@ -231,6 +238,9 @@ struct MessageProcessor: Sendable {
         var state = state
         var items: [RunCommit.Item] = []
         items.reserveCapacity(messages.count)
+        // The commit script reads every incremented field in one HMGET, whose arguments Lua
+        // unpacks (at most 8,000); a run stops before its updates get near that.
+        var increments = 0
         for (index, (message, step)) in zip(messages, steps).enumerated() {
             guard case .handle(let acceptingGap) = step else {
                 items.append(.init(message: message, mode: .duplicate, update: StateUpdate()))
@@ -243,6 +253,8 @@ struct MessageProcessor: Sendable {
             do {
                 let update = try await handler.handle(message, state: state)
                 try update.validate()
+                increments += update.increment.count
+                if index > 0, increments > Self.maxIncrementsPerRun { break }
                 if handler.needsState { state.apply(update, seq: message.seq, id: message.id) }
                 items.append(.init(message: message, mode: acceptingGap ? .handledAcceptingGap : .handled, update: update))
             } catch {

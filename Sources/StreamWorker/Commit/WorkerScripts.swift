@@ -78,7 +78,9 @@ public enum WorkerScripts {
     /// (just the token when nothing of a seq was settled), so a message parked behind a gap wakes
     /// only when the channel reached it.
     ///
-    /// A channel's state is read once (HMGET) and its seq messages are acknowledged with one XACK.
+    /// A channel's state is read once (HMGET); its duplicates are acknowledged with one XACK, and
+    /// each message it applies with its own, so an entry acknowledged elsewhere meanwhile (dead-
+    /// lettered, say) is a duplicate rather than applied.
     /// Type, seq and counter checks of every message come before the channel's first write.
     public static let commit = RedisScript(FencedScripts.applyUpdateChunk + seqChunk + """
 
@@ -87,7 +89,7 @@ public enum WorkerScripts {
         -- as few calls as that allows: one HSET of every set, one HINCRBY per counter with the
         -- deltas summed, one RPUSH of every value and one LTRIM. The same result as applying them
         -- one by one as long as no field is both set and incremented, all appends share a cap,
-        -- each sum stays exact (|sum| <= 2^53) and unpack can take them; otherwise one by one.
+        -- each sum stays exact (|sum| < 2^53) and unpack can take them; otherwise one by one.
         local function sg_apply_updates(state, list, firsts)
           if #firsts == 1 then sg_apply_update(state, list, firsts[1]); return end
           local sets, set_fields, deltas, order, values, cap, separate = {}, {}, {}, {}, {}, nil, false
@@ -102,7 +104,7 @@ public enum WorkerScripts {
               local f = ARGV[i]
               if not deltas[f] then deltas[f] = 0; order[#order + 1] = f end
               deltas[f] = deltas[f] + tonumber(ARGV[i + 1])
-              if math.abs(deltas[f]) > 9007199254740992 then separate = true end
+              if math.abs(deltas[f]) >= 9007199254740992 then separate = true end
               i = i + 2
             end
             if nappend > 0 then
@@ -130,7 +132,7 @@ public enum WorkerScripts {
           if redis.call('GET', lock) ~= ARGV[A] then return {'lost', 0} end
           local n = tonumber(ARGV[A + 4])
           local msgs, fields, known_at = {}, {'fence', 'last_seq'}, {}
-          local has_seq, appends = false, false
+          local has_seq, appends, forced = false, false, false
           local i = A + 5
           for m = 1, n do
             local seq = ARGV[i + 1]
@@ -144,9 +146,12 @@ public enum WorkerScripts {
             end
             if nappend > 0 then appends = true end
             if seq ~= '' then has_seq = true end
+            if ARGV[i + 2] == 'f' then forced = true end
             msgs[m] = {ARGV[i], seq ~= '' and tonumber(seq) or nil, ARGV[i + 2], first}
             i = first + 4 + 2 * nset + 2 * nincr + nappend
           end
+          -- A skipped gap is counted in skipped_seqs at the end: it must be a counter too.
+          if forced and not known_at['skipped_seqs'] then fields[#fields + 1] = 'skipped_seqs'; known_at['skipped_seqs'] = #fields end
           local values = redis.pcall('HMGET', state, unpack(fields))
           if values.err then return sg_err('WRONGTYPE state key ' .. state .. ' is not a hash') end
           local recorded = tonumber(values[1] or '0')
@@ -171,6 +176,9 @@ public enum WorkerScripts {
               current[ARGV[k]] = '0'
               k = k + 2
             end
+          end
+          if forced and current['skipped_seqs'] and not sg_is_counter(current['skipped_seqs']) then
+            return sg_err('ERR state field skipped_seqs is not an integer')
           end
           if appends then
             local ltype = redis.call('TYPE', history)['ok']
@@ -208,6 +216,9 @@ public enum WorkerScripts {
                 updates[#updates + 1] = first
                 code, last_id = 'a', id
               end
+            elseif redis.call('XACK', stream, ARGV[A + 2], id) == 0 then
+              -- Acknowledged by someone else meanwhile (dead-lettered, say): never applied here.
+              code, stop, settled = 'd', true, true
             else
               updates[#updates + 1] = first
               if seq > last + 1 then skipped = skipped + seq - last - 1 end
@@ -215,7 +226,6 @@ public enum WorkerScripts {
               if dead then
                 while redis.call('SREM', deadset, last + 1) == 1 do last = last + 1 end
               end
-              acks[#acks + 1] = id
               code, last_id, settled = 'a', id, true
             end
             codes[m] = code

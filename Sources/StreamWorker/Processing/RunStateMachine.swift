@@ -58,6 +58,9 @@ struct RunStateMachine: Sendable {
     private(set) var finished: [Finish] = []
     private var handlerFailures = 0
     private var retries = 0
+    /// Set when the script refused a commit: the next claim plans the head alone, so one bad
+    /// update does not hold back the messages before it.
+    private var headAlone = false
 
     init(seqs: [Int64?], waitingSince: [ContinuousClock.Instant?], policy: ProcessingPolicy, started: ContinuousClock.Instant) {
         precondition(!seqs.isEmpty && seqs.count == waitingSince.count, "a run has messages, each with its wait")
@@ -78,7 +81,7 @@ struct RunStateMachine: Sendable {
     mutating func retry(now: ContinuousClock.Instant, shuttingDown: Bool, cancelled: Bool) -> Action {
         precondition(state == .idle, "retry while \(state)")
         if cancelled { return leaveRest("shutdown", release: false) }
-        if retries > policy.maxRetries { return leaveRest("too many lost or failed commits", release: false) }
+        if retries > policy.maxRetries { return leaveHead("too many lost or failed commits", release: false) }
         if head > 0 {
             // Nothing new starts once shutdown began.
             if shuttingDown { return leaveRest("shutdown", release: false) }
@@ -108,8 +111,9 @@ struct RunStateMachine: Sendable {
     /// The lock is held and the claim read the channel's `last_seq` (dead seqs above it counted).
     mutating func claimed(lastSeq: Int64?, now: ContinuousClock.Instant, shuttingDown: Bool) -> Action {
         precondition(state == .claiming, "claimed while \(state)")
-        let plan = RunPlan(seqs: Array(seqs[head...]), lastSeq: lastSeq,
+        var plan = RunPlan(seqs: Array(seqs[head...]), lastSeq: lastSeq,
                            headGapTimedOut: policy.gapHasTimedOut(since: waitingSince[head], now: now))
+        if headAlone { plan.steps = Array(plan.steps.prefix(1)) }
         if plan.headGap != nil {
             state = .done
             return .park(subscribe: true)
@@ -155,6 +159,16 @@ struct RunStateMachine: Sendable {
         return .retry(release: true, pause: policy.commitRetryPause)
     }
 
+    /// The script refused the commit (a check failed before any write: a field that is not a
+    /// counter, a key of the wrong type): nothing applied. Tried again with the head alone.
+    mutating func commitRefused() -> Action {
+        guard case .committing = state else { preconditionFailure("commitRefused while \(state)") }
+        state = .idle
+        retries += 1
+        headAlone = true
+        return .retry(release: true, pause: policy.commitRetryPause)
+    }
+
     /// The commit found the lease gone (`lost`) or a newer holder's fence (`stale`): nothing applied.
     mutating func commitRejected() -> Action {
         guard case .committing = state else { preconditionFailure("commitRejected while \(state)") }
@@ -177,7 +191,10 @@ struct RunStateMachine: Sendable {
             if result == .gap || result == .notReached { break }
             settled += 1
         }
-        if settled > 0 { handlerFailures = 0 }
+        if settled > 0 {
+            handlerFailures = 0
+            headAlone = false
+        }
         if head == seqs.count { state = .done; return .finish(rest: .none, release: false) }
         if settled == 0, results.first == .gap {
             // The script released the lock itself; a release after it could be missed.
@@ -197,13 +214,22 @@ struct RunStateMachine: Sendable {
         if cancelled { return leaveRest("shutdown", release: release) }
         handlerFailures += 1
         if handlerFailures >= policy.handlerAttempts {
-            return leaveRest("handler failed \(handlerFailures) times", release: release)
+            return leaveHead("handler failed \(handlerFailures) times", release: release)
         }
         state = .idle
         return .retry(release: release, pause: policy.handlerBackoff(failures: handlerFailures))
     }
 
-    /// Everything not finished stays pending, in order, for a redelivery.
+    /// The head stays pending for a redelivery (and dead-lettering after max-deliveries); the rest
+    /// goes back to the queue, where it waits behind the head's gap and is kept fresh, instead of
+    /// being redelivered with it again and again until it is dead-lettered too.
+    private mutating func leaveHead(_ reason: String, release: Bool) -> Action {
+        finished.append(.leftPending(reason))
+        state = .done
+        return .finish(rest: head == seqs.count ? .none : .requeue, release: release)
+    }
+
+    /// Everything not finished stays pending, in order: shutdown, or the task was cancelled.
     private mutating func leaveRest(_ reason: String, release: Bool) -> Action {
         finished += Array(repeating: .leftPending(reason), count: seqs.count - head)
         state = .done
