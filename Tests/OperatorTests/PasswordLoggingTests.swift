@@ -19,8 +19,9 @@ import Testing
 
     @Test(arguments: PasswordSource.allCases, ["json", "text"])
     func thePasswordAppearsInNoLogLineAtDebugLevel(source: PasswordSource, format: String) async throws {
-        let port = try freeLoopbackPort()
-        let server = try await PrivateRedisServer(arguments: ["--port", "\(port)", "--bind", "127.0.0.1", "--requirepass", Self.password])
+        let (server, port) = try await PrivateRedisServer.onFreeLoopbackPort { port in
+            ["--port", "\(port)", "--bind", "127.0.0.1", "--requirepass", Self.password]
+        }
         defer { server.stop() }
         let admin = RedisClient(configuration: try server.configuration(password: Self.password))
         defer { admin.close() }

@@ -70,19 +70,34 @@ public struct PrivateTLSRedisServer: Sendable {
 
     /// - Parameter requireClientCertificate: `--tls-auth-clients yes` (mutual TLS) instead of optional.
     public init(certificate: String = "server", requireClientCertificate: Bool = false) async throws {
-        let port = try freeLoopbackPort()
-        self.port = port
-        server = try await PrivateRedisServer(arguments: [
+        let files = [try TestTLS.file("\(certificate).crt"), try TestTLS.file("\(certificate).key"), try TestTLS.file("ca.crt")]
+        (server, port) = try await PrivateRedisServer.onFreeLoopbackPort { port in [
             "--tls-port", "\(port)", "--bind", "127.0.0.1",
-            "--tls-cert-file", try TestTLS.file("\(certificate).crt"), "--tls-key-file", try TestTLS.file("\(certificate).key"),
-            "--tls-ca-cert-file", try TestTLS.file("ca.crt"),
+            "--tls-cert-file", files[0], "--tls-key-file", files[1], "--tls-ca-cert-file", files[2],
             "--tls-auth-clients", requireClientCertificate ? "yes" : "optional",
-        ])
+        ] }
     }
 
     public var url: String { "rediss://127.0.0.1:\(port)" }
 
     public func stop() { server.stop() }
+}
+
+extension PrivateRedisServer {
+    /// A server listening on a free loopback port as well as its socket. The port is found by
+    /// binding port 0 and given to redis-server afterwards, so another process (a concurrent
+    /// test, or a client's outgoing connection) may take it meanwhile: then it tries another.
+    public static func onFreeLoopbackPort(_ arguments: (Int) -> [String]) async throws -> (PrivateRedisServer, Int) {
+        var attempt = 0
+        while true {
+            let port = try freeLoopbackPort()
+            do {
+                return (try await PrivateRedisServer(arguments: arguments(port)), port)
+            } catch TestSetupError.serverDidNotStart(let log) where log.contains("Address already in use") && attempt < 5 {
+                attempt += 1
+            }
+        }
+    }
 }
 
 /// A free TCP port on 127.0.0.1, found by binding port 0 (another process could take it before
