@@ -206,8 +206,9 @@ struct MessageProcessor: Sendable {
 
             case .finish(let rest, let release):
                 if release { await lock.release() }
-                if case .leftPending(let reason)? = machine.finished.last, reason != "shutdown" {
-                    logger.warning("Left pending for redelivery", metadata: ["entry": "\(jobs[0].message.id)", "reason": "\(reason)"])
+                if let index = machine.finished.firstIndex(where: { if case .leftPending = $0 { true } else { false } }),
+                   case .leftPending(let reason) = machine.finished[index], reason != "shutdown" {
+                    logger.warning("Left pending for redelivery", metadata: ["entry": "\(jobs[index].message.id)", "reason": "\(reason)"])
                 }
                 switch rest {
                 case .none: return RunResult(finished: machine.finished, rest: .none)

@@ -20,17 +20,8 @@ struct Reclaimer: Sendable {
             do { try await Task.sleep(for: interval) } catch { return }
             for stream in readSet?.snapshot.streams ?? settings.streams {
                 do {
-                    let reply = try await client.send(
-                        "XAUTOCLAIM", stream, settings.group, settings.consumer,
-                        settings.claimIdle.redisMilliseconds, cursors[stream] ?? "0-0", "COUNT", settings.batch)
-                    let claimed = try StreamReplies.autoClaim(reply)
-                    cursors[stream] = claimed.cursor
-                    if claimed.entries.isEmpty { continue }
-                    metrics.reclaimed(claimed.entries.count)
-                    logger.info("Reclaimed idle entries", metadata: ["stream": "\(stream)", "count": "\(claimed.entries.count)"])
-                    // No backpressure wait here: the queue may be full of later messages that wait for
-                    // exactly these (a dead worker's), so holding them back would deadlock the channel.
-                    await intake.acceptClaimed(claimed.entries, of: stream)
+                    cursors[stream] = try await claimPage(of: stream, idle: settings.claimIdle, from: cursors[stream] ?? "0-0",
+                                                          saying: "Reclaimed idle entries")
                 } catch {
                     logger.warning("Reclaim failed", metadata: ["stream": "\(stream)", "error": "\(error)"])
                 }
@@ -48,14 +39,7 @@ struct Reclaimer: Sendable {
                 do {
                     // Idle 0: the previous owner has shed it or lost its lease; a late holder is
                     // still stopped by the channel's lock and fence.
-                    let reply = try await client.send(
-                        "XAUTOCLAIM", stream, settings.group, settings.consumer, 0, cursor, "COUNT", settings.batch)
-                    let claimed = try StreamReplies.autoClaim(reply)
-                    cursor = claimed.cursor
-                    if claimed.entries.isEmpty { continue }
-                    metrics.reclaimed(claimed.entries.count)
-                    logger.info("Took over a partition's pending entries", metadata: ["stream": "\(stream)", "count": "\(claimed.entries.count)"])
-                    await intake.acceptClaimed(claimed.entries, of: stream)
+                    cursor = try await claimPage(of: stream, idle: .zero, from: cursor, saying: "Took over a partition's pending entries")
                 } catch {
                     // What is left is found by the reclaimer after claim-idle.
                     logger.warning("Taking over a partition's pending entries failed", metadata: ["stream": "\(stream)", "error": "\(error)"])
@@ -63,5 +47,21 @@ struct Reclaimer: Sendable {
                 }
             } while cursor != "0-0" && !Task.isCancelled
         }
+    }
+
+    /// One XAUTOCLAIM page of `stream`'s entries idle at least `idle`, taken in here; returns the
+    /// cursor of the next page.
+    private func claimPage(of stream: String, idle: Duration, from cursor: String, saying what: Logger.Message) async throws -> String {
+        let reply = try await client.send(
+            "XAUTOCLAIM", stream, settings.group, settings.consumer, idle.redisMilliseconds, cursor, "COUNT", settings.batch)
+        let claimed = try StreamReplies.autoClaim(reply)
+        if !claimed.entries.isEmpty {
+            metrics.reclaimed(claimed.entries.count)
+            logger.info(what, metadata: ["stream": "\(stream)", "count": "\(claimed.entries.count)"])
+            // No backpressure wait here: the queue may be full of later messages that wait for
+            // exactly these (a dead worker's), so holding them back would deadlock the channel.
+            await intake.acceptClaimed(claimed.entries, of: stream)
+        }
+        return claimed.cursor
     }
 }
