@@ -20,6 +20,12 @@ public struct RedisConfiguration: Sendable, Equatable {
     public var backoff: ReconnectBackoff
     /// TLS settings for a TCP endpoint; `nil` is plaintext. A `rediss://` URL sets the defaults (verify against the system's CAs).
     public var tls: RedisTLSConfiguration?
+    /// Set for a Redis Cluster: the nodes to discover the cluster from (`endpoint` is the first).
+    /// The client then routes each command to the primary that serves its keys' slot.
+    public var clusterSeeds: [ClusterNodeAddress]?
+
+    /// True for a Redis Cluster configuration (``clusterSeeds`` set).
+    public var isCluster: Bool { clusterSeeds != nil }
 
     public init(
         endpoint: Endpoint = .tcp(host: "127.0.0.1", port: 6379),
@@ -49,7 +55,52 @@ public struct RedisConfiguration: Sendable, Equatable {
     /// against the system's CAs until ``tls`` says otherwise), or `unix:///path/redis.sock?db=N`.
     ///
     /// User and password may be percent-encoded.
+    ///
+    /// `redis+cluster://[user[:password]@]host:port[,host:port…]` (or `rediss+cluster://`) names a
+    /// Redis Cluster by one or more of its nodes; the client discovers the rest.
     public init(url: String) throws(RedisError) {
+        if let schemeEnd = url.range(of: "://"), url[..<schemeEnd.lowerBound].lowercased().hasSuffix("+cluster") {
+            try self.init(clusterURL: url, schemeEnd: schemeEnd)
+            return
+        }
+        try self.init(singleNodeURL: url)
+    }
+
+    private init(clusterURL url: String, schemeEnd: Range<String.Index>) throws(RedisError) {
+        let scheme = url[..<schemeEnd.lowerBound].lowercased().dropLast("+cluster".count)
+        guard scheme == "redis" || scheme == "rediss" else {
+            throw .invalidConfiguration("unsupported URL scheme '\(scheme)+cluster'; expected redis+cluster:// or rediss+cluster://")
+        }
+        var rest = String(url[schemeEnd.upperBound...])
+        var userInfo = ""
+        if let at = rest.lastIndex(of: "@") {
+            userInfo = String(rest[...at])
+            rest = String(rest[rest.index(after: at)...])
+        }
+        var query = ""
+        if let q = rest.firstIndex(of: "?") {
+            query = String(rest[q...])
+            rest = String(rest[..<q])
+        }
+        if rest.hasSuffix("/") || rest.hasSuffix("/0") { rest = String(rest[..<rest.lastIndex(of: "/")!]) }
+        guard !rest.contains("/") else {
+            throw .invalidConfiguration("a Redis Cluster has only database 0; drop the /db from '\(Self.redacted(url))'")
+        }
+        var seeds: [ClusterNodeAddress] = []
+        var first: RedisConfiguration?
+        for node in rest.split(separator: ",", omittingEmptySubsequences: false) {
+            guard !node.isEmpty else { throw .invalidConfiguration("empty node in '\(Self.redacted(url))'") }
+            let single = try RedisConfiguration(singleNodeURL: "\(scheme)://\(userInfo)\(node)\(query)")
+            guard case .tcp(let host, let port) = single.endpoint else { throw .invalidConfiguration("cluster nodes are host:port") }
+            seeds.append(ClusterNodeAddress(host: host, port: port))
+            if first == nil { first = single }
+        }
+        guard var configuration = first else { throw .invalidConfiguration("URL '\(Self.redacted(url))' names no node") }
+        configuration.clusterSeeds = seeds
+        self = configuration
+    }
+
+    private init(singleNodeURL url: String) throws(RedisError) {
         self.init()
         guard let schemeEnd = url.range(of: "://") else {
             throw .invalidConfiguration("URL '\(Self.redacted(url))' has no scheme; expected redis://host:port or unix:///path")
@@ -122,7 +173,7 @@ public struct RedisConfiguration: Sendable, Equatable {
             if let user = query["user"] ?? query["username"] { username = user }
             if let pass = query["password"] { password = pass }
         default:
-            throw .invalidConfiguration("unsupported URL scheme '\(scheme)'; expected redis://, rediss:// or unix://")
+            throw .invalidConfiguration("unsupported URL scheme '\(scheme)'; expected redis://, rediss://, unix:// or redis+cluster://")
         }
         if let db = query["db"] {
             guard let n = Int(db), n >= 0 else {
@@ -165,6 +216,9 @@ extension RedisConfiguration: CustomStringConvertible {
     /// Never prints the password.
     public var description: String {
         let auth = password == nil ? "" : "\(username ?? "default"):***@"
+        if let clusterSeeds {
+            return "\(tls == nil ? "redis" : "rediss")+cluster://\(auth)\(clusterSeeds.map(\.description).joined(separator: ","))"
+        }
         switch endpoint {
         case .tcp(let host, let port): return "\(tls == nil ? "redis" : "rediss")://\(auth)\(host):\(port)/\(database)"
         case .unix(let path): return "unix://\(path)?db=\(database)\(password == nil ? "" : " (auth)")"

@@ -48,6 +48,8 @@ public enum RedisError: Error, Sendable, CustomStringConvertible {
     case invalidConfiguration(String)
     /// The reply had a shape the caller did not expect.
     case unexpectedReply(String)
+    /// A command for a Redis Cluster names keys in different hash slots; it was not sent.
+    case crossSlot(command: String, keys: [String])
 
     public var description: String {
         switch self {
@@ -61,6 +63,8 @@ public enum RedisError: Error, Sendable, CustomStringConvertible {
         case .cancelled: return "Redis command cancelled"
         case .invalidConfiguration(let m): return "invalid Redis configuration: \(m)"
         case .unexpectedReply(let m): return "unexpected Redis reply: \(m)"
+        case .crossSlot(let command, let keys):
+            return "\(command) names keys in different cluster slots (\(keys.joined(separator: ", "))); give them one {hash tag}"
         }
     }
 

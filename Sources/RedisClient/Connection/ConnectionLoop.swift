@@ -349,7 +349,7 @@ final class ConnectionLoop: @unchecked Sendable {
                 return false
             }
             guard let reply = next else { return true }
-            if let push = options.push, let message = Self.pubSubMessage(reply) {
+            if let push = options.push, let message = Self.pubSubMessage(reply, claimsUnsubscribe: options.claimsUnsubscribe) {
                 push(message)
                 continue
             }
@@ -366,10 +366,17 @@ final class ConnectionLoop: @unchecked Sendable {
         }
     }
 
-    private static func pubSubMessage(_ reply: RESPValue) -> RedisConnection.Push? {
+    private static func pubSubMessage(_ reply: RESPValue, claimsUnsubscribe: (@Sendable ([UInt8]) -> Bool)?) -> RedisConnection.Push? {
         guard case .array(let items) = reply, let kind = items.first?.bytes else { return nil }
-        if kind == Array("message".utf8), items.count == 3, let channel = items[1].bytes, let payload = items[2].bytes {
+        if kind == Array("message".utf8) || kind == Array("smessage".utf8), items.count == 3,
+           let channel = items[1].bytes, let payload = items[2].bytes {
             return .message(channel: channel, payload: payload)
+        }
+        // Redis sends `sunsubscribe` unasked when a shard channel's slot leaves the node; that one
+        // answers no command, so it must not be paired with the next waiter.
+        if let claimsUnsubscribe, kind == Array("sunsubscribe".utf8), items.count == 3, let channel = items[1].bytes,
+           !claimsUnsubscribe(channel) {
+            return .dropped(channel: channel)
         }
         if kind == Array("pmessage".utf8), items.count == 4, let channel = items[2].bytes, let payload = items[3].bytes {
             return .message(channel: channel, payload: payload)

@@ -18,6 +18,8 @@ public final class RedisConnection: Sendable {
         case message(channel: [UInt8], payload: [UInt8])
         /// (Re)connected: subscriptions were restored; messages during the gap may be lost.
         case connected
+        /// The server dropped a shard channel's subscription on its own (its slot moved away).
+        case dropped(channel: [UInt8])
     }
 
     struct Options: Sendable {
@@ -28,6 +30,9 @@ public final class RedisConnection: Sendable {
         var push: (@Sendable (Push) -> Void)?
         /// Commands replayed after every (re)connect, e.g. SUBSCRIBE for each channel.
         var onConnect: (@Sendable () -> [RedisCommand])?
+        /// For a sharded subscriber: whether a `sunsubscribe` for this channel answers a SUNSUBSCRIBE
+        /// of ours (true, consuming it) rather than the server dropping the channel on its own.
+        var claimsUnsubscribe: (@Sendable ([UInt8]) -> Bool)?
         var events = RedisConnectionEvents()
     }
 

@@ -1,27 +1,41 @@
 import Logging
 import Synchronization
 
-/// Pub/sub over one connection shared by every subscription of a client.
+/// Pub/sub over one connection shared by every subscription of a client (or, sharded, of one
+/// cluster node).
 ///
 /// Subscribing returns only after the server confirmed the SUBSCRIBE, so a caller that
 /// subscribes and then checks state cannot miss a message published after the check.
 public final class RedisSubscriber: Sendable {
     private let connection: RedisConnection
     private let registry: SubscriptionRegistry
+    /// Sharded pub/sub (`SSUBSCRIBE`, Redis 7): messages sent with `SPUBLISH` to the node that
+    /// serves the channel's slot, rather than broadcast to every node of a cluster.
+    public let sharded: Bool
+    private let subscribeCommand: String
+    private let unsubscribeCommand: String
+    /// Our SUNSUBSCRIBEs still unanswered, by channel (see `Options.claimsUnsubscribe`).
+    private let unsubscribing: UnsubscribeLedger
 
-    init(configuration: RedisConfiguration, events: RedisConnectionEvents = RedisConnectionEvents(), logger: Logger) {
+    init(configuration: RedisConfiguration, sharded: Bool = false, events: RedisConnectionEvents = RedisConnectionEvents(), logger: Logger) {
         let registry = SubscriptionRegistry()
+        let unsubscribing = UnsubscribeLedger()
+        let subscribeCommand = sharded ? "SSUBSCRIBE" : "SUBSCRIBE"
         self.registry = registry
-        self.connection = RedisConnection(
-            configuration: configuration,
-            options: .init(
-                name: "subscriber",
-                push: { push in registry.deliver(push) },
-                onConnect: { registry.channels().map { RedisCommand("SUBSCRIBE", $0) } },
-                events: events
-            ),
-            logger: logger
-        )
+        self.sharded = sharded
+        self.subscribeCommand = subscribeCommand
+        self.unsubscribeCommand = sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE"
+        self.unsubscribing = unsubscribing
+        let onConnect: @Sendable () -> [RedisCommand] = {
+            unsubscribing.reset()
+            return registry.channels().map { RedisCommand(subscribeCommand, $0) }
+        }
+        let claimsUnsubscribe: (@Sendable ([UInt8]) -> Bool)? = sharded ? { @Sendable channel in unsubscribing.claim(channel) } : nil
+        var options = RedisConnection.Options(name: sharded ? "shard-subscriber" : "subscriber", events: events)
+        options.push = { push in registry.deliver(push) }
+        options.onConnect = onConnect
+        options.claimsUnsubscribe = claimsUnsubscribe
+        self.connection = RedisConnection(configuration: configuration, options: options, logger: logger)
     }
 
     /// Subscribes to `channel`; returns once the server has confirmed.
@@ -35,7 +49,7 @@ public final class RedisSubscriber: Sendable {
             _ = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RESPValue, any Error>) in
                 registry.add(subscription) {
                     do {
-                        try connection.submit(RedisCommand("SUBSCRIBE", channel), waiter: .single(continuation))
+                        try connection.submit(RedisCommand(subscribeCommand, channel), waiter: .single(continuation))
                     } catch {
                         continuation.resume(throwing: error)
                     }
@@ -51,7 +65,12 @@ public final class RedisSubscriber: Sendable {
     func unsubscribe(_ subscription: RedisSubscription) {
         registry.remove(subscription) { lastForChannel in
             if lastForChannel {
-                try? connection.submit(RedisCommand("UNSUBSCRIBE", subscription.channel), waiter: .discard)
+                if sharded { unsubscribing.expect(subscription.channel) }
+                do {
+                    try connection.submit(RedisCommand(unsubscribeCommand, subscription.channel), waiter: .discard)
+                } catch {
+                    if sharded { _ = unsubscribing.claim(subscription.channel) }
+                }
             }
         }
     }
@@ -59,6 +78,25 @@ public final class RedisSubscriber: Sendable {
     func close() {
         connection.close()
     }
+}
+
+/// Our SUNSUBSCRIBEs not yet answered, by channel, so an unasked `sunsubscribe` can be told apart.
+final class UnsubscribeLedger: Sendable {
+    private let pending = Mutex<[[UInt8]: Int]>([:])
+
+    func expect(_ channel: [UInt8]) { pending.withLock { $0[channel, default: 0] += 1 } }
+
+    /// True (and counted off) when `channel` has a SUNSUBSCRIBE of ours outstanding.
+    func claim(_ channel: [UInt8]) -> Bool {
+        pending.withLock { pending in
+            guard let count = pending[channel] else { return false }
+            pending[channel] = count > 1 ? count - 1 : nil
+            return true
+        }
+    }
+
+    /// After a reconnect nothing is outstanding.
+    func reset() { pending.withLock { $0.removeAll() } }
 }
 
 /// Channel → local subscriptions. Mutations and the matching (UN)SUBSCRIBE are queued under one
@@ -94,6 +132,10 @@ final class SubscriptionRegistry: Sendable {
         case .connected:
             let all = table.withLock { $0.values.flatMap { $0.values } }
             for target in all { target.deliver(.reconnected) }
+        case .dropped(let channel):
+            // The slot moved: tell its subscribers to re-check (and to subscribe anew where it lives now).
+            let targets = table.withLock { $0.removeValue(forKey: channel).map { Array($0.values) } ?? [] }
+            for target in targets { target.deliver(.reconnected) }
         }
     }
 }
