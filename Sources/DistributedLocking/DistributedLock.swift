@@ -154,7 +154,7 @@ public actor DistributedLock {
                 await LocalLockTable.shared.waitForRelease(key, timeout: wait)
                 continue
             }
-            if subscription == nil, let subscribed = try? await client.subscriber.subscribe(releaseChannel) {
+            if subscription == nil, let subscribed = try? await client.subscribe(shardChannel: releaseChannel) {
                 // Retry at once: a release between our last attempt and the subscription is not announced to us.
                 subscription = subscribed
                 continue

@@ -48,7 +48,7 @@ public enum LockScripts {
     static let release = RedisScript("""
         if redis.call('GET', KEYS[1]) == ARGV[1] then
           redis.call('DEL', KEYS[1])
-          redis.call('PUBLISH', ARGV[2], ARGV[1])
+          redis.call('SPUBLISH', ARGV[2], ARGV[1])
           return 1
         end
         return 0
@@ -75,7 +75,8 @@ public enum LockKeys {
         return key + ":fence"
     }
 
-    /// The pub/sub channel a release is announced on.
+    /// The shard channel (`SPUBLISH`) a release is announced on. It keeps the key's hash tag, so on a
+    /// Redis Cluster the release script publishes in the key's own slot.
     public static func releaseChannel(forLock key: String) -> String {
         key + ":released"
     }

@@ -204,6 +204,24 @@ public final class RedisClient: Sendable {
         }
     }
 
+    /// Every key matching `pattern`, by `SCAN` (which never blocks the server) on every primary,
+    /// each listed once, in no particular order.
+    public func scanKeys(matching pattern: String, count: Int = 1000) async throws -> [String] {
+        var found = Set<String>()
+        for connection in try await primaryConnections() {
+            var cursor = "0"
+            repeat {
+                let reply = try await connection.send("SCAN", cursor, "MATCH", pattern, "COUNT", count)
+                guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
+                    throw RedisError.unexpectedReply("SCAN returned \(reply)")
+                }
+                cursor = next
+                for key in parts[1].array ?? [] { if let key = key.string { found.insert(key) } }
+            } while cursor != "0"
+        }
+        return Array(found)
+    }
+
     /// `FUNCTION LOAD`; false when another client loaded the library first. A user without the
     /// grant is told what to run instead.
     @discardableResult

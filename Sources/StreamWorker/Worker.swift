@@ -14,7 +14,7 @@ public final class StreamWorker: Service, Sendable {
     private let logger: Logger
     private let keys: WorkerKeys
     private let dispatcher: ChannelDispatcher
-    private let reader: GroupReader
+    private let readers: [GroupReader]
     private let reclaimer: Reclaimer
     private let refresher: PendingRefresher
     /// Readiness for health probes, kept current by the reader and the sampler.
@@ -85,8 +85,16 @@ public final class StreamWorker: Service, Sendable {
             deadLetterer: DeadLetterer(client: client, group: configuration.group, consumer: configuration.consumer, keys: keys, logger: logger),
             logger: logger)
         let readSet = coordinator?.readSet
-        self.reader = GroupReader(client: client, settings: configuration, dispatcher: dispatcher, intake: intake, health: health,
-                                  readSet: readSet, logger: logger)
+        let reader = GroupReader(client: client, settings: configuration, dispatcher: dispatcher, intake: intake, health: health,
+                                 readSet: readSet, logger: logger)
+        // A cluster cannot read streams of different slots in one XREADGROUP: a reader per partition.
+        self.readers = client.isCluster && readSet != nil
+            ? configuration.inputStreams.map { stream in
+                var only = reader
+                only.onlyStream = stream
+                return only
+            }
+            : [reader]
         self.reclaimer = Reclaimer(client: client, settings: configuration, dispatcher: dispatcher, intake: intake, readSet: readSet,
                                    metrics: metrics, logger: logger)
         self.refresher = PendingRefresher(client: client, settings: configuration, dispatcher: dispatcher)
@@ -123,7 +131,7 @@ public final class StreamWorker: Service, Sendable {
         health.update { $0.groupsEnsured() }
         logger.info("Worker started", metadata: ["streams": "\(configuration.streams)", "group": "\(configuration.group)"])
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.reader.run() }
+            for reader in self.readers { group.addTask { await reader.run() } }
             group.addTask { await self.reclaimer.run() }
             group.addTask { await self.sampler.run() }
             if let coordinator = self.coordinator {

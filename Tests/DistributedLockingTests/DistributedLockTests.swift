@@ -178,7 +178,7 @@ import Testing
         let waiter = DistributedLock(client: waiterClient, key: key, ttl: .seconds(60))
         // A poll would only retry after 60 s (and the key's PTTL is 60 s): only the notification can wake it in time.
         let waiting = Task { await waiter.acquireBlocking(pollInterval: .seconds(60), timeout: .seconds(50)) }
-        try await waitUntil { try await holderClient.send("PUBSUB", "NUMSUB", LockKeys.releaseChannel(forLock: key)).array?.last?.int == 1 }
+        try await waitUntil { try await holderClient.send("PUBSUB", "SHARDNUMSUB", LockKeys.releaseChannel(forLock: key)).array?.last?.int == 1 }
         let released = ContinuousClock.now
         await holder.release()
         #expect(await waiting.value)

@@ -75,7 +75,7 @@ import Testing
         defer { f.client.close() }
         let ids = [try await f.pendingEntry(seq: 1), try await f.pendingEntry(seq: 2), try await f.pendingEntry(seq: 3)]
         let lock = await f.lock()
-        let subscription = try await f.client.subscriber.subscribe(LockKeys.releaseChannel(forLock: lock.key))
+        let subscription = try await f.client.subscribe(shardChannel: LockKeys.releaseChannel(forLock: lock.key))
         defer { subscription.cancel() }
         let outcome = try await f.commitRun(lock, ids.enumerated().map { ($1, Int64($0 + 1), .handled, StateUpdate(increment: ["count": 1], append: ["m\($0)"])) })
         #expect(outcome == .committed(lastSeq: 3, results: [.applied, .applied, .applied]))
@@ -338,7 +338,7 @@ import Testing
         defer { f.client.close() }
         let id = try await f.pendingEntry(seq: 1)
         let lock = await f.lock()
-        let subscription = try await f.client.subscriber.subscribe(LockKeys.releaseChannel(forLock: lock.key))
+        let subscription = try await f.client.subscribe(shardChannel: LockKeys.releaseChannel(forLock: lock.key))
         defer { subscription.cancel() }
         #expect(try await f.commit(lock, id: id, seq: 1) == .applied)
         #expect(await subscription.next(timeout: .seconds(10)) == .message(Array("\(lock.token) 1".utf8)))
@@ -479,7 +479,7 @@ import Testing
         _ = try await f.client.send("HSET", f.keys.state(channel: f.channel), "last_seq", String(max - 1))
         let id = try await f.pendingEntry(seq: max)
         let lock = await f.lock()
-        let subscription = try await f.client.subscriber.subscribe(LockKeys.releaseChannel(forLock: lock.key))
+        let subscription = try await f.client.subscribe(shardChannel: LockKeys.releaseChannel(forLock: lock.key))
         defer { subscription.cancel() }
         #expect(try await f.commit(lock, id: id, seq: max) == .applied)
         #expect(try await f.state("last_seq") == "9007199254740991")

@@ -53,18 +53,25 @@ public final class PrivateRedisServer: Sendable {
 
     private func start() async throws {
         try? FileManager.default.removeItem(atPath: socketPath)
+        // Redis listens before it has loaded its data (answering LOADING meanwhile) and logs
+        // "Ready to accept connections" once loaded: wait for this start's line.
+        let log = directory.appendingPathComponent("redis.log")
+        let readyBefore = Self.readyLines(log)
         let child = try ChildProcess(ProcessInfo.processInfo.environment["SG_REDIS_SERVER"] ?? "/usr/bin/redis-server", arguments)
         process.withLock { $0 = child }
         for _ in 0..<400 {
-            if Self.accepts(socketPath) { return }
+            if Self.accepts(socketPath), Self.readyLines(log) > readyBefore { return }
             try await Task.sleep(for: .milliseconds(25))
         }
         child.killNow()
-        let log = directory.appendingPathComponent("redis.log")
         throw TestSetupError.serverDidNotStart((try? String(contentsOf: log, encoding: .utf8)) ?? "")
     }
 
     public var url: String { "unix://\(socketPath)" }
+
+    private static func readyLines(_ log: URL) -> Int {
+        ((try? String(contentsOf: log, encoding: .utf8)) ?? "").components(separatedBy: "Ready to accept connections").count - 1
+    }
 
     /// Whether the server listens on `path`. The socket file appears at bind(), a moment before
     /// listen(), so its existence alone lets a fast first client be refused.

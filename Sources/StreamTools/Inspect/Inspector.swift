@@ -90,19 +90,9 @@ public struct Inspector: Sendable {
     /// Every channel lock held right now (SCAN, so it never blocks Redis), ordered by channel.
     public func heldLocks() async throws -> [HeldLock] {
         let pattern = keys.pattern("lock")
-        var cursor = "0"
-        var lockKeys: [String] = []
-        repeat {
-            let reply = try await client.send("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
-                throw RedisError.unexpectedReply("SCAN returned \(reply)")
-            }
-            cursor = next
-            lockKeys += parts[1].array?.compactMap(\.string) ?? []
-        } while cursor != "0"
+        let lockKeys = try await client.scanKeys(matching: pattern)
         var locks: [HeldLock] = []
-        // SCAN may return a key twice; one row per lock.
-        let unique = Array(Set(lockKeys)).sorted()
+        let unique = lockKeys.sorted()
         for chunk in stride(from: 0, to: unique.count, by: 200).map({ Array(unique[$0..<min($0 + 200, unique.count)]) }) {
             let channels = chunk.map { keys.channel(inKey: $0, kind: "lock") ?? $0 }
             let lock = try await read(lockKeys: chunk, channels: channels)

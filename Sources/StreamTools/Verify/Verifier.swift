@@ -101,17 +101,9 @@ public struct Verifier: Sendable {
             patterns.append(Self.escaped(prefix) + "{*}:" + Self.escaped(rest) + "*")
         }
         for pattern in patterns {
-            var cursor = "0"
-            repeat {
-                let reply = try await client.send("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
-                guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
-                    throw RedisError.unexpectedReply("SCAN returned \(reply)")
-                }
-                cursor = next
-                for key in parts[1].array?.compactMap(\.string) ?? [] {
-                    if let channel = Self.channel(in: key, prefix: prefix, keyStart: keyStart) { found.insert(channel) }
-                }
-            } while cursor != "0"
+            for key in try await client.scanKeys(matching: pattern) {
+                if let channel = Self.channel(in: key, prefix: prefix, keyStart: keyStart) { found.insert(channel) }
+            }
         }
         return found
     }

@@ -195,7 +195,7 @@ struct MessageProcessor: Sendable {
                 var advance: ChannelAdvance?
                 if subscribe, let seq = jobs[machine.head].message.seq {
                     // Subscribe while still holding the lock, so the next holder's release reaches us.
-                    if let subscription = try? await client.subscriber.subscribe(LockKeys.releaseChannel(forLock: lock.key)) {
+                    if let subscription = try? await client.subscribe(shardChannel: LockKeys.releaseChannel(forLock: lock.key)) {
                         advance = ChannelAdvance(subscription: subscription, seq: seq)
                     }
                     await lock.release()

@@ -242,7 +242,7 @@ public enum WorkerScripts {
           end
           redis.call('DEL', lock)
           -- '%d', not '..': Lua prints numbers of 15 digits or more in exponent form.
-          redis.call('PUBLISH', ARGV[A + 3], settled and (ARGV[A] .. ' ' .. string.format('%d', last)) or ARGV[A])
+          redis.call('SPUBLISH', ARGV[A + 3], settled and (ARGV[A] .. ' ' .. string.format('%d', last)) or ARGV[A])
           return {'ok', last, table.concat(codes)}
         end
         local replies, a = {}, 2

@@ -425,12 +425,22 @@ struct ConfigurationLoader {
     static func urlProblem(_ url: String) -> String? {
         guard !url.contains(where: \.isWhitespace) else { return "contains whitespace" }
         guard let schemeEnd = url.range(of: "://") else {
-            return "no scheme; expected redis://host[:port][/db], rediss://… or unix:///path"
+            return "no scheme; expected redis://host[:port][/db], rediss://…, unix:///path or redis+cluster://host:port[,host:port…]"
         }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
         var rest = Substring(url[schemeEnd.upperBound...])
         if let q = rest.firstIndex(of: "?") { rest = rest[..<q] }
         switch scheme {
+        case "redis+cluster", "rediss+cluster":
+            if let at = rest.lastIndex(of: "@") { rest = rest[rest.index(after: at)...] }
+            if rest.hasSuffix("/") { rest = rest.dropLast() }
+            if rest.hasSuffix("/0") { rest = rest.dropLast(2) }
+            if rest.contains("/") { return "a Redis Cluster has only database 0" }
+            for node in rest.split(separator: ",", omittingEmptySubsequences: false) {
+                if node.isEmpty { return "an empty node in the list" }
+                if let problem = urlProblem("redis://\(node)") { return "node \"\(node)\": \(problem)" }
+            }
+            return nil
         case "redis", "rediss":
             if let at = rest.lastIndex(of: "@") { rest = rest[rest.index(after: at)...] }
             var hostPort = rest
@@ -459,7 +469,7 @@ struct ConfigurationLoader {
         case "unix":
             return rest.hasPrefix("/") && rest.count > 1 ? nil : "needs an absolute socket path, as in unix:///run/redis.sock"
         default:
-            return "scheme must be redis://, rediss:// or unix://"
+            return "scheme must be redis://, rediss://, unix://, redis+cluster:// or rediss+cluster://"
         }
     }
 

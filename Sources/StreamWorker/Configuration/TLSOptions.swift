@@ -11,7 +11,7 @@ extension ConfigurationLoader {
     /// The TLS settings for `redisURL`: `nil` unless it is `rediss://`. Files must exist and be readable
     /// now, so a typo stops the worker at start rather than failing every connect.
     func tls(redisURL: String) throws(ConfigurationError) -> RedisTLSConfiguration? {
-        guard redisURL.lowercased().hasPrefix("rediss://") else {
+        guard redisURL.lowercased().hasPrefix("rediss://") || redisURL.lowercased().hasPrefix("rediss+cluster://") else {
             if let option = Self.tlsOptions.first(where: isSet), let setting = setting(option) {
                 throw .conflict(
                     option: option.rawValue, message: "is only used with a rediss:// redis-url", source: setting.source)

@@ -250,6 +250,11 @@ public struct WorkerConfiguration: Sendable, Equatable {
             throw .invalidValue(option: ConfigurationOption.partitions.rawValue, value: "\(partitions)",
                                 expected: "an integer in 1...\(maxPartitions)", source: setting.source)
         }
+        if partitions == 1, redisURL.lowercased().contains("+cluster://") {
+            throw .conflict(option: ConfigurationOption.partitions.rawValue,
+                            message: "a Redis Cluster needs partitions > 1: only a partition's hash tag keeps each commit's keys in one slot",
+                            source: l.setting(.partitions)?.source ?? .defaults)
+        }
         let keyPrefix = try l.string(.keyPrefix, default: d.keyPrefix, allowWhitespace: false)
         let routeFrom = try l.optionalString(.routeFrom)
         if partitions > 1 {

@@ -3,6 +3,10 @@ import RedisClient
 
 /// The consumer group's reader: XREADGROUP on a dedicated connection over every stream this worker
 /// reads (with partitions, those whose lease it holds), its own pending entries first, then new ones.
+///
+/// On a Redis Cluster one XREADGROUP may not name streams of different slots, so each partition
+/// stream has a reader of its own (`onlyStream`), on a connection to the primary that serves it;
+/// when the slot moves or its primary fails, the reader takes a connection to the new owner.
 struct GroupReader: Sendable {
     let client: RedisClient
     let settings: WorkerConfiguration
@@ -11,7 +15,12 @@ struct GroupReader: Sendable {
     let health: WorkerHealth
     /// The partition streams held here; nil with one partition, where every worker reads the stream.
     let readSet: ReadSet?
+    /// Read only this stream (a cluster's partition stream), when it is in the read set.
+    var onlyStream: String? = nil
     let logger: Logger
+
+    /// Thrown out of a cluster reader's connection when the stream's slot lives elsewhere now.
+    private struct Relocate: Error {}
 
     func run() async {
         // Own pending entries first (after a restart), from the start of the PEL, then new ones.
@@ -19,8 +28,9 @@ struct GroupReader: Sendable {
         var pendingCursor: [String: String] = readSet == nil
             ? Dictionary(uniqueKeysWithValues: settings.streams.map { ($0, "0") }) : [:]
         var backoff = Duration.milliseconds(100)
+        relocating: while !Task.isCancelled {
         do {
-            try await client.withDedicatedConnection { connection in
+            try await client.withDedicatedConnection(forKey: onlyStream) { connection in
                 while !Task.isCancelled {
                     await dispatcher.waitForCapacity()
                     if Task.isCancelled { return }
@@ -28,6 +38,7 @@ struct GroupReader: Sendable {
                     var current = settings.streams
                     if let readSet {
                         (version, current) = readSet.snapshot
+                        if let onlyStream { current = current.filter { $0 == onlyStream } }
                         if current.isEmpty {
                             // Owning nothing is normal in a pool larger than the partition count.
                             try? await Task.sleep(for: .milliseconds(50))
@@ -71,6 +82,11 @@ struct GroupReader: Sendable {
                         logger.warning("Read failed; retrying", metadata: ["error": "\(error)", "retry_in_ms": "\(backoff.redisMilliseconds)"])
                         try? await Task.sleep(for: backoff)
                         backoff = min(backoff * 2, .seconds(5))
+                        if client.isCluster, ClusterRedirect(error) != nil || (error as? RedisError)?.isConnectionError == true {
+                            // What a lost read delivered is pending here: read it again from the new owner.
+                            for stream in streams { pendingCursor[stream] = "0" }
+                            throw Relocate()
+                        }
                         continue
                     }
                     if let readSet {
@@ -97,8 +113,13 @@ struct GroupReader: Sendable {
                     }
                 }
             }
+            return
+        } catch is Relocate {
+            continue relocating
         } catch {
             logger.error("Reader stopped", metadata: ["error": "\(error)"])
+            return
+        }
         }
     }
 

@@ -67,13 +67,10 @@ struct ChaosEvidence {
 
     /// Removes every key of the run (`<prefix>:*`).
     func removeKeys() async throws {
-        var cursor = "0"
-        repeat {
-            let reply = try await client.send("SCAN", cursor, "MATCH", keys.prefix + ":*", "COUNT", 1000)
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string else { break }
-            cursor = next
-            let found = parts[1].array?.compactMap(\.string) ?? []
-            if !found.isEmpty { try await client.send(RedisCommand("UNLINK", found)) }
-        } while cursor != "0"
+        // One UNLINK a key: on a cluster the keys live in many slots.
+        let found = try await client.scanKeys(matching: keys.prefix + ":*")
+        for chunk in stride(from: 0, to: found.count, by: 500).map({ found[$0..<min($0 + 500, found.count)] }) {
+            for result in try await client.pipeline(chunk.map { RedisCommand("UNLINK", $0) }) { _ = try result.get() }
+        }
     }
 }

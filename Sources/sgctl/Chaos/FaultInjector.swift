@@ -142,14 +142,7 @@ struct FaultInjector: Sendable {
     }
 
     private func scan(match: String) async throws -> [String] {
-        var cursor = "0", found: [String] = []
-        repeat {
-            let reply = try await client.send("SCAN", cursor, "MATCH", match, "COUNT", 1000)
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string else { break }
-            cursor = next
-            found += parts[1].array?.compactMap(\.string) ?? []
-        } while cursor != "0"
-        return found
+        try await client.scanKeys(matching: match)
     }
 
     static func milliseconds(_ duration: Duration) -> Int64 {

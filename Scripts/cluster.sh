@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# A private Redis Cluster on loopback, for tests and benchmarks: 3 primaries and 3 replicas on free
+# ports below 55536 (each node's cluster bus listens on its port + 10000), in a folder of its own.
+#
+#   Scripts/cluster.sh start DIR [PRIMARIES]   starts it; prints its redis+cluster:// URL
+#   Scripts/cluster.sh stop DIR                stops every node and removes DIR
+#
+# DIR/ports lists the nodes' ports, DIR/<port>.pid their pids, DIR/<port>/redis.log their logs.
+# SG_CLUSTER_NODE_TIMEOUT (ms, default 2000) is how soon a silent primary is failed over.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source Scripts/lib.sh
+
+# Ports P (and P + 10000) that nothing listens on, P in 20000..45535.
+cluster_ports() {
+  python3 - "$1" <<'PY'
+import random, socket, sys
+count, found = int(sys.argv[1]), []
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+while len(found) < count:
+    p = random.randint(20000, 45535)
+    if p not in found and p + 10000 not in found and free(p) and free(p + 10000):
+        found.append(p)
+print(" ".join(map(str, found)))
+PY
+}
+
+start() {
+  local dir=$1 primaries=${2:-3}
+  mkdir -p "$dir"
+  local ports
+  ports=$(cluster_ports $(( primaries * 2 )))
+  echo "$ports" >"$dir/ports"
+  local addresses=""
+  for port in $ports; do
+    mkdir -p "$dir/$port"
+    redis-server --bind 127.0.0.1 --port "$port" --dir "$dir/$port" --save '' --appendonly no \
+      --cluster-enabled yes --cluster-config-file nodes.conf \
+      --cluster-node-timeout "${SG_CLUSTER_NODE_TIMEOUT:-2000}" \
+      --logfile "$dir/$port/redis.log" --daemonize no >/dev/null 2>&1 &
+    echo $! >"$dir/$port.pid"
+    addresses="$addresses 127.0.0.1:$port"
+  done
+  for port in $ports; do
+    for _ in $(seq 1 100); do
+      redis-cli -p "$port" ping >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+  done
+  # shellcheck disable=SC2086
+  redis-cli --cluster create $addresses --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 || {
+    cat "$dir/create.log" >&2
+    stop "$dir"
+    return 1
+  }
+  # Every node agrees the cluster is up, and every replica has its primary.
+  for _ in $(seq 1 300); do
+    local ok=1
+    for port in $ports; do
+      redis-cli -p "$port" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || ok=0
+    done
+    if [ $ok = 1 ] && [ "$(redis-cli -p "${ports%% *}" cluster nodes | grep -c 'slave')" = "$primaries" ]; then
+      echo "redis+cluster://$(echo $ports | sed 's/\([0-9]*\)/127.0.0.1:\1/g; s/ /,/g')"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "cluster-create: the cluster did not settle; see $dir" >&2
+  return 1
+}
+
+stop() {
+  local dir=$1
+  [ -d "$dir" ] || return 0
+  for pidfile in "$dir"/*.pid; do
+    [ -e "$pidfile" ] || continue
+    kill "$(cat "$pidfile")" 2>/dev/null || true
+  done
+  for pidfile in "$dir"/*.pid; do
+    [ -e "$pidfile" ] || continue
+    local pid
+    pid=$(cat "$pidfile")
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  rm -rf "$dir"
+}
+
+case "${1:-}" in
+  start) start "$2" "${3:-3}" ;;
+  stop) stop "$2" ;;
+  *) echo "usage: Scripts/cluster.sh start|stop DIR [PRIMARIES]" >&2; exit 2 ;;
+esac
