@@ -315,6 +315,12 @@ public final class RedisClient: Sendable {
         return nil
     }
 
+    /// The redirects this cluster client followed (zero for a single server).
+    public var clusterRedirects: ClusterRedirectCounts {
+        if case .cluster(let router) = backend { return router.redirects.withLock { $0 } }
+        return ClusterRedirectCounts()
+    }
+
     /// Re-reads a cluster's slot map now (no-op for a single server).
     public func refreshClusterTopology() async {
         if case .cluster(let router) = backend { await router.refresh() }

@@ -12,6 +12,8 @@ final class ClusterRouter: Sendable {
     private let logger: Logger
     private let events: RedisConnectionEvents
     private let state = Mutex(State())
+    /// Redirects followed so far, for metrics and tests.
+    let redirects = Mutex(ClusterRedirectCounts())
     static let refreshInterval: Duration = .seconds(15)
     /// Attempts per command across redirects, TRYAGAIN, CLUSTERDOWN and failed connects.
     static let maxAttempts = 12
@@ -97,6 +99,7 @@ final class ClusterRouter: Sendable {
             } catch let error as RedisError {
                 guard attempt < Self.maxAttempts else { throw error }
                 if case .server(let server) = error, let redirect = ClusterRedirect(server) {
+                    redirects.withLock { $0.count(redirect) }
                     switch redirect {
                     case .moved(let movedSlot, let target):
                         let target = target.host.isEmpty ? ClusterNodeAddress(host: address.host, port: target.port) : target
@@ -215,6 +218,23 @@ final class ClusterRouter: Sendable {
             return Array(state.nodes.values)
         }
         for node in nodes { node.close() }
+    }
+}
+
+/// How many redirects of each kind a cluster client followed.
+public struct ClusterRedirectCounts: Sendable, Equatable {
+    public var moved = 0
+    public var ask = 0
+    public var tryAgain = 0
+    public var clusterDown = 0
+
+    mutating func count(_ redirect: ClusterRedirect) {
+        switch redirect {
+        case .moved: moved += 1
+        case .ask: ask += 1
+        case .tryAgain: tryAgain += 1
+        case .clusterDown: clusterDown += 1
+        }
     }
 }
 

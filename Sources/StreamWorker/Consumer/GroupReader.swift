@@ -82,7 +82,9 @@ struct GroupReader: Sendable {
                         logger.warning("Read failed; retrying", metadata: ["error": "\(error)", "retry_in_ms": "\(backoff.redisMilliseconds)"])
                         try? await Task.sleep(for: backoff)
                         backoff = min(backoff * 2, .seconds(5))
-                        if client.isCluster, ClusterRedirect(error) != nil || (error as? RedisError)?.isConnectionError == true {
+                        // UNBLOCKED: the node was demoted to a replica while the read blocked.
+                        if client.isCluster, ClusterRedirect(error) != nil || (error as? RedisError)?.isConnectionError == true
+                            || (error as? RedisError)?.serverCode == "UNBLOCKED" {
                             // What a lost read delivered is pending here: read it again from the new owner.
                             for stream in streams { pendingCursor[stream] = "0" }
                             throw Relocate()
