@@ -6,7 +6,9 @@
 #   Scripts/cluster.sh stop DIR                stops every node and removes DIR
 #
 # DIR/ports lists the nodes' ports, DIR/<port>.pid their pids, DIR/<port>/redis.log their logs.
-# SG_CLUSTER_NODE_TIMEOUT (ms, default 2000) is how soon a silent primary is failed over.
+# SG_CLUSTER_NODE_TIMEOUT (ms, default 2000) is how soon a silent primary is failed over; a replica
+# may take over however long ago it last heard from its primary (cluster-replica-validity-factor 0),
+# so a test that kills a primary right after start still sees a failover.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Scripts/lib.sh
@@ -26,7 +28,7 @@ def free(p):
         s.close()
 while len(found) < count:
     p = random.randint(20000, 45535)
-    if p not in found and p + 10000 not in found and free(p) and free(p + 10000):
+    if all(abs(p - q) not in (0, 10000) for q in found) and free(p) and free(p + 10000):
         found.append(p)
 print(" ".join(map(str, found)))
 PY
@@ -43,7 +45,8 @@ start() {
     mkdir -p "$dir/$port"
     redis-server --bind 127.0.0.1 --port "$port" --dir "$dir/$port" --save '' --appendonly no \
       --cluster-enabled yes --cluster-config-file nodes.conf \
-      --cluster-node-timeout "${SG_CLUSTER_NODE_TIMEOUT:-2000}" \
+      --cluster-node-timeout "${SG_CLUSTER_NODE_TIMEOUT:-2000}" --cluster-replica-validity-factor 0 \
+      --repl-diskless-sync-delay 0 \
       --logfile "$dir/$port/redis.log" --daemonize no >/dev/null 2>&1 &
     echo $! >"$dir/$port.pid"
     addresses="$addresses 127.0.0.1:$port"
@@ -60,13 +63,14 @@ start() {
     stop "$dir"
     return 1
   }
-  # Every node agrees the cluster is up, and every replica has its primary.
+  # Every node agrees the cluster is up, and every replica has finished its first sync.
   for _ in $(seq 1 300); do
-    local ok=1
+    local ok=1 synced=0
     for port in $ports; do
       redis-cli -p "$port" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || ok=0
+      redis-cli -p "$port" info replication 2>/dev/null | grep -q 'master_link_status:up' && synced=$((synced + 1))
     done
-    if [ $ok = 1 ] && [ "$(redis-cli -p "${ports%% *}" cluster nodes | grep -c 'slave')" = "$primaries" ]; then
+    if [ $ok = 1 ] && [ "$synced" = "$primaries" ]; then
       echo "redis+cluster://$(echo $ports | sed 's/\([0-9]*\)/127.0.0.1:\1/g; s/ /,/g')"
       return 0
     fi

@@ -266,14 +266,12 @@ public final class RedisClient: Sendable {
         }
     }
 
-    /// The shared pub/sub connection (`SUBSCRIBE`), opened on first use. On a cluster it is one
-    /// primary's: Redis broadcasts `PUBLISH` to every node.
+    /// The shared pub/sub connection (`SUBSCRIBE`), opened on first use. On a cluster it connects to
+    /// any live primary (Redis broadcasts `PUBLISH` to every node), another after a failure.
     public var subscriber: RedisSubscriber {
         switch backend {
         case .single(let node): return node.subscriber(sharded: false)
-        case .cluster(let router):
-            let address = router.topology?.primaries.first ?? configuration.clusterSeeds![0]
-            return router.node(address).subscriber(sharded: false)
+        case .cluster(let router): return router.subscriber
         }
     }
 

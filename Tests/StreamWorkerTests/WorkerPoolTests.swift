@@ -39,6 +39,18 @@ import Testing
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         }
 
+        /// A deployment on a private Redis Cluster.
+        init(cluster: PrivateRedisCluster, partitions: Int) throws {
+            url = cluster.url
+            client = try cluster.client()
+            connectionFlags = []
+            keys = WorkerKeys(prefix: "t" + UUID().uuidString.prefix(8).lowercased(), partitions: partitions)
+            stream = keys.prefix + ":in"
+            audit = keys.prefix + ":audit"
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("sg-pool-\(keys.prefix)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        }
+
         func worker(_ name: String, _ extra: [String] = [], jitterMs: Int = 2) throws -> ChildProcess {
             try ChildProcess(builtProductPath("stream-consumer"), [
                 "--redis-url", url, "--stream", stream, "--group", "g", "--consumer", name, "--key-prefix", keys.prefix,

@@ -27,6 +27,7 @@ final class ClusterRouter: Sendable {
         var refreshedAt: ContinuousClock.Instant?
         var lastRefreshError: String?
         var closed = false
+        var subscriber: RedisSubscriber?
     }
 
     init(configuration: RedisConfiguration, logger: Logger, events: RedisConnectionEvents) {
@@ -49,6 +50,26 @@ final class ClusterRouter: Sendable {
     }
 
     var topology: ClusterTopology? { state.withLock { $0.topology } }
+
+    /// The cluster-wide pub/sub connection (`PUBLISH` reaches every node): it connects to a live
+    /// primary each time, so it outlives the failure of the node it was on.
+    var subscriber: RedisSubscriber {
+        state.withLock { state in
+            if let existing = state.subscriber { return existing }
+            let created = RedisSubscriber(
+                configuration: configuration, sharded: false, events: events,
+                currentEndpoint: { [weak self, fallback = configuration.endpoint] in
+                    guard let self else { return fallback }
+                    self.refreshIfStale()
+                    let primaries = self.topology?.primaries ?? []
+                    let pick = primaries.randomElement() ?? self.configuration.clusterSeeds?.randomElement()
+                    return pick.map { .tcp(host: $0.host, port: $0.port) } ?? self.configuration.endpoint
+                },
+                logger: logger)
+            if state.closed { created.close() } else { state.subscriber = created }
+            return created
+        }
+    }
 
     /// The primary serving `slot` (any primary for nil), refreshing the map first if it has none.
     func primary(forSlot slot: Int?) async throws -> ClusterNodeAddress {
@@ -187,19 +208,23 @@ final class ClusterRouter: Sendable {
                 lastError = "\(address): \(error)"
             }
         }
-        let previous = state.withLock { state -> ClusterTopology? in
+        let (previous, demoted) = state.withLock { state -> (ClusterTopology?, [NodeConnections]) in
             defer { state.refreshing = nil }
             guard let found else {
                 state.lastRefreshError = lastError ?? "no node to ask"
-                return state.topology
+                return (state.topology, [])
             }
             let previous = state.topology
             state.topology = found
             state.moved.removeAll()
             state.refreshedAt = .now
             state.lastRefreshError = nil
-            return previous
+            let primaries = Set(found.primaries)
+            return (previous, state.nodes.filter { !primaries.contains($0.key) }.map(\.value))
         }
+        // Shard channels of a node that serves no slot now are nobody's: their waiters re-check,
+        // and subscribe again where the slot lives.
+        for node in demoted { node.retireShardSubscriber() }
         if let found, found != previous {
             logger.info("Redis Cluster map updated", metadata: [
                 "primaries": "\(found.primaries.map(\.description).joined(separator: ","))",
@@ -211,13 +236,14 @@ final class ClusterRouter: Sendable {
     }
 
     func close() {
-        let nodes = state.withLock { state in
+        let (nodes, subscriber) = state.withLock { state in
             state.closed = true
             state.refreshing?.cancel()
-            defer { state.nodes.removeAll() }
-            return Array(state.nodes.values)
+            defer { state.nodes.removeAll(); state.subscriber = nil }
+            return (Array(state.nodes.values), state.subscriber)
         }
         for node in nodes { node.close() }
+        subscriber?.close()
     }
 }
 

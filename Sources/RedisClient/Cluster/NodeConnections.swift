@@ -72,6 +72,16 @@ final class NodeConnections: Sendable {
         }
     }
 
+    /// Retires the sharded subscriber, if any (the node serves no slot now); the next
+    /// ``subscriber(sharded:)`` opens a fresh one.
+    func retireShardSubscriber() {
+        let retired = shardSubscriberSlot.withLock { slot in
+            defer { slot = nil }
+            return slot
+        }
+        retired?.retire()
+    }
+
     func close() {
         for connection in pool { connection.close() }
         idleDedicated.withLock { idle in

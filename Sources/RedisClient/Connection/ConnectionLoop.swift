@@ -134,6 +134,8 @@ final class ConnectionLoop: @unchecked Sendable {
     // MARK: Connecting
 
     private func connect() throws(RedisError) {
+        var configuration = self.configuration
+        if let endpoint = options.currentEndpoint?() { configuration.endpoint = endpoint }
         let fd = try SocketConnector.connect(configuration.endpoint, timeout: configuration.connectTimeout)
         let connected: Transport
         if let tls = configuration.tls, case .tcp(let host, _) = configuration.endpoint {

@@ -33,6 +33,9 @@ public final class RedisConnection: Sendable {
         /// For a sharded subscriber: whether a `sunsubscribe` for this channel answers a SUNSUBSCRIBE
         /// of ours (true, consuming it) rather than the server dropping the channel on its own.
         var claimsUnsubscribe: (@Sendable ([UInt8]) -> Bool)?
+        /// Asked before every connect, for a connection that follows a cluster's live nodes rather
+        /// than one address; nil keeps `configuration.endpoint`.
+        var currentEndpoint: (@Sendable () -> RedisConfiguration.Endpoint)?
         var events = RedisConnectionEvents()
     }
 

@@ -17,7 +17,10 @@ public final class RedisSubscriber: Sendable {
     /// Our SUNSUBSCRIBEs still unanswered, by channel (see `Options.claimsUnsubscribe`).
     private let unsubscribing: UnsubscribeLedger
 
-    init(configuration: RedisConfiguration, sharded: Bool = false, events: RedisConnectionEvents = RedisConnectionEvents(), logger: Logger) {
+    init(
+        configuration: RedisConfiguration, sharded: Bool = false, events: RedisConnectionEvents = RedisConnectionEvents(),
+        currentEndpoint: (@Sendable () -> RedisConfiguration.Endpoint)? = nil, logger: Logger
+    ) {
         let registry = SubscriptionRegistry()
         let unsubscribing = UnsubscribeLedger()
         let subscribeCommand = sharded ? "SSUBSCRIBE" : "SUBSCRIBE"
@@ -35,6 +38,7 @@ public final class RedisSubscriber: Sendable {
         options.push = { push in registry.deliver(push) }
         options.onConnect = onConnect
         options.claimsUnsubscribe = claimsUnsubscribe
+        options.currentEndpoint = currentEndpoint
         self.connection = RedisConnection(configuration: configuration, options: options, logger: logger)
     }
 
@@ -76,6 +80,13 @@ public final class RedisSubscriber: Sendable {
     }
 
     func close() {
+        connection.close()
+    }
+
+    /// Closes the connection after telling every subscription to re-check, as a reconnect would:
+    /// for a node that no longer serves their slots.
+    func retire() {
+        registry.deliver(.connected)
         connection.close()
     }
 }
