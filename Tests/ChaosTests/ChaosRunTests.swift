@@ -87,4 +87,24 @@ import Testing
         #expect(run.output.contains("restart"))
         #expect(run.output.contains("--redis-url"))
     }
+
+    @Test func clusterFaultsAreRefusedWithoutACluster() async throws {
+        let run = try await Self.chaos(["--redis-url", try TestRedis.url(), "--faults", "reshard"], timeout: .seconds(30))
+        #expect(run.status != 0)
+        #expect(run.output.contains("redis+cluster://"))
+    }
+
+    /// Failovers and slot moves on a private cluster while workers are killed and paused: every
+    /// invariant holds, and the faults really happened.
+    @Test func failoversAndSlotMovesOnAClusterKeepEveryInvariant() async throws {
+        let cluster = try await PrivateRedisCluster()
+        defer { cluster.stop() }
+        let messages = 600
+        var arguments = try Self.common(messages: messages)
+        arguments[1] = cluster.url
+        let run = try await Self.chaos(arguments + ["--faults", "failover:2,reshard:2,kill:3", "--lock-ttl", "1"], timeout: .seconds(240))
+        Self.expectInvariantsHeld(run, messages: messages)
+        #expect(run.injected("failover") >= 1)
+        #expect(run.injected("reshard") >= 1)
+    }
 }

@@ -124,28 +124,11 @@ public final class PrivateRedisCluster: Sendable {
         throw WaitTimeout()
     }
 
-    /// Moves `slot` to the primary on `port` the way `redis-cli --cluster reshard` does: IMPORTING and
-    /// MIGRATING, then MIGRATE of its keys `batch` at a time (pausing `pause` between batches, so
-    /// clients meet ASK meanwhile), then the slot assigned to its new owner everywhere.
+    /// Moves `slot` to the primary on `port` key by key (``RedisClient/moveSlot(_:to:batch:pause:)``).
     public func migrate(slot: Int, toPort port: Int, batch: Int = 10, pause: Duration = .milliseconds(20)) async throws {
-        let nodes = try await self.nodes()
-        let source = try await primary(forSlot: slot)
-        guard let target = nodes.first(where: { $0.port == port }), target.id != source.id else { return }
-        let sourceClient = try node(source.port), targetClient = try node(target.port)
-        defer { sourceClient.close(); targetClient.close() }
-        try await targetClient.send("CLUSTER", "SETSLOT", slot, "IMPORTING", source.id)
-        try await sourceClient.send("CLUSTER", "SETSLOT", slot, "MIGRATING", target.id)
-        while true {
-            let keys = try await sourceClient.send("CLUSTER", "GETKEYSINSLOT", slot, batch).array?.compactMap(\.string) ?? []
-            if keys.isEmpty { break }
-            try await sourceClient.send(RedisCommand("MIGRATE", ["127.0.0.1", String(port), "", "0", "10000", "KEYS"] + keys))
-            try await Task.sleep(for: pause)
-        }
-        for node in nodes where node.isPrimary && !node.failed {
-            let client = try self.node(node.port)
-            defer { client.close() }
-            try await client.send("CLUSTER", "SETSLOT", slot, "NODE", target.id)
-        }
+        let admin = try client()
+        defer { admin.close() }
+        try await admin.moveSlot(slot, to: ClusterNodeAddress(host: "127.0.0.1", port: port), batch: batch, pause: pause)
     }
 
     public func stop() {

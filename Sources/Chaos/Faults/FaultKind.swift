@@ -16,6 +16,10 @@ public enum FaultKind: String, Sendable, CaseIterable, Codable, Comparable {
     case leave
     /// Start one more worker and SIGKILL another while partitions are moving.
     case joinkill
+    /// Redis Cluster: `CLUSTER FAILOVER` on a replica of the primary serving a partition.
+    case failover
+    /// Redis Cluster: move a partition's slot to another primary, key by key (ASK, then MOVED).
+    case reshard
 
     /// Whether the fault can end a lease while its holder is still running. Only then may two
     /// workers be inside one channel at once, and only if the older holder's write is refused.
@@ -24,9 +28,13 @@ public enum FaultKind: String, Sendable, CaseIterable, Codable, Comparable {
     public var endsLeasesOfLiveHolders: Bool {
         switch self {
         case .kill, .join, .leave, .joinkill: return false
-        case .pause, .steal, .connkill, .restart: return true
+        // A failover or a slot move can stall renewals past the TTL; the late commit must then be refused.
+        case .pause, .steal, .connkill, .restart, .failover, .reshard: return true
         }
     }
+
+    /// Faults that need a Redis Cluster (`--redis-url redis+cluster://…`).
+    public var needsCluster: Bool { self == .failover || self == .reshard }
 
     public static func < (a: FaultKind, b: FaultKind) -> Bool {
         (allCases.firstIndex(of: a) ?? 0) < (allCases.firstIndex(of: b) ?? 0)

@@ -31,6 +31,10 @@ struct ChaosCommand: AsyncParsableCommand {
                         always stays)
               joinkill  start one more worker and SIGKILL another
                         mid-rebalance
+              failover  CLUSTER FAILOVER on a replica of a partition's
+                        primary (needs a redis+cluster:// URL)
+              reshard   move a partition's slot to another primary, key
+                        by key (needs a redis+cluster:// URL)
 
             Without --redis-url chaos starts a private redis-server (AOF on) and removes it afterwards.
             See docs/chaos.md for what each invariant means under each fault.
@@ -92,6 +96,9 @@ struct ChaosCommand: AsyncParsableCommand {
             throw ValidationError(error.description)
         }
         if plan.kinds.contains(.restart), redisURL != nil { throw ValidationError(ChaosError.restartNeedsOwnRedis.description) }
+        if let kind = plan.kinds.sorted().first(where: \.needsCluster), !(redisURL?.lowercased().contains("+cluster://") ?? false) {
+            throw ValidationError(ChaosError.needsCluster(kind.rawValue).description)
+        }
 
         var server: ChaosRedisServer?
         let url: String
@@ -319,6 +326,21 @@ struct ChaosCommand: AsyncParsableCommand {
                     case .joinkill:
                         let event = try await injector.joinKill(pick: choice)
                         group.addTask { (event, event == nil ? "\(planned.kind.rawValue) at \(planned.at): nothing to hit" : nil, nil) }
+                    case .failover:
+                        let event = try await injector.failover(pick: choice)
+                        group.addTask { (event, event == nil ? "\(planned.kind.rawValue) at \(planned.at): nothing to hit" : nil, nil) }
+                    case .reshard:
+                        // Runs alongside later faults: a slot moves key by key.
+                        guard let stream = choice(injector.streams) else { continue }
+                        let targetIndex = Int.random(in: 0..<1024, using: &random)
+                        group.addTask {
+                            do {
+                                let event = try await injector.reshard(stream: stream, targetIndex: targetIndex)
+                                return (event, event == nil ? "reshard at \(planned.at): nothing to hit" : nil, nil)
+                            } catch {
+                                return (nil, "reshard at \(planned.at) could not be injected: \(error)", nil)
+                            }
+                        }
                     case .restart:
                         let event = try await injector.restartServer()
                         group.addTask { (event, event == nil ? "\(planned.kind.rawValue) at \(planned.at): nothing to hit" : nil, nil) }

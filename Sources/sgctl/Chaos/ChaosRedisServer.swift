@@ -93,6 +93,7 @@ enum ChaosError: Error, CustomStringConvertible {
     case noFreePort(Int32)
     case restartNeedsOwnRedis
     case invalidOption(String)
+    case needsCluster(String)
 
     var description: String {
         switch self {
@@ -100,6 +101,7 @@ enum ChaosError: Error, CustomStringConvertible {
         case .noFreePort(let code): return "could not find a free loopback port (errno \(code))"
         case .restartNeedsOwnRedis: return "the restart fault restarts a Redis that chaos started itself: omit --redis-url to use it"
         case .invalidOption(let text): return text
+        case .needsCluster(let fault): return "the \(fault) fault needs a Redis Cluster: pass --redis-url redis+cluster://host:port,… (Scripts/cluster.sh starts a local one)"
         }
     }
 }

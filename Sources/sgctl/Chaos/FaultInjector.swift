@@ -108,19 +108,52 @@ struct FaultInjector: Sendable {
     /// CLIENT KILL every connection of one live worker (found by its `stream-consumer:<name>` client name).
     func killConnections(pick: ([String]) -> String?) async throws -> FaultEvent? {
         guard let victim = pick(await candidates()) else { return nil }
-        let list = try await client.send("CLIENT", "LIST").string ?? ""
-        let ids = list.split(whereSeparator: \.isNewline).compactMap { line -> String? in
-            let fields = Self.clientFields(String(line))
-            return fields["name"] == "stream-consumer:\(victim)" ? fields["id"] : nil
-        }
         let at = wallMicros()
         var killed = 0
-        for id in ids {
-            killed += Int(try await client.send("CLIENT", "KILL", "ID", id).int ?? 0)
+        // On a cluster the worker has connections to every primary.
+        for connection in try await client.primaryConnections() {
+            let list = try await connection.send("CLIENT", "LIST").string ?? ""
+            let ids = list.split(whereSeparator: \.isNewline).compactMap { line -> String? in
+                let fields = Self.clientFields(String(line))
+                return fields["name"] == "stream-consumer:\(victim)" ? fields["id"] : nil
+            }
+            for id in ids {
+                killed += Int(try await connection.send("CLIENT", "KILL", "ID", id).int ?? 0)
+            }
         }
         // Nothing killed is no fault: the report counts only faults that happened.
         guard killed > 0 else { return nil }
         return FaultEvent(kind: .connkill, atMicros: at, worker: victim, detail: "CLIENT KILL \(killed) connection(s) of \(victim)")
+    }
+
+    /// The run's partition streams.
+    var streams: [String] { keys.streams(keys.prefix + ":in") }
+
+    /// `CLUSTER FAILOVER` on a replica of the primary that serves a random partition stream.
+    func failover(pick: ([String]) -> String?) async throws -> FaultEvent? {
+        guard client.isCluster else { throw ChaosError.needsCluster("failover") }
+        guard let stream = pick(streams) else { return nil }
+        let slot = HashSlot.of(stream)
+        let at = wallMicros()
+        guard let (from, to) = try await client.failOver(slot: slot) else { return nil }
+        return FaultEvent(kind: .failover, atMicros: at, untilMicros: wallMicros(),
+                          detail: "CLUSTER FAILOVER: \(to) took over from \(from) (slot \(slot), \(stream))")
+    }
+
+    /// Moves the slot of partition stream `stream` to another primary (the `targetIndex`th of the
+    /// others, modulo their count), key by key.
+    func reshard(stream: String, targetIndex: Int) async throws -> FaultEvent? {
+        guard client.isCluster else { throw ChaosError.needsCluster("reshard") }
+        await client.refreshClusterTopology()
+        let slot = HashSlot.of(stream)
+        guard let topology = client.clusterTopology, let source = topology.primary(forSlot: slot) else { return nil }
+        let others = topology.primaries.filter { $0 != source }
+        guard !others.isEmpty else { return nil }
+        let target = others[abs(targetIndex) % others.count]
+        let at = wallMicros()
+        let moved = try await client.moveSlot(slot, to: target, batch: 10, pause: .milliseconds(20))
+        return FaultEvent(kind: .reshard, atMicros: at, untilMicros: wallMicros(),
+                          detail: "moved slot \(slot) (\(stream)) from \(source) to \(target): \(moved) keys")
     }
 
     /// Restarts the run's own Redis (SIGTERM, which flushes the AOF, then the same port and directory).
