@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Static checks of the deployment files: hadolint on Docker/Dockerfile, kubernetes-validate on
-# Docker/k8s/, and the compose file (alone, with the test override, and with the TLS variant)
-# through `docker-compose config`.
+# Docker/k8s/, and the compose file (alone, with the test override, with the TLS variant, and with
+# the cluster variant) through `docker-compose config`.
 # Needs no container engine. Called by Scripts/test.sh; the tools come from PyPI (deploy_tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,7 @@ SG_TEST_REDIS_PORT=6379 SG_TEST_METRICS_PORT_1=9091 SG_TEST_METRICS_PORT_2=9092 
   SG_TEST_SECRETS=$secrets \
   "$compose_bin" -p sglint -f Docker/docker-compose.yml -f Scripts/docker/compose.test.yml config -q || status=1
 "$compose_bin" -p sglint -f Docker/docker-compose.yml config -q || status=1
+"$compose_bin" -p sglint -f Docker/docker-compose.yml -f Docker/docker-compose.cluster.yml config -q || status=1
 
 # The TLS variant, with every profile, so that a client added to the base file but not switched
 # to rediss:// in the override shows up as a plaintext URL left in the merged file. It is not

@@ -83,6 +83,11 @@ import Testing
         }
         try await d.waitForAll(messages, channels: channels, timeout: .seconds(300))
         try await d.verifyHistories(messages: messages, channels: channels)
+        // What Redis itself lost shows in the audit trail: attempts whose commit vanished with the
+        // old primary's unreplicated writes. Reported, not asserted: it depends on timing.
+        let results = InvariantChecker.check(try await d.observation(channels: channels), policy: .forFaults([.restart]))
+        print("cluster-kill: \(results.applied) applied; fence regressions \(results.fenceRegressions), unaudited commits \(results.unauditedCommits), "
+              + "abandoned \(results.abandonedAttempts), unknown outcomes \(results.unknownOutcomes), violations \(results.violations.prefix(5))")
     }
 
     /// The slot of a busy partition moves to another primary key by key while the pool works on it.
