@@ -73,6 +73,7 @@ struct BenchWorker: AsyncParsableCommand {
 
         let roundTripsBefore = try await Self.topLevelCalls(client)
         let redisCPUBefore = try await Self.redisCPUSeconds(client)
+        let replicatedCPUBefore = client.isCluster ? try await Self.redisCPUSeconds(client, replicas: true) : 0
         let workerCPUBefore = processes.map { Self.cpuSeconds($0.pid) }.reduce(0, +)
         let start = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -102,6 +103,7 @@ struct BenchWorker: AsyncParsableCommand {
         let elapsed = start.duration(to: .now)
         let roundTrips = try await Self.topLevelCalls(client) - roundTripsBefore
         let redisCPU = try await Self.redisCPUSeconds(client) - redisCPUBefore
+        let replicatedCPU = client.isCluster ? try await Self.redisCPUSeconds(client, replicas: true) - replicatedCPUBefore : 0
         let workerCPU = processes.map { Self.cpuSeconds($0.pid) }.reduce(0, +) - workerCPUBefore
         for process in processes { process.signal(SIGTERM) }
 
@@ -124,11 +126,13 @@ struct BenchWorker: AsyncParsableCommand {
                 "round_trips_per_message": roundTripsPerMessage, "peak_rss_kib": peakRSS, "verified": report.ok,
                 "pool_settled_ms": seconds(settled) * 1000,
                 "worker_cpu_us_per_message": workerCPU * 1e6 / Double(total), "redis_cpu_us_per_message": redisCPU * 1e6 / Double(total),
+                "redis_cpu_with_replicas_us_per_message": client.isCluster ? replicatedCPU * 1e6 / Double(total) : redisCPU * 1e6 / Double(total),
             ])
         } else {
             print("\(total) messages, \(channels) channels, \(workers) worker(s), \(partitions) partition(s): \(fmt(rate)) msg/s, enqueue→commit p50 \(fmt(latencies.percentileMicros(50) / 1000)) ms, p99 \(fmt(latencies.percentileMicros(99) / 1000)) ms")
             print("pool settled \(fmt(seconds(settled) * 1000)) ms after launch (not timed); Redis round trips per message \(String(format: "%.2f", roundTripsPerMessage)), peak worker RSS \(peakRSS / 1024) MiB; \(report.text(keyPrefix: keys.prefix, stream: stream))")
-            print("CPU per message: workers \(fmt(workerCPU * 1e6 / Double(total))) µs, Redis \(fmt(redisCPU * 1e6 / Double(total))) µs")
+            let replicas = client.isCluster ? " on the primaries, \(fmt(replicatedCPU * 1e6 / Double(total))) µs with the replicas" : ""
+            print("CPU per message: workers \(fmt(workerCPU * 1e6 / Double(total))) µs, Redis \(fmt(redisCPU * 1e6 / Double(total))) µs\(replicas)")
         }
         if !report.ok { throw ExitCode(1) }
         return rate
@@ -163,8 +167,9 @@ struct BenchWorker: AsyncParsableCommand {
     /// reads ride in the same round trip) and commit FCALLs, reads, reclaims and idle refreshes.
     /// The audit XADD used for latency is left out.
     static func topLevelCalls(_ client: RedisClient) async throws -> Int64 {
-        let info = try await client.send("INFO", "commandstats").string ?? ""
-        let counted = ["fcall", "xreadgroup", "xautoclaim", "xclaim", "xpending", "subscribe", "unsubscribe"]
+        // Primaries only: a replica counts what replication runs (XREADGROUP arrives there as XCLAIM).
+        let info = try await Self.info("commandstats", onEveryNodeOf: client, primariesOnly: true)
+        let counted = ["fcall", "xreadgroup", "xautoclaim", "xclaim", "xpending", "subscribe", "unsubscribe", "ssubscribe", "sunsubscribe"]
         var total: Int64 = 0
         for line in info.split(whereSeparator: \.isNewline) {
             guard line.hasPrefix("cmdstat_"), let colon = line.firstIndex(of: ":") else { continue }
@@ -176,15 +181,31 @@ struct BenchWorker: AsyncParsableCommand {
         return total
     }
 
-    /// Redis's own CPU time (user + system), from INFO cpu.
-    static func redisCPUSeconds(_ client: RedisClient) async throws -> Double {
-        let info = try await client.send("INFO", "cpu").string ?? ""
+    /// Redis's own CPU time (user + system), from INFO cpu; on a cluster, of every primary, or of
+    /// every node with `replicas`.
+    static func redisCPUSeconds(_ client: RedisClient, replicas: Bool = false) async throws -> Double {
+        let info = try await Self.info("cpu", onEveryNodeOf: client, primariesOnly: !replicas)
         var total = 0.0
         for line in info.split(whereSeparator: \.isNewline) {
             let parts = line.split(separator: ":")
             if parts.count == 2, parts[0] == "used_cpu_sys" || parts[0] == "used_cpu_user" { total += Double(parts[1]) ?? 0 }
         }
         return total
+    }
+
+    /// `INFO section` of the server, or of every node of a cluster, one after another.
+    static func info(_ section: String, onEveryNodeOf client: RedisClient, primariesOnly: Bool) async throws -> String {
+        guard client.isCluster else { return try await client.send("INFO", section).string ?? "" }
+        await client.refreshClusterTopology()
+        var text = ""
+        for shard in client.clusterTopology?.shards ?? [] {
+            for address in [shard.primary] + (primariesOnly ? [] : shard.replicas) {
+                let node = client.nodeClient(address)
+                defer { node.close() }
+                text += (try await node.send("INFO", section).string ?? "") + "\n"
+            }
+        }
+        return text
     }
 
     /// CPU time (user + system) a live process has used, in seconds, from /proc (0 if it is gone).
