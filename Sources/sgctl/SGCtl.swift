@@ -28,7 +28,7 @@ struct Bench: AsyncParsableCommand {
 /// (``ToolConnection``): flags, then `SG_REDIS_URL`, `SG_REDIS_PASSWORD`, `SG_REDIS_USER`.
 struct RedisOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "Redis URL: redis://[user[:password]@]host[:port][/db] or unix:///path?db=N (default: $SG_REDIS_URL, else redis://127.0.0.1:6379).",
+        "Redis URL: redis://[user[:password]@]host[:port][/db], rediss://…, unix:///path?db=N, or redis+cluster://host:port[,host:port…] (default: $SG_REDIS_URL, else redis://127.0.0.1:6379).",
         discussion: "A password here is visible in ps and draws a warning; prefer SG_REDIS_URL, SG_REDIS_PASSWORD or --redis-password-file."))
     var redisURL: String?
     @Option(help: "File holding the Redis password, e.g. a mounted secret (default: $SG_REDIS_PASSWORD_FILE, else $SG_REDIS_PASSWORD).")

@@ -24,7 +24,7 @@ struct StreamConsumerCommand: AsyncParsableCommand {
     )
 
     @Option(parsing: .unconditional, help: Self.help("YAML configuration file.", "SG_CONFIG")) var config: String?
-    @Option(parsing: .unconditional, help: Self.help("Redis URL (default: redis://127.0.0.1:6379).", "SG_REDIS_URL")) var redisURL: String?
+    @Option(parsing: .unconditional, help: Self.help("Redis URL: redis://, rediss://, unix:// or redis+cluster://host:port[,host:port…] (default: redis://127.0.0.1:6379).", "SG_REDIS_URL")) var redisURL: String?
     @Option(parsing: .unconditional, help: Self.help("File holding the Redis password.", "SG_REDIS_PASSWORD_FILE")) var redisPasswordFile: String?
     @Option(parsing: .unconditional, help: Self.help("PEM file of the CAs that issue the Redis server's certificate, for rediss:// (default: the system's).", "SG_TLS_CA_FILE")) var tlsCAFile: String?
     @Option(parsing: .unconditional, help: Self.help("PEM client certificate for mutual TLS (with --tls-key-file).", "SG_TLS_CERT_FILE")) var tlsCertFile: String?

@@ -31,6 +31,18 @@ import Testing
 
     // MARK: Defaults and precedence
 
+    @Test func aClusterURLIsAcceptedWithPartitionsAndRefusedWithout() throws {
+        let url = "redis+cluster://10.0.0.1:7000,10.0.0.2:7001"
+        #expect(try load(env: ["SG_REDIS_URL": url]).redisURL == url)
+        let refused = error { () throws(ConfigurationError) in try load(flags: ["partitions": "1"], env: ["SG_REDIS_URL": url]) }
+        #expect(refused?.description.contains("partitions") == true, "\(String(describing: refused))")
+        #expect(refused?.description.contains("hash tag") == true)
+        let bad = error { () throws(ConfigurationError) in try load(env: ["SG_REDIS_URL": "redis+cluster://10.0.0.1:7000,,x:1"]) }
+        #expect(bad?.description.contains("empty node") == true, "\(String(describing: bad))")
+        let tls = error { () throws(ConfigurationError) in try load(flags: ["tls-ca-file": "/nonexistent/ca.pem"], env: ["SG_REDIS_URL": "rediss+cluster://h:1"]) }
+        #expect(tls?.description.contains("rediss://") != true, "TLS options apply to rediss+cluster://: \(String(describing: tls))")
+    }
+
     @Test func nothingSetGivesTheDefaults() throws {
         let c = try load()
         #expect(c == .defaults)

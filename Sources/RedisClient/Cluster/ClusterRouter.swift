@@ -226,7 +226,8 @@ final class ClusterRouter: Sendable {
         // and subscribe again where the slot lives.
         for node in demoted { node.retireShardSubscriber() }
         if let found, found != previous {
-            logger.info("Redis Cluster map updated", metadata: [
+            // The first map is routine; a changed one (failover, slots moved) is worth a line.
+            logger.log(level: previous == nil ? .debug : .info, "Redis Cluster map updated", metadata: [
                 "primaries": "\(found.primaries.map(\.description).joined(separator: ","))",
                 "uncovered_slots": "\(found.uncoveredSlots)",
             ])

@@ -70,7 +70,7 @@ struct DLQList: AsyncParsableCommand {
         // Oldest first across partitions: ids are times.
         found.sort { (StreamID($0.letter.id) ?? .zero) < (StreamID($1.letter.id) ?? .zero) }
         let letters = Array(found.prefix(count))
-        let deadStream = WorkerKeys.deadLetters(of: dead.stream) + (partitioned ? ":{p*}" : "")
+        let deadStream = WorkerKeys.deadLetters(of: partitioned ? dead.stream + ":{p*}" : dead.stream)
         if json {
             printJSON(.object([
                 ("stream", .string(deadStream)), ("total", JSONValue(total)),
