@@ -70,7 +70,8 @@ public final class PrivateRedisServer: Sendable {
     public var url: String { "unix://\(socketPath)" }
 
     private static func readyLines(_ log: URL) -> Int {
-        ((try? String(contentsOf: log, encoding: .utf8)) ?? "").components(separatedBy: "Ready to accept connections").count - 1
+        // "Ready to accept connections" with a TCP port, "… now ready to accept connections at <socket>" without.
+        ((try? String(contentsOf: log, encoding: .utf8)) ?? "").lowercased().components(separatedBy: "ready to accept connections").count - 1
     }
 
     /// Whether the server listens on `path`. The socket file appears at bind(), a moment before
