@@ -253,7 +253,7 @@ struct CommandDidNotFinish: Error {}
         }
         _ = try await client.send("SAVE")
         client.close()
-        try await server.crashAndRestart()
+        try await server.crashAndRestart(waitForData: false)
         let probe = RedisClient(configuration: try server.configuration())
         defer { probe.close() }
         var sawLoading = false

@@ -51,7 +51,7 @@ public final class PrivateRedisServer: Sendable {
         try await start()
     }
 
-    private func start() async throws {
+    private func start(waitForData: Bool = true) async throws {
         try? FileManager.default.removeItem(atPath: socketPath)
         // Redis listens before it has loaded its data (answering LOADING meanwhile) and logs
         // "Ready to accept connections" once loaded: wait for this start's line.
@@ -60,7 +60,7 @@ public final class PrivateRedisServer: Sendable {
         let child = try ChildProcess(ProcessInfo.processInfo.environment["SG_REDIS_SERVER"] ?? "/usr/bin/redis-server", arguments)
         process.withLock { $0 = child }
         for _ in 0..<400 {
-            if Self.accepts(socketPath), Self.readyLines(log) > readyBefore { return }
+            if Self.accepts(socketPath), !waitForData || Self.readyLines(log) > readyBefore { return }
             try await Task.sleep(for: .milliseconds(25))
         }
         child.killNow()
@@ -105,14 +105,16 @@ public final class PrivateRedisServer: Sendable {
 
     /// Crashes the server (SIGKILL: no shutdown save or flush) and starts it again on the same
     /// socket and directory, so it reloads whatever it had persisted.
-    public func crashAndRestart() async throws {
+    /// - Parameter waitForData: return only once the data is loaded; false returns as soon as the
+    ///   server accepts connections, while it may still answer LOADING.
+    public func crashAndRestart(waitForData: Bool = true) async throws {
         let old = process.withLock { process in
             defer { process = nil }
             return process
         }
         old?.killNow()
         _ = await old?.wait(timeout: .seconds(10))
-        try await start()
+        try await start(waitForData: waitForData)
     }
 
     /// Kills the server at once and removes its directory.

@@ -216,8 +216,8 @@ public enum TimelineSVG {
         case .join: return "rgb(255,215,0)"
         case .leave: return "rgb(0,0,128)"
         case .joinkill: return "rgb(240,0,110)"
-        case .failover: return "rgb(90,90,90)"
-        case .reshard: return "rgb(190,0,255)"
+        case .failover: return "rgb(255,105,255)"
+        case .reshard: return "rgb(30,0,255)"
         }
     }
 
