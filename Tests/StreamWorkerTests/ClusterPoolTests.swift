@@ -39,17 +39,32 @@ import Testing
         #expect(results.overlaps == 0)
     }
 
+    /// A private cluster, a deployment on it with its messages produced, and three workers that
+    /// have applied 1,000 of them: the moment a fault strikes.
+    static func midRun(partitions: Int, messages: Int, channels: Int) async throws -> (PrivateRedisCluster, Deployment, [ChildProcess]) {
+        let cluster = try await PrivateRedisCluster()
+        do {
+            let d = try Deployment(cluster: cluster, partitions: partitions)
+            try await d.produce(messages: messages, channels: channels)
+            let workers = try (0..<3).map { try d.worker("w\($0)", Self.ttl + ["--work-ms", "2"]) }
+            do {
+                try await waitUntil(timeout: .seconds(120)) { try await d.appliedCount(channels: channels) >= 1000 }
+            } catch {
+                workers.forEach { $0.killNow() }
+                throw error
+            }
+            return (cluster, d, workers)
+        } catch {
+            cluster.stop()
+            throw error
+        }
+    }
+
     /// `CLUSTER FAILOVER` on a replica: a coordinated hand-over, which loses no write.
     @Test func aManualFailoverMidRunLosesNothing() async throws {
-        let cluster = try await PrivateRedisCluster()
-        defer { cluster.stop() }
-        let d = try Deployment(cluster: cluster, partitions: 8)
-        defer { d.cleanup() }
         let messages = 6000, channels = 60
-        try await d.produce(messages: messages, channels: channels)
-        let workers = try (0..<3).map { try d.worker("w\($0)", Self.ttl + ["--work-ms", "2"]) }
-        defer { workers.forEach { $0.killNow() } }
-        try await waitUntil(timeout: .seconds(120)) { try await d.appliedCount(channels: channels) >= 1000 }
+        let (cluster, d, workers) = try await Self.midRun(partitions: 8, messages: messages, channels: channels)
+        defer { workers.forEach { $0.killNow() }; d.cleanup(); cluster.stop() }
         let primary = try await cluster.primary(forSlot: Self.slot(d, partition: 0))
         let replica = try await cluster.replica(of: primary)
         let node = try cluster.node(replica.port)
@@ -66,15 +81,9 @@ import Testing
     /// what a worker then committed is lost with them, and its entry (whose XACK is lost too) is
     /// applied again. The histories must still hold every message once and in order.
     @Test func aKilledPrimaryIsReplacedByItsReplicaWithEveryMessageAppliedOnce() async throws {
-        let cluster = try await PrivateRedisCluster()
-        defer { cluster.stop() }
-        let d = try Deployment(cluster: cluster, partitions: 8)
-        defer { d.cleanup() }
         let messages = 6000, channels = 60
-        try await d.produce(messages: messages, channels: channels)
-        let workers = try (0..<3).map { try d.worker("w\($0)", Self.ttl + ["--work-ms", "2"]) }
-        defer { workers.forEach { $0.killNow() } }
-        try await waitUntil(timeout: .seconds(120)) { try await d.appliedCount(channels: channels) >= 1000 }
+        let (cluster, d, workers) = try await Self.midRun(partitions: 8, messages: messages, channels: channels)
+        defer { workers.forEach { $0.killNow() }; d.cleanup(); cluster.stop() }
         let primary = try await cluster.primary(forSlot: Self.slot(d, partition: 0))
         let replica = try await cluster.replica(of: primary)
         cluster.kill(port: primary.port)
@@ -92,15 +101,9 @@ import Testing
 
     /// The slot of a busy partition moves to another primary key by key while the pool works on it.
     @Test func aBusyPartitionsSlotMovedMidRunLosesNothing() async throws {
-        let cluster = try await PrivateRedisCluster()
-        defer { cluster.stop() }
-        let d = try Deployment(cluster: cluster, partitions: 4)
-        defer { d.cleanup() }
         let messages = 6000, channels = 60
-        try await d.produce(messages: messages, channels: channels)
-        let workers = try (0..<3).map { try d.worker("w\($0)", Self.ttl + ["--work-ms", "2"]) }
-        defer { workers.forEach { $0.killNow() } }
-        try await waitUntil(timeout: .seconds(120)) { try await d.appliedCount(channels: channels) >= 1000 }
+        let (cluster, d, workers) = try await Self.midRun(partitions: 4, messages: messages, channels: channels)
+        defer { workers.forEach { $0.killNow() }; d.cleanup(); cluster.stop() }
         let slot = Self.slot(d, partition: 1)
         let source = try await cluster.primary(forSlot: slot)
         let target = try #require(try await cluster.nodes().first { $0.isPrimary && !$0.failed && $0.id != source.id })

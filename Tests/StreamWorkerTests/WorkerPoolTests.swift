@@ -19,31 +19,26 @@ import Testing
         /// What the workers need to reach `url`: nothing for plaintext, the test CA (and a client certificate) over TLS.
         let connectionFlags: [String]
 
-        init(tls: Bool = false, partitions: Int = 1) throws {
+        convenience init(tls: Bool = false, partitions: Int = 1) throws {
             if tls {
-                url = try TestTLS.url()
-                client = try TestTLS.client()
-                connectionFlags = [
+                try self.init(url: try TestTLS.url(), client: try TestTLS.client(), partitions: partitions, connectionFlags: [
                     "--tls-ca-file", try TestTLS.file("ca.crt"),
                     "--tls-cert-file", try TestTLS.file("client.crt"), "--tls-key-file", try TestTLS.file("client.key"),
-                ]
+                ])
             } else {
-                url = try TestRedis.url()
-                client = try TestRedis.client()
-                connectionFlags = []
+                try self.init(url: try TestRedis.url(), client: try TestRedis.client(), partitions: partitions)
             }
-            keys = WorkerKeys(prefix: "t" + UUID().uuidString.prefix(8).lowercased(), partitions: partitions)
-            stream = keys.prefix + ":in"
-            audit = keys.prefix + ":audit"
-            directory = FileManager.default.temporaryDirectory.appendingPathComponent("sg-pool-\(keys.prefix)")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         }
 
         /// A deployment on a private Redis Cluster.
-        init(cluster: PrivateRedisCluster, partitions: Int) throws {
-            url = cluster.url
-            client = try cluster.client()
-            connectionFlags = []
+        convenience init(cluster: PrivateRedisCluster, partitions: Int) throws {
+            try self.init(url: cluster.url, client: try cluster.client(), partitions: partitions)
+        }
+
+        private init(url: String, client: RedisClient, partitions: Int, connectionFlags: [String] = []) throws {
+            self.url = url
+            self.client = client
+            self.connectionFlags = connectionFlags
             keys = WorkerKeys(prefix: "t" + UUID().uuidString.prefix(8).lowercased(), partitions: partitions)
             stream = keys.prefix + ":in"
             audit = keys.prefix + ":audit"
