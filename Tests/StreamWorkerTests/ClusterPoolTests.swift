@@ -10,7 +10,10 @@ import Testing
 /// moved mid-run.
 @Suite(.serialized) struct ClusterPoolTests {
     typealias Deployment = WorkerPoolTests.Deployment
-    static let ttl = ["--lock-ttl", "1", "--claim-idle", "2"]
+    /// Short leases, so a fault is survived quickly. These tests judge exactly once and order, as
+    /// `sgctl chaos` does, so nothing may be dead-lettered: on a loaded machine (six Redis processes,
+    /// three debug workers) renewals stall, leases churn, and every takeover counts a delivery.
+    static let ttl = ["--lock-ttl", "1", "--claim-idle", "2", "--max-deliveries", "1000000", "--gap-timeout", "3600"]
 
     static func log(_ d: Deployment, _ name: String) -> String {
         (try? String(contentsOfFile: d.log(name), encoding: .utf8)) ?? ""
@@ -29,7 +32,7 @@ import Testing
         // The partitions really are spread: more than one primary serves them.
         let owners = Set(try await (0..<8).asyncMap { try await cluster.primary(forSlot: Self.slot(d, partition: $0)).port })
         #expect(owners.count > 1)
-        let workers = try (0..<3).map { try d.worker("w\($0)") }
+        let workers = try (0..<3).map { try d.worker("w\($0)", ["--max-deliveries", "1000000", "--gap-timeout", "3600"]) }
         defer { workers.forEach { $0.killNow() } }
         try await d.waitForAll(messages, channels: channels)
         for worker in workers { worker.signal(SIGTERM) }
