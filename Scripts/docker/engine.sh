@@ -99,6 +99,16 @@ debian_mirror() {
   echo "${found:-http://deb.debian.org/debian}"
 }
 
+# The official Debian images' apt setting: no package caches, no downloaded .deb files left behind.
+write_docker_clean() {
+  cat >"$1" <<'EOF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF
+}
+
 # A minbase bookworm root file system, made once and kept beside the data root.
 bookworm_rootfs() {
   local rootfs="$docker_cache/rootfs-bookworm"
@@ -121,12 +131,7 @@ path-include /usr/share/locale/locale.alias
 EOF
     # And, like the official image, apt drops what it downloaded once it has installed it, so a
     # Dockerfile's `apt-get install` layer holds the packages, not their .deb files too.
-    cat >"$rootfs.tmp/etc/apt/apt.conf.d/docker-clean" <<'EOF'
-DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
-APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
-Dir::Cache::pkgcache "";
-Dir::Cache::srcpkgcache "";
-EOF
+    write_docker_clean "$rootfs.tmp/etc/apt/apt.conf.d/docker-clean"
     find "$rootfs.tmp/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
     rm -rf "$rootfs.tmp"/usr/share/man/* "$rootfs.tmp"/usr/share/info/* "$rootfs.tmp"/var/cache/apt/*.bin \
       "$rootfs.tmp"/var/cache/apt/archives/*.deb "$rootfs.tmp"/var/lib/apt/lists/*
@@ -134,6 +139,8 @@ EOF
     touch "$rootfs.tmp/.complete"
     mv "$rootfs.tmp" "$rootfs"
   fi
+  # A root file system cached by an older recipe gets what this one adds.
+  [ -f "$rootfs/etc/apt/apt.conf.d/docker-clean" ] || write_docker_clean "$rootfs/etc/apt/apt.conf.d/docker-clean"
   echo "$rootfs"
 }
 
