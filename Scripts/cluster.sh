@@ -13,11 +13,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source Scripts/lib.sh
 
-# Ports P (and P + 10000) that nothing listens on, P in 20000..45535.
+# Ports P (and P + 10000) that nothing listens on. Below the kernel's ephemeral range where it
+# leaves room (P in 20000..22767 with Linux's default 32768..60999), so a client's outgoing
+# connection cannot take a node's port between this check and the node's bind.
 cluster_ports() {
   python3 - "$1" <<'PY'
 import random, socket, sys
 count, found = int(sys.argv[1]), []
+try:
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral_low = int(f.read().split()[0])
+except (OSError, ValueError, IndexError):
+    ephemeral_low = 32768
+high = ephemeral_low - 10000 - 1 if ephemeral_low - 10000 - 1 >= 21000 else 45535
 def free(p):
     s = socket.socket()
     try:
@@ -27,15 +35,29 @@ def free(p):
     finally:
         s.close()
 while len(found) < count:
-    p = random.randint(20000, 45535)
+    p = random.randint(20000, high)
     if all(abs(p - q) not in (0, 10000) for q in found) and free(p) and free(p + 10000):
         found.append(p)
 print(" ".join(map(str, found)))
 PY
 }
 
+# Another test's node can still take a port between the check and the bind: a node that does not
+# start sends the whole cluster round again on new ports, up to three times.
 start() {
-  local dir=$1 primaries=${2:-3}
+  local dir=$1 primaries=${2:-3} attempt status
+  for attempt in 1 2 3; do
+    status=0
+    start_once "$dir" "$primaries" || status=$?
+    [ "$status" = 2 ] || return "$status"
+    echo "cluster.sh: a node did not start (attempt $attempt); trying new ports" >&2
+    stop "$dir"
+  done
+  return 1
+}
+
+start_once() {
+  local dir=$1 primaries=$2
   mkdir -p "$dir"
   local ports
   ports=$(cluster_ports $(( primaries * 2 )))
@@ -51,11 +73,18 @@ start() {
     echo $! >"$dir/$port.pid"
     addresses="$addresses 127.0.0.1:$port"
   done
+  local port up
   for port in $ports; do
-    for _ in $(seq 1 100); do
-      redis-cli -p "$port" ping >/dev/null 2>&1 && break
+    up=0
+    for _ in $(seq 1 300); do
+      if redis-cli -p "$port" ping >/dev/null 2>&1; then up=1; break; fi
+      kill -0 "$(cat "$dir/$port.pid")" 2>/dev/null || break
       sleep 0.1
     done
+    if [ $up = 0 ]; then
+      tail -n 5 "$dir/$port/redis.log" >&2 2>/dev/null || true
+      return 2
+    fi
   done
   # shellcheck disable=SC2086
   redis-cli --cluster create $addresses --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 || {
