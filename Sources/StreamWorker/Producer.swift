@@ -1,4 +1,5 @@
 import RedisClient
+import Tracing
 
 /// The producer side: appends a message stamped with its channel's next `seq`, in one script,
 /// so sequence numbers and stream order can never disagree.
@@ -15,8 +16,16 @@ public struct Producer: Sendable {
 
     /// Appends to `stream`, or with partitions to the channel's partition stream of `stream`;
     /// returns the entry id and the seq it was stamped with.
+    ///
+    /// Inside a traced operation (a current `ServiceContext` and a bootstrapped instrument), the
+    /// entry carries its trace context as `traceparent` (and `tracestate`), so the worker's spans
+    /// for the message join the producer's trace. A `traceparent` in `fields` is kept otherwise.
     @discardableResult
     public func send(stream: String, channel: String, fields: [StreamField] = []) async throws -> (id: String, seq: Int64) {
+        var fields = fields
+        if let context = ServiceContext.current {
+            InstrumentationSystem.instrument.inject(context, into: &fields, using: StreamFieldsInjector())
+        }
         var arguments: [any RedisArgumentConvertible] = [channelField, channel]
         for field in fields { arguments += [field.name, field.value] }
         let reply = try await client.evaluate(WorkerScripts.produce, keys: [keys.seq(channel: channel), keys.stream(stream, channel: channel)], arguments: arguments)

@@ -4,6 +4,7 @@ import Logging
 import RedisClient
 import ServiceLifecycle
 import Synchronization
+import Tracing
 
 /// The stream-consumer service: reads the group, dispatches per channel, reclaims stale entries,
 /// dead-letters what cannot be processed, and drains on graceful shutdown.
@@ -24,7 +25,10 @@ public final class StreamWorker: Service, Sendable {
     /// Partition leases and membership; nil with one partition, where every worker reads the stream.
     private let coordinator: PartitionCoordinator?
 
-    public init(configuration: WorkerConfiguration, client: RedisClient, handler: (any MessageHandler)? = nil, logger: Logger) {
+    /// - Parameter tracer: Spans per message (with claim, handle and commit children); nil, the
+    ///   default, makes none and costs nothing.
+    public init(configuration: WorkerConfiguration, client: RedisClient, handler: (any MessageHandler)? = nil,
+                tracer: (any Tracer)? = nil, logger: Logger) {
         self.configuration = configuration
         self.client = client
         var logger = logger
@@ -40,7 +44,7 @@ public final class StreamWorker: Service, Sendable {
             settings: .init(group: configuration.group, consumer: configuration.consumer, keys: keys,
                             lockTTL: configuration.lockTTL, policy: policy),
             claimer: ClaimBatcher(client: client, ttl: configuration.lockTTL), committer: CommitBatcher(client: client),
-            logger: logger)
+            logger: logger, tracer: tracer)
         self.dispatcher = ChannelDispatcher(
             // Deep enough that a backlog forms runs of a channel's messages, not only one each.
             concurrency: configuration.concurrency,

@@ -24,18 +24,29 @@ struct ProduceCommand: AsyncParsableCommand {
     @Option(help: "Key prefix.") var keyPrefix = "sg"
     @OptionGroup var layout: PartitionOptions
     @Option(help: "Concurrent producers (pipelined on one connection).") var parallel = 32
+    @Option(help: "W3C trace context stamped on every message as its traceparent field, so the worker's spans join that trace (00-<32 hex trace id>-<16 hex span id>-<2 hex flags>).")
+    var traceparent: String?
     @Flag(help: ArgumentHelp(jsonHelp)) var json = false
+
+    func validate() throws {
+        if let traceparent, !TraceParent.isValid(traceparent) {
+            throw ValidationError("--traceparent \(traceparent) is not a W3C traceparent: 00-<32 lower-case hex>-<16 lower-case hex>-<2 hex>, ids not all zeros")
+        }
+    }
 
     func run() async throws {
         let client = try await redis.client()
         defer { client.close() }
         let producer = Producer(client: client, keys: try layout.keys(prefix: keyPrefix), channelField: channelField)
-        let work: [(String, [StreamField])]
+        var work: [(String, [StreamField])]
         if let jsonl {
             work = try Self.readJSONL(jsonl, channelField: channelField)
         } else {
             guard channels > 0 else { throw ValidationError("--channels must be positive") }
             work = (0..<messages).map { i in ("ch-\(i % channels)", [StreamField("text", "message \(i)"), StreamField("sent_us", String(Self.nowMicros()))]) }
+        }
+        if let traceparent {
+            work = work.map { channel, fields in (channel, fields.filter { $0.name != Array("traceparent".utf8) } + [StreamField("traceparent", traceparent)]) }
         }
         let start = ContinuousClock.now
         // Per-channel order must follow seq order, so one channel's messages go out one by one;

@@ -4,10 +4,12 @@ import BuildInfo
 import Foundation
 import JSONLogging
 import Logging
+import OTel
 import OperatorHTTP
 import RedisClient
 import ServiceLifecycle
 import StreamWorker
+import Tracing
 
 @main
 struct StreamConsumerCommand: AsyncParsableCommand {
@@ -109,6 +111,30 @@ struct StreamConsumerCommand: AsyncParsableCommand {
             logger.warning("Unknown environment variable \(name) is ignored\(hint)", metadata: ["variable": .string(name)])
         }
 
+        // Traces only when the OTEL_* variables ask for them; the exporter's service is the group's
+        // first, so it stops last and flushes the spans of the drain.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        var tracer: (any Tracer)?
+        let environment = ProcessInfo.processInfo.environment
+        do {
+            if try TracingSwitch.isEnabled(environment) {
+                var otel = OTel.Configuration.default
+                otel.serviceName = "stream-consumer"
+                otel.logs.enabled = false
+                otel.metrics.enabled = false
+                // Its own start-up chatter stays out of the log; export failures still show.
+                otel.diagnosticLogLevel = .warning
+                let backend = try OTel.makeTracingBackend(configuration: otel)
+                InstrumentationSystem.bootstrap(backend.factory)
+                tracer = backend.factory
+                services.append(.init(service: backend.service))
+                logger.info("Exporting traces over OTLP", metadata: [
+                    "endpoint": .string(environment["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] ?? environment["OTEL_EXPORTER_OTLP_ENDPOINT"] ?? "http://localhost:4318")])
+            }
+        } catch {
+            throw ValidationError("invalid tracing configuration: \(error)")
+        }
+
         // Before any metric object exists: those made earlier would stay no-ops.
         let registry = configuration.metricsPort == nil ? nil : MetricsBackend.bootstrap()
 
@@ -130,6 +156,8 @@ struct StreamConsumerCommand: AsyncParsableCommand {
             // A connection per channel in flight (the default is 8 per host, and a request waiting
             // for one would hold its channel); no redirects (a 302 would turn the POST into a GET).
             var httpConfiguration = HTTPClient.Configuration(redirectConfiguration: .disallow)
+            // A client span per request, and `traceparent` sent on from the message's `handle` span.
+            httpConfiguration.tracing.tracer = tracer
             httpConfiguration.connectionPool = .init(
                 idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, configuration.concurrency))
             let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
@@ -143,8 +171,7 @@ struct StreamConsumerCommand: AsyncParsableCommand {
             handler = AuditingHandler(wrapping: handler, client: client, stream: audit, consumer: configuration.consumer,
                                       jitter: .milliseconds(jitter), sampleEvery: sample)
         }
-        let worker = StreamWorker(configuration: configuration, client: client, handler: handler, logger: logger)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        let worker = StreamWorker(configuration: configuration, client: client, handler: handler, tracer: tracer, logger: logger)
         if let registry, let port = configuration.metricsPort {
             let health = worker.health
             let host = configuration.metricsHost

@@ -4,6 +4,7 @@ import Logging
 import RedisClient
 import ServiceLifecycle
 import Synchronization
+import Tracing
 
 /// Runs a channel's consecutive messages through one claim → the handler for each, in order →
 /// one atomic commit, retrying what is safe to retry. The decisions are ``RunPlan`` and
@@ -41,6 +42,8 @@ struct MessageProcessor: Sendable {
     let claimer: ClaimBatcher
     let committer: CommitBatcher
     let logger: Logger
+    /// Nil when tracing is off: then no span is made and nothing is extracted.
+    let tracer: (any Tracer)?
     let metrics = WorkerMetrics()
 
     /// - Parameter jobs: consecutive queued messages of one channel and stream, in order; the first
@@ -59,6 +62,7 @@ struct MessageProcessor: Sendable {
             autoRenew: true, maxRenewals: 0, abortOnLoss: true, logger: self.logger)
         var machine = RunStateMachine(seqs: jobs.map(\.message.seq), waitingSince: jobs.map(\.notReadySince),
                                       policy: settings.policy, started: .now)
+        let trace = tracer.map { RunTrace(tracer: $0, messages: jobs.map(\.message), group: settings.group) }
         let hasSeq = jobs.contains { $0.message.seq != nil }
         var reads: [RedisCommand] = []
         if handler.needsState { reads.append(RedisCommand("HGETALL", keys.state(channel: channel))) }
@@ -80,11 +84,15 @@ struct MessageProcessor: Sendable {
                 // wait for its release as the lock does.
                 var claimed: [Result<RESPValue, RedisError>]?
                 let sentAt = ContinuousClock.now
+                let traceStart = trace.map { _ in RunTrace.now }
                 switch try? await claimer.claim(claim, partition: jobs[0].message.stream) {
                 case .claimed(let claimFence, let results)?:
                     if await lock.adoptClaim(fence: claimFence, claimSentAt: sentAt) { claimed = results }
                 case .unreadable(let claimFence, let error)?:
                     if await lock.adoptClaim(fence: claimFence, claimSentAt: sentAt) {
+                        if let trace, let traceStart {
+                            trace.step("claim", messages: machine.head..<jobs.count, from: traceStart, outcome: { _ in "unreadable" })
+                        }
                         logger.warning("Reading the channel's state failed; retrying", metadata: ["error": "\(error)"])
                         metrics.retry("claim_error")
                         action = machine.stateUnreadable()
@@ -95,6 +103,10 @@ struct MessageProcessor: Sendable {
                 }
                 if claimed == nil {
                     claimed = await lock.acquireBlocking(pollInterval: .seconds(1), timeout: nil, reading: reads)
+                }
+                if let trace, let traceStart {
+                    trace.step("claim", messages: machine.head..<jobs.count, from: traceStart,
+                               outcome: { [claimed = claimed != nil] _ in claimed ? "claimed" : "not_claimed" })
                 }
                 guard let results = claimed else {
                     action = machine.notClaimed()
@@ -109,6 +121,7 @@ struct MessageProcessor: Sendable {
                     continue
                 }
                 fence = await lock.fence ?? 0
+                trace?.claimed(fence: fence, from: machine.head)
                 action = machine.claimed(lastSeq: lastSeq, now: .now, shuttingDown: Task.isShuttingDownGracefully)
                 if case .handle(let plan) = action, plan.steps.first == .handle(acceptingGap: true) {
                     metrics.gapTimeout()
@@ -120,10 +133,11 @@ struct MessageProcessor: Sendable {
                 let messages = jobs[machine.head..<(machine.head + plan.steps.count)].map(\.message)
                 let progress = HandlerProgress()
                 do {
-                    handled = try await LeaseContext.$fence.withValue(fence) { [state, policy = settings.policy, started = machine.started] in
+                    handled = try await LeaseContext.$fence.withValue(fence) { [state, policy = settings.policy, started = machine.started, head = machine.head, fence] in
                         try await lock.runWhileHeld { [handler] in
                             await Self.runHandlers(messages, steps: plan.steps, state: state, handler: handler, policy: policy,
-                                                   started: started, progress: progress)
+                                                   started: started, progress: progress,
+                                                   trace: trace.map { (trace: $0, head: head, fence: fence) })
                         }
                     }
                 } catch {
@@ -150,14 +164,26 @@ struct MessageProcessor: Sendable {
                 let commit = RunCommit(items: handled.items, lockKey: lock.key, token: lock.token, fence: fence,
                                        group: settings.group, keys: keys)
                 let outcome: RunCommit.Outcome
+                let traceStart = trace.map { _ in RunTrace.now }
+                let committing = machine.head..<(machine.head + handled.items.count)
                 do {
                     outcome = try await committer.commit(commit)
+                    if let trace, let traceStart {
+                        trace.step("commit", messages: committing, from: traceStart,
+                                   outcome: { outcome.attempt(at: $0 - committing.lowerBound).traceLabel }, fence: fence)
+                    }
                 } catch let error as RedisError where error.serverCode != nil {
+                    if let trace, let traceStart {
+                        trace.step("commit", messages: committing, from: traceStart, outcome: { _ in "refused" }, fence: fence)
+                    }
                     logger.warning("Commit refused; retrying the first message alone", metadata: ["error": "\(error)"])
                     metrics.retry("commit_error")
                     action = machine.commitRefused()
                     continue
                 } catch {
+                    if let trace, let traceStart {
+                        trace.step("commit", messages: committing, from: traceStart, outcome: { _ in "failed" }, fence: fence)
+                    }
                     logger.warning("Commit failed; retrying", metadata: ["error": "\(error)"])
                     metrics.retry("commit_error")
                     action = machine.commitFailed()
@@ -202,6 +228,7 @@ struct MessageProcessor: Sendable {
                     logger.debug("Earlier messages of the channel are not applied yet",
                                  metadata: ["entry": "\(jobs[machine.head].message.id)", "seq": "\(seq)", "last_seq": "\(lastSeq ?? 0)"])
                 }
+                trace?.end(finished: machine.finished, rest: "waiting")
                 return RunResult(finished: machine.finished, rest: .notReady(advance: advance))
 
             case .finish(let rest, let release):
@@ -210,6 +237,7 @@ struct MessageProcessor: Sendable {
                    case .leftPending(let reason) = machine.finished[index], reason != "shutdown" {
                     logger.warning("Left pending for redelivery", metadata: ["entry": "\(jobs[index].message.id)", "reason": "\(reason)"])
                 }
+                trace?.end(finished: machine.finished, rest: rest == .requeue ? "requeued" : "waiting")
                 switch rest {
                 case .none: return RunResult(finished: machine.finished, rest: .none)
                 case .requeue: return RunResult(finished: machine.finished, rest: .requeue)
@@ -234,7 +262,8 @@ struct MessageProcessor: Sendable {
     /// spent, and at the first failure.
     static func runHandlers(
         _ messages: [InboundMessage], steps: [RunPlan.Step], state: ChannelState, handler: any MessageHandler,
-        policy: ProcessingPolicy, started: ContinuousClock.Instant, progress: HandlerProgress
+        policy: ProcessingPolicy, started: ContinuousClock.Instant, progress: HandlerProgress,
+        trace: (trace: RunTrace, head: Int, fence: Int64)? = nil
     ) async -> HandledRun {
         var state = state
         var items: [RunCommit.Item] = []
@@ -252,7 +281,13 @@ struct MessageProcessor: Sendable {
             }
             progress.reached = index + 1
             do {
-                let update = try await handler.handle(message, state: state)
+                let update = if let trace {
+                    try await trace.trace.handle(trace.head + index, fence: trace.fence) { [state] in
+                        try await handler.handle(message, state: state)
+                    }
+                } else {
+                    try await handler.handle(message, state: state)
+                }
                 try update.validate()
                 increments += update.increment.count
                 if index > 0, increments > Self.maxIncrementsPerRun { break }

@@ -1,0 +1,117 @@
+import Chaos
+import Foundation
+import RedisClient
+import StreamWorker
+import TestSupport
+import Testing
+
+/// Tracing end to end: `sgctl produce --traceparent`, a real worker exporting OTLP/HTTP to a
+/// receiver that decodes with opentelemetry-proto, and a webhook that sees the propagated context.
+@Suite struct TracingTests {
+    struct ExportedSpan {
+        var traceID, spanID, parentID, name: String
+        var kind: Int
+        var attributes: [String: Any]
+        func string(_ key: String) -> String? { attributes[key] as? String }
+    }
+
+    /// The receiver's output: spans, and the `traceparent` of each webhook request.
+    static func read(_ path: String) -> (spans: [ExportedSpan], hooks: [String?]) {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        var spans: [ExportedSpan] = [], hooks: [String?] = []
+        for line in text.split(separator: "\n") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+            if let span = object["span"] as? [String: Any] {
+                spans.append(ExportedSpan(
+                    traceID: span["trace_id"] as? String ?? "", spanID: span["span_id"] as? String ?? "",
+                    parentID: span["parent_span_id"] as? String ?? "", name: span["name"] as? String ?? "",
+                    kind: span["kind"] as? Int ?? -1, attributes: span["attributes"] as? [String: Any] ?? [:]))
+            } else if let hook = object["hook"] as? [String: Any] {
+                hooks.append(hook["traceparent"] as? String)
+            }
+        }
+        return (spans, hooks)
+    }
+
+    static func randomHex(bytes: Int) -> String {
+        (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 1...255)) }.joined()
+    }
+
+    @Test func aTracedMessagesSpansJoinTheProducersTraceAndTheWebhookCallCarriesThem() async throws {
+        let client = try TestRedis.client()
+        defer { client.close() }
+        let prefix = "t" + UUID().uuidString.prefix(8).lowercased()
+        let stream = prefix + ":in"
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sg-trace-\(prefix)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let output = directory.appendingPathComponent("received.jsonl").path
+        let portFile = directory.appendingPathComponent("port").path
+
+        let receiver = try ChildProcess(try TestPython.interpreter(), [TestPython.scripts.appendingPathComponent("otlp_receiver.py").path, output, portFile],
+                                        stdout: directory.appendingPathComponent("receiver.log").path)
+        defer { receiver.killNow() }
+        try await waitUntil(timeout: .seconds(60)) { FileManager.default.fileExists(atPath: portFile) }
+        let port = try String(contentsOfFile: portFile, encoding: .utf8)
+
+        // Three messages in the producer's trace, then one with no trace context at all.
+        let traceID = Self.randomHex(bytes: 16), producerSpan = Self.randomHex(bytes: 8)
+        let common = ["produce", "--redis-url", try TestRedis.url(), "--stream", stream, "--key-prefix", prefix,
+                      "--partitions", "1", "--channels", "1"]
+        for extra in [["--messages", "3", "--traceparent", "00-\(traceID)-\(producerSpan)-01"], ["--messages", "1"]] {
+            let produce = try ChildProcess(builtProductPath("sgctl"), common + extra, stdout: directory.appendingPathComponent("produce.log").path)
+            #expect(await produce.wait(timeout: .seconds(120)) == 0)
+        }
+        let rejected = try ChildProcess(builtProductPath("sgctl"), common + ["--messages", "1", "--traceparent", "00-\(traceID)-0000000000000000-01"],
+                                        stdout: directory.appendingPathComponent("rejected.log").path)
+        #expect(await rejected.wait(timeout: .seconds(120)) != 0, "an all-zero parent id is not a traceparent")
+
+        let worker = try ChildProcess(builtProductPath("stream-consumer"), [
+            "--redis-url", try TestRedis.url(), "--stream", stream, "--group", "g", "--consumer", "traced",
+            "--key-prefix", prefix, "--partitions", "1", "--block-ms", "100",
+            "--handler", "http", "--handler-url", "http://127.0.0.1:\(port)/hook", "--handler-timeout", "30",
+        ], stdout: directory.appendingPathComponent("worker.log").path,
+           environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:\(port)", "OTEL_BSP_SCHEDULE_DELAY": "200"])
+        defer { worker.killNow() }
+        let keys = WorkerKeys(prefix: prefix, partitions: 1)
+        try await waitUntil(timeout: .seconds(120)) {
+            try await client.send("HGET", keys.state(channel: "ch-0"), "count").string == "4"
+        }
+        // Draining flushes the exporter: every span is out once the process has exited.
+        worker.signal(SIGTERM)
+        #expect(await worker.wait(timeout: .seconds(60)) == 0)
+
+        let (spans, hooks) = Self.read(output)
+        let byID = Dictionary(spans.map { ($0.spanID, $0) }, uniquingKeysWith: { first, _ in first })
+        let messages = spans.filter { $0.name == "process \(stream)" && $0.string("sg.outcome") == "applied" }
+        let entries = try await client.send("XRANGE", stream, "-", "+").array?.compactMap { $0.array?.first?.string } ?? []
+        #expect(entries.count == 4)
+        #expect(Set(messages.compactMap { $0.string("messaging.message.id") }) == Set(entries), "one applied message span per entry")
+        #expect(messages.count == 4)
+
+        for message in messages {
+            #expect(message.kind == 5, "a consumer span")  // SPAN_KIND_CONSUMER
+            #expect(message.string("sg.channel") == "ch-0")
+            #expect((message.attributes["sg.fence"] as? Int ?? 0) > 0, "the fence the message ran under")
+            let children = spans.filter { $0.parentID == message.spanID }
+            for name in ["claim", "handle", "commit"] {
+                #expect(children.contains { $0.name == name && $0.traceID == message.traceID }, "\(message.string("messaging.message.id") ?? "?") has no \(name) child")
+            }
+            #expect(children.contains { $0.name == "commit" && $0.string("sg.outcome") == "applied" })
+        }
+        let inProducerTrace = messages.filter { $0.traceID == traceID }
+        #expect(inProducerTrace.count == 3, "the traceparent's trace")
+        #expect(inProducerTrace.allSatisfy { $0.parentID == producerSpan }, "children of the producer's span")
+        let untraced = messages.filter { $0.traceID != traceID }
+        #expect(untraced.count == 1 && untraced.allSatisfy { $0.parentID.isEmpty }, "a message without traceparent starts a trace")
+
+        // Each webhook request carries a context whose span is the HTTP client span under a `handle` span.
+        #expect(hooks.count >= 4)
+        for hook in hooks {
+            let parts = try #require(hook?.split(separator: "-").map(String.init), "a webhook request without traceparent")
+            try #require(parts.count == 4)
+            let request = try #require(byID[parts[2]], "the webhook's parent span \(parts[2]) was not exported")
+            #expect(request.traceID == parts[1] && request.kind == 3, "an HTTP client span")  // SPAN_KIND_CLIENT
+            #expect(byID[request.parentID]?.name == "handle")
+        }
+    }
+}
