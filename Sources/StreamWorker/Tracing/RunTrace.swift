@@ -3,7 +3,8 @@ import Tracing
 /// The spans of one run, made only when tracing is on: one per message (a child of the
 /// producer's span when the entry carries a `traceparent`), each with `claim`, `handle` and
 /// `commit` children. Claims and commits are shared by a run's messages, so every message gets
-/// its own child with the shared call's times.
+/// its own child with the shared call's times. A message the sampler left out gets no children
+/// (they would be left out too), only its context for the handler to pass on.
 struct RunTrace: Sendable {
     let tracer: any Tracer
     /// One per message of the run, in its order.
@@ -34,7 +35,7 @@ struct RunTrace: Sendable {
     func step(_ name: String, messages range: Range<Int>, from start: DefaultTracerClock.Instant,
               outcome: (Int) -> String, fence: Int64? = nil) {
         let end = DefaultTracerClock.now
-        for index in range {
+        for index in range where spans[index].isRecording {
             let child = tracer.startSpan(name, context: spans[index].context, ofKind: .client, at: start)
             child.updateAttributes { attributes in
                 attributes["sg.outcome"] = outcome(index)
@@ -46,13 +47,16 @@ struct RunTrace: Sendable {
 
     /// The fence the claim gave the messages from `head` on.
     func claimed(fence: Int64, from head: Int) {
-        for span in spans[head...] { span.attributes["sg.fence"] = fence }
+        for span in spans[head...] where span.isRecording { span.attributes["sg.fence"] = fence }
     }
 
     /// Runs the handler for message `index` in a `handle` span, which is the current context
     /// inside it, so an HTTP handler's request carries it on.
     func handle<T: Sendable>(_ index: Int, fence: Int64, _ body: () async throws -> T) async throws -> T {
-        try await tracer.withSpan("handle", context: spans[index].context, ofKind: .internal) { span in
+        guard spans[index].isRecording else {
+            return try await ServiceContext.withValue(spans[index].context) { try await body() }
+        }
+        return try await tracer.withSpan("handle", context: spans[index].context, ofKind: .internal) { span in
             span.attributes["sg.fence"] = fence
             return try await body()
         }
@@ -61,6 +65,10 @@ struct RunTrace: Sendable {
     /// Ends every message's span: those finished with their outcome, the rest with what they wait for.
     func end(finished: [RunStateMachine.Finish], rest: String) {
         for (index, span) in spans.enumerated() {
+            guard span.isRecording else {
+                span.end()
+                continue
+            }
             let outcome: String
             if index < finished.count {
                 switch finished[index] {
