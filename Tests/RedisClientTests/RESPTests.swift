@@ -67,9 +67,9 @@ import Testing
     }
 
     @Test func scriptNamesAreTheirSHA1() {
-        #expect(SHA1.hex(Array("abc".utf8)) == "a9993e364706816aba3e25717850c26c9cd0d89d")
-        #expect(SHA1.hex([]) == "da39a3ee5e6b4b0d3255bfef95601890afd80709")
-        let long = SHA1.hex(Array(String(repeating: "a", count: 1000).utf8))
-        #expect(long == "291e9a6c66994949b57ba5e650361e98fc36b1ba")
+        #expect(RedisScript("abc").sha1 == "a9993e364706816aba3e25717850c26c9cd0d89d")
+        #expect(RedisScript("").sha1 == "da39a3ee5e6b4b0d3255bfef95601890afd80709")
+        #expect(RedisScript(String(repeating: "a", count: 1000)).sha1 == "291e9a6c66994949b57ba5e650361e98fc36b1ba")
+        #expect(RedisScript("abc").name == "sg_a9993e364706816aba3e25717850c26c9cd0d89d")
     }
 }

@@ -81,6 +81,14 @@ import Testing
         try await client.send("DEL", key)
     }
 
+    @Test func aScriptsNameIsTheDigestRedisGivesItsCode() async throws {
+        let client = try TestRedis.client()
+        defer { client.close() }
+        for source in ["return 1", "return redis.call('GET', KEYS[1])", String(repeating: "-- padding\n", count: 300) + "return 0"] {
+            #expect(try await client.send("SCRIPT", "LOAD", source).string == RedisScript(source).sha1)
+        }
+    }
+
     @Test func serverErrorsCarryTheirCode() async throws {
         let client = try TestRedis.client()
         defer { client.close() }

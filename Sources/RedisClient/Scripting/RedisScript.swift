@@ -1,3 +1,5 @@
+import Crypto
+
 /// A Lua script run as a Redis function (`FCALL`), in a library of its own named after a digest
 /// of its code, `sg_<sha1>`.
 ///
@@ -16,7 +18,19 @@ public struct RedisScript: Sendable, Hashable {
 
     public init(_ source: String) {
         self.source = source
-        self.sha1 = SHA1.hex(Array(source.utf8))
+        self.sha1 = Self.hex(Insecure.SHA1.hash(data: Array(source.utf8)))
+    }
+
+    /// SHA-1 names the library after the code (as Redis's own script cache does), not for security.
+    static func hex(_ digest: Insecure.SHA1Digest) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(40)
+        for byte in digest {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The library's and the function's name.
