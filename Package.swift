@@ -59,11 +59,22 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
+        // The worker's configuration (flags, SG_* variables, YAML) and its key layout: shared by the
+        // worker, sgctl and the tools, and kept apart so StreamWorker/ shows the worker itself.
+        .target(
+            name: "WorkerSettings",
+            dependencies: [
+                "RedisClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
         .target(
             name: "StreamWorker",
             dependencies: [
                 "RedisClient",
                 "DistributedLocking",
+                "WorkerSettings",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -136,7 +136,7 @@ enum ConfigurationOption: String, CaseIterable {
 }
 
 /// Layers flags over environment over file, and turns raw strings into typed values.
-struct ConfigurationLoader {
+package struct ConfigurationLoader {
     enum Raw {
         case scalar(String)
         case list([String])
@@ -366,7 +366,7 @@ struct ConfigurationLoader {
     }
 
     /// `url` with any user info replaced by `***`.
-    static func redactedWebhookURL(_ url: String) -> String {
+    package static func redactedWebhookURL(_ url: String) -> String {
         guard var components = URLComponents(string: url), components.user != nil || components.password != nil else { return url }
         components.user = "***"
         components.password = nil
