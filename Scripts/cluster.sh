@@ -3,7 +3,8 @@
 # ports below 55536 (each node's cluster bus listens on its port + 10000), in a folder of its own.
 #
 #   Scripts/cluster.sh start DIR [PRIMARIES]   starts it; prints its redis+cluster:// URL
-#   Scripts/cluster.sh stop DIR                stops every node and removes DIR
+#   Scripts/cluster.sh stop DIR                stops every node and removes DIR, keeping the
+#                                              nodes' logs and cluster configs in DIR.logs
 #
 # DIR/ports lists the nodes' ports, DIR/<port>.pid their pids, DIR/<port>/redis.log their logs.
 # SG_CLUSTER_NODE_TIMEOUT (ms, default 2000) is how soon a silent primary is failed over; a replica
@@ -122,6 +123,13 @@ stop() {
     pid=$(cat "$pidfile")
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
+  done
+  # The nodes' logs outlive the cluster (a few KB each), for the post-mortem of a failed test.
+  local logs=$dir.logs port
+  mkdir -p "$logs"
+  for port in $(cat "$dir/ports" 2>/dev/null); do
+    [ -f "$dir/$port/redis.log" ] && cp "$dir/$port/redis.log" "$logs/$port.log"
+    [ -f "$dir/$port/nodes.conf" ] && cp "$dir/$port/nodes.conf" "$logs/$port.nodes.conf"
   done
   rm -rf "$dir"
 }
