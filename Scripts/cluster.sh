@@ -7,7 +7,9 @@
 #                                              nodes' logs and cluster configs in DIR.logs
 #
 # DIR/ports lists the nodes' ports, DIR/<port>.pid their pids, DIR/<port>/redis.log their logs.
-# SG_CLUSTER_NODE_TIMEOUT (ms, default 2000) is how soon a silent primary is failed over; a replica
+# SG_CLUSTER_NODE_TIMEOUT (ms, default 5000) is how soon a silent primary is failed over (with 2 s, a cluster
+# once stayed down for minutes under the full test suite's CPU load: spurious failure detection is
+# the suspect); a replica
 # may take over however long ago it last heard from its primary (cluster-replica-validity-factor 0),
 # so a test that kills a primary right after start still sees a failover.
 set -euo pipefail
@@ -68,7 +70,7 @@ start_once() {
     mkdir -p "$dir/$port"
     redis-server --bind 127.0.0.1 --port "$port" --dir "$dir/$port" --save '' --appendonly no \
       --cluster-enabled yes --cluster-config-file nodes.conf \
-      --cluster-node-timeout "${SG_CLUSTER_NODE_TIMEOUT:-2000}" --cluster-replica-validity-factor 0 \
+      --cluster-node-timeout "${SG_CLUSTER_NODE_TIMEOUT:-5000}" --cluster-replica-validity-factor 0 \
       --repl-diskless-sync-delay 0 \
       --logfile "$dir/$port/redis.log" --daemonize no >/dev/null 2>&1 &
     echo $! >"$dir/$port.pid"

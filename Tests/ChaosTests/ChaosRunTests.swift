@@ -103,6 +103,7 @@ import Testing
         var arguments = try Self.common(messages: messages)
         arguments[1] = cluster.url
         let run = try await Self.chaos(arguments + ["--faults", "failover:2,reshard:2,kill:3", "--lock-ttl", "1"], timeout: .seconds(240))
+        if run.status != 0 { Issue.record("the cluster after the run:\n\(await cluster.diagnostics())") }
         Self.expectInvariantsHeld(run, messages: messages)
         #expect(run.injected("failover") >= 1)
         #expect(run.injected("reshard") >= 1)

@@ -79,7 +79,7 @@ import Testing
         try await d.verifyInvariants(channels: channels)
     }
 
-    /// SIGKILL of a primary: its replica is promoted once the node timeout (2 s) passes. Replication
+    /// SIGKILL of a primary: its replica is promoted once the node timeout (5 s) passes. Replication
     /// is asynchronous, so the promoted replica may lack the last writes it had not yet received;
     /// what a worker then committed is lost with them, and its entry (whose XACK is lost too) is
     /// applied again. The histories must still hold every message once and in order.

@@ -131,6 +131,24 @@ public final class PrivateRedisCluster: Sendable {
         try await admin.moveSlot(slot, to: ClusterNodeAddress(host: "127.0.0.1", port: port), batch: batch, pause: pause)
     }
 
+    /// Every node's state, its view of the cluster and the end of its log: what a test prints
+    /// when the cluster misbehaved, since CI keeps nothing else.
+    public func diagnostics() async -> String {
+        var out = ""
+        for port in ports {
+            out += "--- node \(port)\n"
+            if let client = try? node(port) {
+                let info = (try? await client.send("CLUSTER", "INFO").string) ?? "(no answer)"
+                out += info.split(separator: "\n").filter { $0.hasPrefix("cluster_state") || $0.hasPrefix("cluster_current_epoch") }.joined(separator: " ") + "\n"
+                out += ((try? await client.send("CLUSTER", "NODES").string) ?? "(no CLUSTER NODES)") + "\n"
+                client.close()
+            }
+            let log = (try? String(contentsOfFile: "\(directory)/\(port)/redis.log", encoding: .utf8)) ?? ""
+            out += log.split(separator: "\n").suffix(25).joined(separator: "\n") + "\n"
+        }
+        return out
+    }
+
     public func stop() {
         let stopper = try? ChildProcess("/bin/bash", [Self.script, "stop", directory])
         // Bounded: stop() runs from deinit and defer, which cannot await.
