@@ -46,23 +46,57 @@ struct MessageProcessor: Sendable {
     let tracer: (any Tracer)?
     let metrics = WorkerMetrics()
 
+    /// One run's state across its actions: what the last claim read and the handlers returned.
+    struct Run {
+        let jobs: [DispatchJob]
+        let lock: DistributedLock
+        let claim: ChannelClaim
+        /// What the lock reads when it has to wait for the channel (the claim's reads, unbatched).
+        let reads: [RedisCommand]
+        let hasSeq: Bool
+        let trace: RunTrace?
+        var machine: RunStateMachine
+        var state = ChannelState()
+        var lastSeq: Int64?
+        var handled = HandledRun(items: [], failure: nil)
+        var fence: Int64 = 0
+    }
+
     /// - Parameter jobs: consecutive queued messages of one channel and stream, in order; the first
     ///   one's `notReadySince` is when it first met a gap (past gap-timeout it is applied anyway).
+    ///
+    /// Each action runs in a step of its own: an async function's frame holds every local of its
+    /// body for as long as it runs, and this one stays alive while the handler works, once per
+    /// channel in flight (with everything inline it was 10.9 KB).
     func process(_ jobs: [DispatchJob]) async -> RunResult {
+        var run = start(jobs)
+        var action = run.machine.retry(now: .now, shuttingDown: Task.isShuttingDownGracefully, cancelled: Task.isCancelled)
+        while true {
+            switch action {
+            case .claim: action = await claimStep(&run)
+            case .handle(let plan): action = await handleStep(plan, &run)
+            case .commit: action = await commitStep(&run)
+            case .retry(let release, let pause): action = await retryStep(release: release, pause: pause, &run)
+            case .park(let subscribe): return await parkStep(subscribe: subscribe, &run)
+            case .finish(let rest, let release): return await finishStep(rest, release: release, &run)
+            }
+        }
+    }
+
+    /// The logger of a run's channel, made only where something is logged.
+    private func logger(_ run: Run) -> Logger {
+        var logger = self.logger
+        logger[metadataKey: "channel"] = .string(run.jobs[0].message.channel)
+        return logger
+    }
+
+    @inline(never)
+    private func start(_ jobs: [DispatchJob]) -> Run {
         let keys = settings.keys
         let channel = jobs[0].message.channel
-        // Built on first use: most runs never log, and setting metadata is not free.
-        lazy var logger: Logger = {
-            var logger = self.logger
-            logger[metadataKey: "channel"] = .string(channel)
-            return logger
-        }()
         let lock = DistributedLock(
             client: client, key: keys.lock(channel: channel), ttl: settings.lockTTL,
             autoRenew: true, maxRenewals: 0, abortOnLoss: true, logger: self.logger)
-        var machine = RunStateMachine(seqs: jobs.map(\.message.seq), waitingSince: jobs.map(\.notReadySince),
-                                      policy: settings.policy, started: .now)
-        let trace = tracer.map { RunTrace(tracer: $0, messages: jobs.map(\.message), group: settings.group) }
         let hasSeq = jobs.contains { $0.message.seq != nil }
         var reads: [RedisCommand] = []
         if handler.needsState { reads.append(RedisCommand("HGETALL", keys.state(channel: channel))) }
@@ -70,180 +104,187 @@ struct MessageProcessor: Sendable {
         if hasSeq { reads.append(RedisCommand("SMEMBERS", keys.deadSeqs(channel: channel))) }
         let claim = ChannelClaim(lock: lock.key, token: lock.token, channel: channel, keys: keys,
                                  read: handler.needsState ? .state : hasSeq ? .lastSeq : .nothing, hasSeq: hasSeq)
-        // What the last claim read and the handlers returned, for the actions that follow them.
-        var state = ChannelState()
-        var lastSeq: Int64?
-        var handled = HandledRun(items: [], failure: nil)
-        var fence: Int64 = 0
+        return Run(jobs: jobs, lock: lock, claim: claim, reads: reads, hasSeq: hasSeq,
+                   trace: tracer.map { RunTrace(tracer: $0, messages: jobs.map(\.message), group: settings.group) },
+                   machine: RunStateMachine(seqs: jobs.map(\.message.seq), waitingSince: jobs.map(\.notReadySince),
+                                            policy: settings.policy, started: .now))
+    }
 
-        var action = machine.retry(now: .now, shuttingDown: Task.isShuttingDownGracefully, cancelled: Task.isCancelled)
-        while true {
-            switch action {
-            case .claim:
-                // Batched with the claims of other channels of the partition; when the lock is taken,
-                // wait for its release as the lock does.
-                var claimed: [Result<RESPValue, RedisError>]?
-                let sentAt = ContinuousClock.now
-                let traceStart = trace.map { _ in RunTrace.now }
-                switch try? await claimer.claim(claim, partition: jobs[0].message.stream) {
-                case .claimed(let claimFence, let results)?:
-                    if await lock.adoptClaim(fence: claimFence, claimSentAt: sentAt) { claimed = results }
-                case .unreadable(let claimFence, let error)?:
-                    if await lock.adoptClaim(fence: claimFence, claimSentAt: sentAt) {
-                        if let trace, let traceStart {
-                            trace.step("claim", messages: machine.head..<jobs.count, from: traceStart, outcome: { _ in "unreadable" })
-                        }
-                        logger.warning("Reading the channel's state failed; retrying", metadata: ["error": "\(error)"])
-                        metrics.retry("claim_error")
-                        action = machine.stateUnreadable()
-                        continue
-                    }
-                case .contended?, nil:
-                    break
+    /// Batched with the claims of other channels of the partition; when the lock is taken, waits
+    /// for its release as the lock does.
+    @inline(never)
+    private func claimStep(_ run: inout Run) async -> RunStateMachine.Action {
+        let lock = run.lock
+        var claimed: [Result<RESPValue, RedisError>]?
+        let sentAt = ContinuousClock.now
+        let traceStart = run.trace.map { _ in RunTrace.now }
+        switch try? await claimer.claim(run.claim, partition: run.jobs[0].message.stream) {
+        case .claimed(let claimFence, let results)?:
+            if await lock.adoptClaim(fence: claimFence, claimSentAt: sentAt) { claimed = results }
+        case .unreadable(let claimFence, let error)?:
+            if await lock.adoptClaim(fence: claimFence, claimSentAt: sentAt) {
+                if let trace = run.trace, let traceStart {
+                    trace.step("claim", messages: run.machine.head..<run.jobs.count, from: traceStart, outcome: { _ in "unreadable" })
                 }
-                if claimed == nil {
-                    claimed = await lock.acquireBlocking(pollInterval: .seconds(1), timeout: nil, reading: reads)
-                }
-                if let trace, let traceStart {
-                    trace.step("claim", messages: machine.head..<jobs.count, from: traceStart,
-                               outcome: { [claimed = claimed != nil] _ in claimed ? "claimed" : "not_claimed" })
-                }
-                guard let results = claimed else {
-                    action = machine.notClaimed()
-                    continue
-                }
-                do {
-                    (state, lastSeq) = try Self.decodeState(results, needsState: handler.needsState, hasSeq: hasSeq)
-                } catch {
-                    logger.warning("Reading the channel's state failed; retrying", metadata: ["error": "\(error)"])
-                    metrics.retry("claim_error")
-                    action = machine.stateUnreadable()
-                    continue
-                }
-                fence = await lock.fence ?? 0
-                trace?.claimed(fence: fence, from: machine.head)
-                action = machine.claimed(lastSeq: lastSeq, now: .now, shuttingDown: Task.isShuttingDownGracefully)
-                if case .handle(let plan) = action, plan.steps.first == .handle(acceptingGap: true) {
-                    metrics.gapTimeout()
-                    logger.warning("Gap outlived gap-timeout; applying and skipping the missing seqs",
-                                   metadata: ["entry": "\(jobs[machine.head].message.id)", "last_seq": "\(lastSeq ?? 0)"])
-                }
+                logger(run).warning("Reading the channel's state failed; retrying", metadata: ["error": "\(error)"])
+                metrics.retry("claim_error")
+                return run.machine.stateUnreadable()
+            }
+        case .contended?, nil:
+            break
+        }
+        if claimed == nil {
+            claimed = await lock.acquireBlocking(pollInterval: .seconds(1), timeout: nil, reading: run.reads)
+        }
+        if let trace = run.trace, let traceStart {
+            trace.step("claim", messages: run.machine.head..<run.jobs.count, from: traceStart,
+                       outcome: { [claimed = claimed != nil] _ in claimed ? "claimed" : "not_claimed" })
+        }
+        guard let results = claimed else { return run.machine.notClaimed() }
+        do {
+            (run.state, run.lastSeq) = try Self.decodeState(results, needsState: handler.needsState, hasSeq: run.hasSeq)
+        } catch {
+            logger(run).warning("Reading the channel's state failed; retrying", metadata: ["error": "\(error)"])
+            metrics.retry("claim_error")
+            return run.machine.stateUnreadable()
+        }
+        run.fence = await lock.fence ?? 0
+        run.trace?.claimed(fence: run.fence, from: run.machine.head)
+        let action = run.machine.claimed(lastSeq: run.lastSeq, now: .now, shuttingDown: Task.isShuttingDownGracefully)
+        if case .handle(let plan) = action, plan.steps.first == .handle(acceptingGap: true) {
+            metrics.gapTimeout()
+            logger(run).warning("Gap outlived gap-timeout; applying and skipping the missing seqs",
+                                metadata: ["entry": "\(run.jobs[run.machine.head].message.id)", "last_seq": "\(run.lastSeq ?? 0)"])
+        }
+        return action
+    }
 
-            case .handle(let plan):
-                let messages = jobs[machine.head..<(machine.head + plan.steps.count)].map(\.message)
-                let progress = HandlerProgress()
-                do {
-                    handled = try await LeaseContext.$fence.withValue(fence) { [state, policy = settings.policy, started = machine.started, head = machine.head, fence] in
-                        try await lock.runWhileHeld { [handler] in
-                            await Self.runHandlers(messages, steps: plan.steps, state: state, handler: handler, policy: policy,
-                                                   started: started, progress: progress,
-                                                   trace: trace.map { (trace: $0, head: head, fence: fence) })
-                        }
-                    }
-                } catch {
-                    for (message, step) in zip(messages, plan.steps).prefix(progress.reached) where step != .duplicate {
-                        await handler.finished(message, fence: fence, outcome: .leaseLost)
-                    }
-                    if !Task.isCancelled {
-                        logger.warning("Lease lost while handling; retrying", metadata: ["error": "\(error)"])
-                        metrics.retry("lease_lost")
-                    }
-                    action = machine.leaseLost(cancelled: Task.isCancelled)
-                    continue
-                }
-                if let failure = handled.failure {
-                    metrics.handlerError()
-                    logger.warning("Handler failed", metadata: [
-                        "entry": "\(jobs[machine.head + handled.items.count].message.id)", "error": "\(failure)",
-                        "attempt": "\(machine.failuresOfHead + 1)"])
-                }
-                action = machine.handled(handled.items.count, failed: handled.failure != nil, cancelled: Task.isCancelled)
-                if handled.failure != nil, case .retry = action { metrics.retry("handler_error") }
-
-            case .commit:
-                let commit = RunCommit(items: handled.items, lockKey: lock.key, token: lock.token, fence: fence,
-                                       group: settings.group, keys: keys)
-                let outcome: RunCommit.Outcome
-                let traceStart = trace.map { _ in RunTrace.now }
-                let committing = machine.head..<(machine.head + handled.items.count)
-                do {
-                    outcome = try await committer.commit(commit)
-                    if let trace, let traceStart {
-                        trace.step("commit", messages: committing, from: traceStart,
-                                   outcome: { outcome.attempt(at: $0 - committing.lowerBound).traceLabel }, fence: fence)
-                    }
-                } catch let error as RedisError where error.serverCode != nil {
-                    if let trace, let traceStart {
-                        trace.step("commit", messages: committing, from: traceStart, outcome: { _ in "refused" }, fence: fence)
-                    }
-                    logger.warning("Commit refused; retrying the first message alone", metadata: ["error": "\(error)"])
-                    metrics.retry("commit_error")
-                    action = machine.commitRefused()
-                    continue
-                } catch {
-                    if let trace, let traceStart {
-                        trace.step("commit", messages: committing, from: traceStart, outcome: { _ in "failed" }, fence: fence)
-                    }
-                    logger.warning("Commit failed; retrying", metadata: ["error": "\(error)"])
-                    metrics.retry("commit_error")
-                    action = machine.commitFailed()
-                    continue
-                }
-                for (index, item) in handled.items.enumerated() {
-                    await handler.finished(item.message, fence: fence, outcome: .committed(outcome.attempt(at: index)))
-                }
-                guard case .committed(_, let results) = outcome else {
-                    let label = outcome == .lost ? "lost" : "stale"
-                    for _ in handled.items { metrics.committed(label) }
-                    logger.warning("Commit rejected; retrying from the lock", metadata: ["outcome": "\(outcome)"])
-                    action = machine.commitRejected()
-                    continue
-                }
-                await lock.releasedExternally()
-                for (item, result) in zip(handled.items, results) {
-                    if result == .applied {
-                        metrics.committed("applied")
-                        metrics.endToEnd(entryID: item.message.id)
-                    } else if result == .duplicate {
-                        metrics.committed("duplicate")
-                    }
-                }
-                action = machine.committed(results, cancelled: Task.isCancelled)
-                if handled.failure != nil, case .retry(_, let pause) = action, pause > .zero { metrics.retry("handler_error") }
-
-            case .retry(let release, let pause):
-                if release { await lock.release() }
-                if pause > .zero { try? await Task.sleep(for: pause) }
-                handled = HandledRun(items: [], failure: nil)
-                action = machine.retry(now: .now, shuttingDown: Task.isShuttingDownGracefully, cancelled: Task.isCancelled)
-
-            case .park(let subscribe):
-                var advance: ChannelAdvance?
-                if subscribe, let seq = jobs[machine.head].message.seq {
-                    // Subscribe while still holding the lock, so the next holder's release reaches us.
-                    if let subscription = try? await client.subscribe(shardChannel: LockKeys.releaseChannel(forLock: lock.key)) {
-                        advance = ChannelAdvance(subscription: subscription, seq: seq)
-                    }
-                    await lock.release()
-                    logger.debug("Earlier messages of the channel are not applied yet",
-                                 metadata: ["entry": "\(jobs[machine.head].message.id)", "seq": "\(seq)", "last_seq": "\(lastSeq ?? 0)"])
-                }
-                trace?.end(finished: machine.finished, rest: "waiting")
-                return RunResult(finished: machine.finished, rest: .notReady(advance: advance))
-
-            case .finish(let rest, let release):
-                if release { await lock.release() }
-                if let index = machine.finished.firstIndex(where: { if case .leftPending = $0 { true } else { false } }),
-                   case .leftPending(let reason) = machine.finished[index], reason != "shutdown" {
-                    logger.warning("Left pending for redelivery", metadata: ["entry": "\(jobs[index].message.id)", "reason": "\(reason)"])
-                }
-                trace?.end(finished: machine.finished, rest: rest == .requeue ? "requeued" : "waiting")
-                switch rest {
-                case .none: return RunResult(finished: machine.finished, rest: .none)
-                case .requeue: return RunResult(finished: machine.finished, rest: .requeue)
-                case .notReady: return RunResult(finished: machine.finished, rest: .notReady(advance: nil))
+    @inline(never)
+    private func handleStep(_ plan: RunPlan, _ run: inout Run) async -> RunStateMachine.Action {
+        let head = run.machine.head
+        let messages = run.jobs[head..<(head + plan.steps.count)].map(\.message)
+        let progress = HandlerProgress()
+        let fence = run.fence
+        do {
+            run.handled = try await LeaseContext.$fence.withValue(fence) {
+                [state = run.state, policy = settings.policy, started = run.machine.started, trace = run.trace, handler] in
+                try await run.lock.runWhileHeld {
+                    await Self.runHandlers(messages, steps: plan.steps, state: state, handler: handler, policy: policy,
+                                           started: started, progress: progress,
+                                           trace: trace.map { (trace: $0, head: head, fence: fence) })
                 }
             }
+        } catch {
+            for (message, step) in zip(messages, plan.steps).prefix(progress.reached) where step != .duplicate {
+                await handler.finished(message, fence: fence, outcome: .leaseLost)
+            }
+            if !Task.isCancelled {
+                logger(run).warning("Lease lost while handling; retrying", metadata: ["error": "\(error)"])
+                metrics.retry("lease_lost")
+            }
+            return run.machine.leaseLost(cancelled: Task.isCancelled)
+        }
+        if let failure = run.handled.failure {
+            metrics.handlerError()
+            logger(run).warning("Handler failed", metadata: [
+                "entry": "\(run.jobs[head + run.handled.items.count].message.id)", "error": "\(failure)",
+                "attempt": "\(run.machine.failuresOfHead + 1)"])
+        }
+        let action = run.machine.handled(run.handled.items.count, failed: run.handled.failure != nil, cancelled: Task.isCancelled)
+        if run.handled.failure != nil, case .retry = action { metrics.retry("handler_error") }
+        return action
+    }
+
+    @inline(never)
+    private func commitStep(_ run: inout Run) async -> RunStateMachine.Action {
+        let items = run.handled.items, fence = run.fence, trace = run.trace
+        let commit = RunCommit(items: items, lockKey: run.lock.key, token: run.lock.token, fence: fence,
+                               group: settings.group, keys: settings.keys)
+        let outcome: RunCommit.Outcome
+        let traceStart = trace.map { _ in RunTrace.now }
+        let committing = run.machine.head..<(run.machine.head + items.count)
+        do {
+            outcome = try await committer.commit(commit)
+            if let trace, let traceStart {
+                trace.step("commit", messages: committing, from: traceStart,
+                           outcome: { outcome.attempt(at: $0 - committing.lowerBound).traceLabel }, fence: fence)
+            }
+        } catch let error as RedisError where error.serverCode != nil {
+            if let trace, let traceStart {
+                trace.step("commit", messages: committing, from: traceStart, outcome: { _ in "refused" }, fence: fence)
+            }
+            logger(run).warning("Commit refused; retrying the first message alone", metadata: ["error": "\(error)"])
+            metrics.retry("commit_error")
+            return run.machine.commitRefused()
+        } catch {
+            if let trace, let traceStart {
+                trace.step("commit", messages: committing, from: traceStart, outcome: { _ in "failed" }, fence: fence)
+            }
+            logger(run).warning("Commit failed; retrying", metadata: ["error": "\(error)"])
+            metrics.retry("commit_error")
+            return run.machine.commitFailed()
+        }
+        for (index, item) in items.enumerated() {
+            await handler.finished(item.message, fence: fence, outcome: .committed(outcome.attempt(at: index)))
+        }
+        guard case .committed(_, let results) = outcome else {
+            let label = outcome == .lost ? "lost" : "stale"
+            for _ in items { metrics.committed(label) }
+            logger(run).warning("Commit rejected; retrying from the lock", metadata: ["outcome": "\(outcome)"])
+            return run.machine.commitRejected()
+        }
+        await run.lock.releasedExternally()
+        for (item, result) in zip(items, results) {
+            if result == .applied {
+                metrics.committed("applied")
+                metrics.endToEnd(entryID: item.message.id)
+            } else if result == .duplicate {
+                metrics.committed("duplicate")
+            }
+        }
+        let action = run.machine.committed(results, cancelled: Task.isCancelled)
+        if run.handled.failure != nil, case .retry(_, let pause) = action, pause > .zero { metrics.retry("handler_error") }
+        return action
+    }
+
+    @inline(never)
+    private func retryStep(release: Bool, pause: Duration, _ run: inout Run) async -> RunStateMachine.Action {
+        if release { await run.lock.release() }
+        if pause > .zero { try? await Task.sleep(for: pause) }
+        run.handled = HandledRun(items: [], failure: nil)
+        return run.machine.retry(now: .now, shuttingDown: Task.isShuttingDownGracefully, cancelled: Task.isCancelled)
+    }
+
+    @inline(never)
+    private func parkStep(subscribe: Bool, _ run: inout Run) async -> RunResult {
+        var advance: ChannelAdvance?
+        let head = run.machine.head
+        if subscribe, let seq = run.jobs[head].message.seq {
+            // Subscribe while still holding the lock, so the next holder's release reaches us.
+            if let subscription = try? await client.subscribe(shardChannel: LockKeys.releaseChannel(forLock: run.lock.key)) {
+                advance = ChannelAdvance(subscription: subscription, seq: seq)
+            }
+            await run.lock.release()
+            logger(run).debug("Earlier messages of the channel are not applied yet",
+                              metadata: ["entry": "\(run.jobs[head].message.id)", "seq": "\(seq)", "last_seq": "\(run.lastSeq ?? 0)"])
+        }
+        run.trace?.end(finished: run.machine.finished, rest: "waiting")
+        return RunResult(finished: run.machine.finished, rest: .notReady(advance: advance))
+    }
+
+    @inline(never)
+    private func finishStep(_ rest: RunStateMachine.Rest, release: Bool, _ run: inout Run) async -> RunResult {
+        if release { await run.lock.release() }
+        let finished = run.machine.finished
+        if let index = finished.firstIndex(where: { if case .leftPending = $0 { true } else { false } }),
+           case .leftPending(let reason) = finished[index], reason != "shutdown" {
+            logger(run).warning("Left pending for redelivery", metadata: ["entry": "\(run.jobs[index].message.id)", "reason": "\(reason)"])
+        }
+        run.trace?.end(finished: finished, rest: rest == .requeue ? "requeued" : "waiting")
+        switch rest {
+        case .none: return RunResult(finished: finished, rest: .none)
+        case .requeue: return RunResult(finished: finished, rest: .requeue)
+        case .notReady: return RunResult(finished: finished, rest: .notReady(advance: nil))
         }
     }
 
