@@ -8,10 +8,15 @@ public struct Producer: Sendable {
     public let keys: WorkerKeys
     public let channelField: String
 
-    public init(client: RedisClient, keys: WorkerKeys = WorkerKeys(), channelField: String = "channel_id") {
+    /// Writes the trace context into entries; nil uses the bootstrapped `InstrumentationSystem`.
+    public let instrument: (any Instrument)?
+
+    public init(client: RedisClient, keys: WorkerKeys = WorkerKeys(), channelField: String = "channel_id",
+                instrument: (any Instrument)? = nil) {
         self.client = client
         self.keys = keys
         self.channelField = channelField
+        self.instrument = instrument
     }
 
     /// Appends to `stream`, or with partitions to the channel's partition stream of `stream`;
@@ -24,7 +29,7 @@ public struct Producer: Sendable {
     public func send(stream: String, channel: String, fields: [StreamField] = []) async throws -> (id: String, seq: Int64) {
         var fields = fields
         if let context = ServiceContext.current {
-            InstrumentationSystem.instrument.inject(context, into: &fields, using: StreamFieldsInjector())
+            (instrument ?? InstrumentationSystem.instrument).inject(context, into: &fields, using: StreamFieldsInjector())
         }
         var arguments: [any RedisArgumentConvertible] = [channelField, channel]
         for field in fields { arguments += [field.name, field.value] }

@@ -1,9 +1,11 @@
 import Chaos
 import Foundation
 import RedisClient
-import StreamWorker
+@testable import StreamWorker
 import TestSupport
+import InMemoryTracing
 import Testing
+import Tracing
 
 /// Tracing end to end: `sgctl produce --traceparent`, a real worker exporting OTLP/HTTP to a
 /// receiver that decodes with opentelemetry-proto, and a webhook that sees the propagated context.
@@ -113,5 +115,52 @@ import Testing
             #expect(request.traceID == parts[1] && request.kind == 3, "an HTTP client span")  // SPAN_KIND_CLIENT
             #expect(byID[request.parentID]?.name == "handle")
         }
+    }
+}
+
+/// The trace context's way through Redis without any exporter: the producer's span goes into the
+/// entry, and the worker's message span is its child.
+@Suite struct TraceContextTests {
+    @Test func aProducerInATracedOperationStampsItsContextAndTheMessageSpanIsItsChild() async throws {
+        let client = try TestRedis.client()
+        defer { client.close() }
+        let keys = WorkerKeys(prefix: "t" + UUID().uuidString.prefix(8).lowercased(), partitions: 1)
+        let stream = keys.prefix + ":in"
+        let tracer = InMemoryTracer()
+        let producer = Producer(client: client, keys: keys, instrument: tracer)
+
+        let (producerTrace, producerSpan) = try await tracer.withSpan("send") { span in
+            _ = try await producer.send(stream: stream, channel: "c", fields: [StreamField("text", "hi")])
+            let context = try #require(span.context.inMemorySpanContext)
+            return (context.traceID, context.spanID)
+        }
+        _ = try await producer.send(stream: stream, channel: "c", fields: [StreamField("text", "untraced")])
+
+        let entries = try await client.send("XRANGE", stream, "-", "+").array ?? []
+        let messages = try entries.map { entry -> InboundMessage in
+            let id = try #require(entry.array?.first?.string)
+            let flat = entry.array?.last?.array?.compactMap(\.string) ?? []
+            var fields: [StreamField] = []
+            for i in stride(from: 0, to: flat.count - 1, by: 2) where flat[i] != "channel_id" && flat[i] != "seq" {
+                fields.append(StreamField(flat[i], flat[i + 1]))
+            }
+            return InboundMessage(stream: stream, id: id, channel: "c", seq: nil, fields: fields)
+        }
+        try #require(messages.count == 2)
+        let traced = Dictionary(messages[0].fields.map { (String(decoding: $0.name, as: UTF8.self), String(decoding: $0.value, as: UTF8.self)) },
+                                uniquingKeysWith: { $1 })
+        #expect(traced[InMemoryTracer.traceIDKey] == producerTrace)
+        #expect(traced[InMemoryTracer.spanIDKey] == producerSpan)
+        #expect(traced["text"] == "hi")
+        #expect(!messages[1].fields.contains { String(decoding: $0.name, as: UTF8.self).hasPrefix("in-memory") },
+                "outside a traced operation the entry carries no context")
+
+        let trace = RunTrace(tracer: tracer, messages: messages, group: "g")
+        trace.end(finished: [.applied, .applied], rest: "")
+        let spans = tracer.finishedSpans.filter { $0.operationName == "process \(stream)" }
+        try #require(spans.count == 2)
+        #expect(spans[0].spanContext.traceID == producerTrace && spans[0].spanContext.parentSpanID == producerSpan)
+        #expect(spans[1].spanContext.traceID != producerTrace && spans[1].spanContext.parentSpanID == nil)
+        #expect(spans.allSatisfy { $0.attributes["sg.outcome"]?.toSpanAttribute() == .string("applied") })
     }
 }
