@@ -451,32 +451,28 @@ public actor DistributedLock {
         }
     }
 
-    /// Runs `body` as a child task while the (already acquired) lease holds. If the lease is lost
-    /// and `abortOnLoss` is set, `body` is cancelled and this throws ``LockError/leaseLost(key:cause:)``.
-    /// Does not release.
+    /// Runs `body` while the (already acquired) lease holds. If the lease is lost and
+    /// `abortOnLoss` is set, `body` is cancelled and this throws ``LockError/leaseLost(key:cause:)``
+    /// once `body` has returned. Does not release.
     public func runWhileHeld<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
         startWatchdog()
         let signal = lossSignal
-        if let cause = signal.cause, abortOnLoss { throw LockError.leaseLost(key: key, cause: cause) }
-        let abort = abortOnLoss
-        let key = key
-        return try await withThrowingTaskGroup(of: ScopedOutcome<T>.self) { group in
-            group.addTask { .finished(try await body()) }
-            group.addTask { .lost(await signal.wait()) }
-            while let next = try await group.next() {
-                switch next {
-                case .finished(let value):
-                    group.cancelAll()
-                    return value
-                case .lost(let cause?) where abort:
-                    group.cancelAll()
-                    throw LockError.leaseLost(key: key, cause: cause)
-                case .lost:
-                    continue
-                }
-            }
-            throw CancellationError()
-        }
+        guard abortOnLoss else { return try await body() }
+        if let cause = signal.cause { throw LockError.leaseLost(key: key, cause: cause) }
+        // One task that the loss cancels, not a group of the body and a loss waiter: a worker
+        // runs this once per channel in flight, and every task costs memory while the body works.
+        let task = Self.start(body)
+        let handler = signal.onLoss { task.cancel() }
+        let result = await withTaskCancellationHandler { await task.result } onCancel: { task.cancel() }
+        if let handler { signal.removeHandler(handler) }
+        if let cause = signal.cause { throw LockError.leaseLost(key: key, cause: cause) }
+        return try result.get()
+    }
+
+    /// Off the actor (a task made in its methods would start on it), with the caller's task-local
+    /// values (the fence, the trace context) and priority.
+    private nonisolated static func start<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) -> Task<T, any Error> {
+        Task { try await body() }
     }
 
     /// The caller deleted the key itself (for example in a commit script that releases as its
@@ -497,11 +493,6 @@ public actor DistributedLock {
         heldSince = nil
         lease = nil
     }
-}
-
-private enum ScopedOutcome<T: Sendable>: Sendable {
-    case finished(T)
-    case lost(LeaseLossCause?)
 }
 
 extension Duration {

@@ -7,6 +7,7 @@ final class LossSignal: Sendable {
         var waiters: [UInt64: CheckedContinuation<LeaseLossCause?, Never>] = [:]
         var nextID: UInt64 = 0
         var abandoned: Set<UInt64> = []
+        var handlers: [UInt64: @Sendable () -> Void] = [:]
     }
 
     private let state = Mutex(State())
@@ -14,13 +15,31 @@ final class LossSignal: Sendable {
     var cause: LeaseLossCause? { state.withLock { $0.cause } }
 
     func fire(_ cause: LeaseLossCause) {
-        let waiters = state.withLock { state -> [CheckedContinuation<LeaseLossCause?, Never>] in
-            guard state.cause == nil else { return [] }
+        let (waiters, handlers) = state.withLock { state -> ([CheckedContinuation<LeaseLossCause?, Never>], [@Sendable () -> Void]) in
+            guard state.cause == nil else { return ([], []) }
             state.cause = cause
-            defer { state.waiters.removeAll() }
-            return Array(state.waiters.values)
+            defer { state.waiters.removeAll(); state.handlers.removeAll() }
+            return (Array(state.waiters.values), Array(state.handlers.values))
         }
         waiters.forEach { $0.resume(returning: cause) }
+        handlers.forEach { $0() }
+    }
+
+    /// Runs `action` once when the lease is lost, or at once (returning nil) if it already is.
+    /// The returned id removes it with ``removeHandler(_:)``.
+    func onLoss(_ action: @escaping @Sendable () -> Void) -> UInt64? {
+        let id: UInt64? = state.withLock { state in
+            guard state.cause == nil else { return nil }
+            state.nextID += 1
+            state.handlers[state.nextID] = action
+            return state.nextID
+        }
+        if id == nil { action() }
+        return id
+    }
+
+    func removeHandler(_ id: UInt64) {
+        _ = state.withLock { $0.handlers.removeValue(forKey: id) }
     }
 
     /// The loss cause once the lease is lost; `nil` if the waiting task is cancelled first.

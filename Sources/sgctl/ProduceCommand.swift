@@ -65,7 +65,7 @@ struct ProduceCommand: AsyncParsableCommand {
                 let items = byChannel[channel]!
                 group.addTask {
                     for fields in items {
-                        try await Self.retryingWhileLoading { try await producer.send(stream: stream, channel: channel, fields: fields) }
+                        _ = try await Self.retryingWhileLoading { try await producer.send(stream: stream, channel: channel, fields: fields) }
                     }
                 }
                 running += 1
