@@ -429,7 +429,7 @@ public actor DistributedLock {
 
     // MARK: Scoped use
 
-    /// Acquires (waiting up to `timeout`), runs `body` as a child task while held, and always releases.
+    /// Acquires (waiting up to `timeout`), runs `body` while held (see ``runWhileHeld(_:)``), and always releases.
     ///
     /// If the lease is lost while `body` runs and `abortOnLoss` is set, `body` is cancelled
     /// and this throws ``LockError/leaseLost(key:cause:)`` once `body` has returned.
@@ -454,6 +454,9 @@ public actor DistributedLock {
     /// Runs `body` while the (already acquired) lease holds. If the lease is lost and
     /// `abortOnLoss` is set, `body` is cancelled and this throws ``LockError/leaseLost(key:cause:)``
     /// once `body` has returned. Does not release.
+    ///
+    /// With `abortOnLoss`, `body` runs in a task of its own: it keeps the caller's task-local
+    /// values and priority, not a task executor preference.
     public func runWhileHeld<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
         startWatchdog()
         let signal = lossSignal
@@ -461,7 +464,7 @@ public actor DistributedLock {
         if let cause = signal.cause { throw LockError.leaseLost(key: key, cause: cause) }
         // One task that the loss cancels, not a group of the body and a loss waiter: a worker
         // runs this once per channel in flight, and every task costs memory while the body works.
-        let task = Self.start(body)
+        let task = Self.start(body, cancelled: Task.isCancelled)
         let handler = signal.onLoss { task.cancel() }
         let result = await withTaskCancellationHandler { await task.result } onCancel: { task.cancel() }
         if let handler { signal.removeHandler(handler) }
@@ -471,8 +474,14 @@ public actor DistributedLock {
 
     /// Off the actor (a task made in its methods would start on it), with the caller's task-local
     /// values (the fence, the trace context) and priority.
-    private nonisolated static func start<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) -> Task<T, any Error> {
-        Task { try await body() }
+    private nonisolated static func start<T: Sendable>(
+        _ body: @escaping @Sendable () async throws -> T, cancelled: Bool
+    ) -> Task<T, any Error> {
+        Task {
+            // A caller cancelled already: the body starts cancelled, as a child task would.
+            if cancelled { withUnsafeCurrentTask { $0?.cancel() } }
+            return try await body()
+        }
     }
 
     /// The caller deleted the key itself (for example in a commit script that releases as its

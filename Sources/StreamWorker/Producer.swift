@@ -24,12 +24,20 @@ public struct Producer: Sendable {
     ///
     /// Inside a traced operation (a current `ServiceContext` and a bootstrapped instrument), the
     /// entry carries its trace context as `traceparent` (and `tracestate`), so the worker's spans
-    /// for the message join the producer's trace. A `traceparent` in `fields` is kept otherwise.
+    /// for the message join the producer's trace, replacing any trace fields in `fields`, which
+    /// are kept otherwise.
     @discardableResult
     public func send(stream: String, channel: String, fields: [StreamField] = []) async throws -> (id: String, seq: Int64) {
         var fields = fields
         if let context = ServiceContext.current {
-            (instrument ?? InstrumentationSystem.instrument).inject(context, into: &fields, using: StreamFieldsInjector())
+            // The injected context replaces the caller's whole: a `tracestate` of another trace must not stay.
+            var injected: [StreamField] = []
+            (instrument ?? InstrumentationSystem.instrument).inject(context, into: &injected, using: StreamFieldsInjector())
+            if !injected.isEmpty {
+                let replaced = Set(injected.map(\.name) + [RunTrace.traceparent, RunTrace.tracestate])
+                fields.removeAll { replaced.contains($0.name) }
+                fields += injected
+            }
         }
         var arguments: [any RedisArgumentConvertible] = [channelField, channel]
         for field in fields { arguments += [field.name, field.value] }

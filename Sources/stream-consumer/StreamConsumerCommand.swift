@@ -128,8 +128,8 @@ struct StreamConsumerCommand: AsyncParsableCommand {
                 InstrumentationSystem.bootstrap(backend.factory)
                 tracer = backend.factory
                 services.append(.init(service: backend.service))
-                logger.info("Exporting traces over OTLP", metadata: [
-                    "endpoint": .string(environment["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] ?? environment["OTEL_EXPORTER_OTLP_ENDPOINT"] ?? "http://localhost:4318")])
+                // The endpoint is not logged: it may carry credentials.
+                logger.info("Exporting traces over OTLP/HTTP (OTEL_* variables)")
             }
         } catch {
             throw ValidationError("invalid tracing configuration: \(error)")

@@ -19,8 +19,10 @@ import Testing
         #expect(try TracingSwitch.isEnabled(["OTEL_SDK_DISABLED": "false", "OTEL_TRACES_EXPORTER": "otlp"]))
     }
 
-    @Test func anExporterThisBuildLacksIsAnErrorNamingIt() {
+    @Test func anExporterThisBuildLacksIsAnErrorNamingIt() throws {
         #expect(throws: TracingSwitchError.unsupportedExporter("zipkin")) { try TracingSwitch.isEnabled(["OTEL_TRACES_EXPORTER": "zipkin"]) }
+        #expect(throws: TracingSwitchError.unsupportedExporter("console")) { try TracingSwitch.isEnabled(["OTEL_TRACES_EXPORTER": "otlp, console"]) }
+        #expect(try TracingSwitch.isEnabled(["OTEL_TRACES_EXPORTER": "otlp,"]), "a list, as the specification allows")
         #expect("\(TracingSwitchError.unsupportedExporter("zipkin"))".contains("OTEL_TRACES_EXPORTER=zipkin"))
     }
 

@@ -118,49 +118,67 @@ import Tracing
     }
 }
 
-/// The trace context's way through Redis without any exporter: the producer's span goes into the
-/// entry, and the worker's message span is its child.
+/// The trace context's way into entries and out of them, with an in-memory tracer and real Redis.
 @Suite struct TraceContextTests {
-    @Test func aProducerInATracedOperationStampsItsContextAndTheMessageSpanIsItsChild() async throws {
+    static func decode(_ entry: RESPValue, stream: String) throws -> InboundMessage {
+        let id = try #require(entry.array?.first?.string)
+        let flat = entry.array?.last?.array?.compactMap(\.string) ?? []
+        var fields: [StreamField] = []
+        for i in stride(from: 0, to: flat.count - 1, by: 2) where flat[i] != "channel_id" && flat[i] != "seq" {
+            fields.append(StreamField(flat[i], flat[i + 1]))
+        }
+        return InboundMessage(stream: stream, id: id, channel: "c", seq: nil, fields: fields)
+    }
+
+    static func names(_ message: InboundMessage) -> [String: String] {
+        Dictionary(message.fields.map { (String(decoding: $0.name, as: UTF8.self), String(decoding: $0.value, as: UTF8.self)) },
+                   uniquingKeysWith: { $1 })
+    }
+
+    @Test func aProducerInATracedOperationStampsItsContextInPlaceOfTheCallersTraceFields() async throws {
         let client = try TestRedis.client()
         defer { client.close() }
         let keys = WorkerKeys(prefix: "t" + UUID().uuidString.prefix(8).lowercased(), partitions: 1)
         let stream = keys.prefix + ":in"
         let tracer = InMemoryTracer()
         let producer = Producer(client: client, keys: keys, instrument: tracer)
+        let foreign = [StreamField("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                       StreamField("tracestate", "vendor=1")]
 
-        let (producerTrace, producerSpan) = try await tracer.withSpan("send") { span in
-            _ = try await producer.send(stream: stream, channel: "c", fields: [StreamField("text", "hi")])
+        let (traceID, spanID) = try await tracer.withSpan("send") { span in
+            _ = try await producer.send(stream: stream, channel: "c", fields: [StreamField("text", "hi")] + foreign)
             let context = try #require(span.context.inMemorySpanContext)
             return (context.traceID, context.spanID)
         }
-        _ = try await producer.send(stream: stream, channel: "c", fields: [StreamField("text", "untraced")])
+        _ = try await producer.send(stream: stream, channel: "c", fields: [StreamField("text", "untraced")] + foreign)
 
-        let entries = try await client.send("XRANGE", stream, "-", "+").array ?? []
-        let messages = try entries.map { entry -> InboundMessage in
-            let id = try #require(entry.array?.first?.string)
-            let flat = entry.array?.last?.array?.compactMap(\.string) ?? []
-            var fields: [StreamField] = []
-            for i in stride(from: 0, to: flat.count - 1, by: 2) where flat[i] != "channel_id" && flat[i] != "seq" {
-                fields.append(StreamField(flat[i], flat[i + 1]))
-            }
-            return InboundMessage(stream: stream, id: id, channel: "c", seq: nil, fields: fields)
-        }
-        try #require(messages.count == 2)
-        let traced = Dictionary(messages[0].fields.map { (String(decoding: $0.name, as: UTF8.self), String(decoding: $0.value, as: UTF8.self)) },
-                                uniquingKeysWith: { $1 })
-        #expect(traced[InMemoryTracer.traceIDKey] == producerTrace)
-        #expect(traced[InMemoryTracer.spanIDKey] == producerSpan)
+        let entries = try (try await client.send("XRANGE", stream, "-", "+").array ?? []).map { try Self.decode($0, stream: stream) }
+        try #require(entries.count == 2)
+        let traced = Self.names(entries[0]), untraced = Self.names(entries[1])
+        #expect(traced[InMemoryTracer.traceIDKey] == traceID && traced[InMemoryTracer.spanIDKey] == spanID)
+        #expect(traced["traceparent"] == nil && traced["tracestate"] == nil, "the caller's trace fields are replaced whole")
         #expect(traced["text"] == "hi")
-        #expect(!messages[1].fields.contains { String(decoding: $0.name, as: UTF8.self).hasPrefix("in-memory") },
-                "outside a traced operation the entry carries no context")
+        #expect(untraced["traceparent"] != nil && untraced["tracestate"] == "vendor=1", "outside a traced operation the fields stay")
+        #expect(untraced[InMemoryTracer.traceIDKey] == nil)
+    }
 
+    @Test func theTracerReadsOnlyAWellFormedTraceContextNeverThePayload() {
+        let tracer = InMemoryTracer()
+        let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        let messages = [
+            InboundMessage(stream: "s", id: "1-0", channel: "c", seq: 1,
+                           fields: [StreamField("text", "secret"), StreamField("traceparent", valid), StreamField("tracestate", "v=1")]),
+            InboundMessage(stream: "s", id: "1-1", channel: "c", seq: 2,
+                           fields: [StreamField("text", "secret"), StreamField("traceparent", "00-not-a-context-01")]),
+            InboundMessage(stream: "s", id: "1-2", channel: "c", seq: 3, fields: [StreamField("text", "secret")]),
+        ]
         let trace = RunTrace(tracer: tracer, messages: messages, group: "g")
-        trace.end(finished: [.applied, .applied], rest: "")
-        let spans = tracer.finishedSpans.filter { $0.operationName == "process \(stream)" }
-        try #require(spans.count == 2)
-        #expect(spans[0].spanContext.traceID == producerTrace && spans[0].spanContext.parentSpanID == producerSpan)
-        #expect(spans[1].spanContext.traceID != producerTrace && spans[1].spanContext.parentSpanID == nil)
-        #expect(spans.allSatisfy { $0.attributes["sg.outcome"]?.toSpanAttribute() == .string("applied") })
+        trace.end(finished: [.applied, .applied, .duplicate], rest: "")
+        let carriers = tracer.performedContextExtractions.compactMap { $0.carrier as? [StreamField] }
+        #expect(carriers.count == 1, "a malformed or missing traceparent is not handed to the tracer")
+        #expect(carriers.first.map { $0.map { String(decoding: $0.name, as: UTF8.self) } } == ["traceparent", "tracestate"])
+        let spans = tracer.finishedSpans.filter { $0.operationName == "process s" }
+        #expect(spans.count == 3)
+        #expect(spans.map { $0.attributes["sg.outcome"]?.toSpanAttribute() } == [.string("applied"), .string("applied"), .string("duplicate")])
     }
 }

@@ -14,7 +14,8 @@ struct RunTrace: Sendable {
         self.tracer = tracer
         spans = messages.map { message in
             var parent = ServiceContext.topLevel
-            tracer.extract(message.fields, into: &parent, using: StreamFieldsExtractor())
+            let context = Self.traceContext(of: message)
+            if !context.isEmpty { tracer.extract(context, into: &parent, using: StreamFieldsExtractor()) }
             let span = tracer.startSpan("process \(message.stream)", context: parent, ofKind: .consumer)
             span.updateAttributes { attributes in
                 attributes["messaging.system"] = "redis"
@@ -30,6 +31,16 @@ struct RunTrace: Sendable {
     }
 
     static var now: DefaultTracerClock.Instant { DefaultTracerClock.now }
+
+    static let traceparent = Array("traceparent".utf8), tracestate = Array("tracestate".utf8)
+
+    /// The entry's W3C trace context, and nothing else of it: a tracer that cannot parse what
+    /// it is given may log the whole carrier. A malformed `traceparent` counts as none.
+    static func traceContext(of message: InboundMessage) -> [StreamField] {
+        guard let parent = message.fields.first(where: { $0.name == traceparent }),
+              TraceParent.isValid(String(decoding: parent.value, as: UTF8.self)) else { return [] }
+        return [parent] + message.fields.filter { $0.name == tracestate }.prefix(1)
+    }
 
     /// A shared call that started at `start` and just ended, as a child of each message in `range`.
     func step(_ name: String, messages range: Range<Int>, from start: DefaultTracerClock.Instant,

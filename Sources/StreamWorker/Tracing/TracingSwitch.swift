@@ -3,7 +3,7 @@ import Foundation
 /// Whether the worker exports traces, decided from the standard `OTEL_*` variables. Tracing is
 /// off unless asked for, so a deployment that sets nothing pays nothing.
 public enum TracingSwitch {
-    /// On when `OTEL_TRACES_EXPORTER` names `otlp`, or an OTLP endpoint is set
+    /// On when `OTEL_TRACES_EXPORTER` names `otlp` (alone or in a list), or an OTLP endpoint is set
     /// (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) and the exporter is
     /// not `none`; always off with `OTEL_SDK_DISABLED=true`.
     /// - Throws: an exporter this build does not have (only `otlp` and `none` are).
@@ -13,12 +13,11 @@ public enum TracingSwitch {
             return value
         }
         if value("OTEL_SDK_DISABLED")?.lowercased() == "true" { return false }
-        if let exporter = value("OTEL_TRACES_EXPORTER")?.lowercased() {
-            switch exporter {
-            case "otlp": return true
-            case "none": return false
-            default: throw .unsupportedExporter(exporter)
-            }
+        if let list = value("OTEL_TRACES_EXPORTER")?.lowercased() {
+            // A comma-separated list, as the specification allows.
+            let exporters = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            if let unknown = exporters.first(where: { $0 != "otlp" && $0 != "none" }) { throw .unsupportedExporter(unknown) }
+            return exporters.contains("otlp")
         }
         return value("OTEL_EXPORTER_OTLP_ENDPOINT") != nil || value("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != nil
     }
