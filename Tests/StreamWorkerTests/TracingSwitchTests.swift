@@ -23,6 +23,15 @@ import Testing
         #expect(throws: TracingSwitchError.unsupportedExporter("zipkin")) { try TracingSwitch.isEnabled(["OTEL_TRACES_EXPORTER": "zipkin"]) }
         #expect(throws: TracingSwitchError.unsupportedExporter("console")) { try TracingSwitch.isEnabled(["OTEL_TRACES_EXPORTER": "otlp, console"]) }
         #expect(try TracingSwitch.isEnabled(["OTEL_TRACES_EXPORTER": "otlp,"]), "a list, as the specification allows")
+        let endpoint = ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"]
+        #expect(throws: TracingSwitchError.unsupportedProtocol(variable: "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")) {
+            try TracingSwitch.isEnabled(endpoint.merging(["OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"]) { $1 })
+        }
+        #expect(throws: TracingSwitchError.unsupportedProtocol(variable: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc")) {
+            try TracingSwitch.isEnabled(endpoint.merging(["OTEL_EXPORTER_OTLP_PROTOCOL": "http/json", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"]) { $1 })
+        }
+        #expect(try TracingSwitch.isEnabled(endpoint.merging(["OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"]) { $1 }))
+        #expect(try TracingSwitch.isEnabled(["OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"]) == false, "tracing off: the protocol is not read")
         #expect("\(TracingSwitchError.unsupportedExporter("zipkin"))".contains("OTEL_TRACES_EXPORTER=zipkin"))
     }
 

@@ -6,30 +6,42 @@ public enum TracingSwitch {
     /// On when `OTEL_TRACES_EXPORTER` names `otlp` (alone or in a list), or an OTLP endpoint is set
     /// (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) and the exporter is
     /// not `none`; always off with `OTEL_SDK_DISABLED=true`.
-    /// - Throws: an exporter this build does not have (only `otlp` and `none` are).
+    /// - Throws: an exporter or OTLP protocol this build does not have (only `otlp` and `none`;
+    ///   `http/protobuf` and `http/json`).
     public static func isEnabled(_ environment: [String: String]) throws(TracingSwitchError) -> Bool {
         func value(_ name: String) -> String? {
             guard let value = environment[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
             return value
         }
         if value("OTEL_SDK_DISABLED")?.lowercased() == "true" { return false }
+        let enabled: Bool
         if let list = value("OTEL_TRACES_EXPORTER")?.lowercased() {
             // A comma-separated list, as the specification allows.
             let exporters = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             if let unknown = exporters.first(where: { $0 != "otlp" && $0 != "none" }) { throw .unsupportedExporter(unknown) }
-            return exporters.contains("otlp")
+            enabled = exporters.contains("otlp")
+        } else {
+            enabled = value("OTEL_EXPORTER_OTLP_ENDPOINT") != nil || value("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != nil
         }
-        return value("OTEL_EXPORTER_OTLP_ENDPOINT") != nil || value("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != nil
+        // swift-otel stops the process on a protocol this build lacks; refuse it with a reason first.
+        if enabled, let name = value("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") != nil ? "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" : value("OTEL_EXPORTER_OTLP_PROTOCOL") != nil ? "OTEL_EXPORTER_OTLP_PROTOCOL" : nil,
+           let protocolName = value(name)?.lowercased(), protocolName != "http/protobuf", protocolName != "http/json" {
+            throw .unsupportedProtocol(variable: name, protocolName)
+        }
+        return enabled
     }
 }
 
 public enum TracingSwitchError: Error, Equatable, CustomStringConvertible {
     case unsupportedExporter(String)
+    case unsupportedProtocol(variable: String, String)
 
     public var description: String {
         switch self {
         case .unsupportedExporter(let name):
             "OTEL_TRACES_EXPORTER=\(name) is not supported: use otlp (OTLP over HTTP, http/protobuf or http/json) or none"
+        case .unsupportedProtocol(let variable, let name):
+            "\(variable)=\(name) is not supported: this build exports OTLP over HTTP, http/protobuf (the default) or http/json"
         }
     }
 }
