@@ -203,23 +203,19 @@ struct MessageProcessor: Sendable {
         let outcome: RunCommit.Outcome
         let traceStart = trace.map { _ in RunTrace.now }
         let committing = run.machine.head..<(run.machine.head + items.count)
+        func traced(_ outcome: (Int) -> String) {
+            if let trace, let traceStart { trace.step("commit", messages: committing, from: traceStart, outcome: outcome, fence: fence) }
+        }
         do {
             outcome = try await committer.commit(commit)
-            if let trace, let traceStart {
-                trace.step("commit", messages: committing, from: traceStart,
-                           outcome: { outcome.attempt(at: $0 - committing.lowerBound).traceLabel }, fence: fence)
-            }
+            traced { outcome.attempt(at: $0 - committing.lowerBound).traceLabel }
         } catch let error as RedisError where error.serverCode != nil {
-            if let trace, let traceStart {
-                trace.step("commit", messages: committing, from: traceStart, outcome: { _ in "refused" }, fence: fence)
-            }
+            traced { _ in "refused" }
             logger(run).warning("Commit refused; retrying the first message alone", metadata: ["error": "\(error)"])
             metrics.retry("commit_error")
             return run.machine.commitRefused()
         } catch {
-            if let trace, let traceStart {
-                trace.step("commit", messages: committing, from: traceStart, outcome: { _ in "failed" }, fence: fence)
-            }
+            traced { _ in "failed" }
             logger(run).warning("Commit failed; retrying", metadata: ["error": "\(error)"])
             metrics.retry("commit_error")
             return run.machine.commitFailed()

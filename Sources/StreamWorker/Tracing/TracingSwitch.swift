@@ -24,9 +24,10 @@ public enum TracingSwitch {
             enabled = value("OTEL_EXPORTER_OTLP_ENDPOINT") != nil || value("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != nil
         }
         // swift-otel stops the process on a protocol this build lacks; refuse it with a reason first.
-        if enabled, let name = value("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") != nil ? "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" : value("OTEL_EXPORTER_OTLP_PROTOCOL") != nil ? "OTEL_EXPORTER_OTLP_PROTOCOL" : nil,
-           let protocolName = value(name)?.lowercased(), protocolName != "http/protobuf", protocolName != "http/json" {
-            throw .unsupportedProtocol(variable: name, protocolName)
+        // The signal's own variable wins over the general one, as the specification says.
+        let variable = ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"].first { value($0) != nil }
+        if enabled, let variable, let name = value(variable)?.lowercased(), name != "http/protobuf", name != "http/json" {
+            throw .unsupportedProtocol(variable: variable, name)
         }
         return enabled
     }
