@@ -11,6 +11,9 @@ let package = Package(
         .library(name: "Chaos", targets: ["Chaos"]),
         .executable(name: "stream-consumer", targets: ["stream-consumer"]),
         .executable(name: "sgctl", targets: ["sgctl"]),
+        // Both commands in one binary, chosen by the name it is called by: the container image ships
+        // this with two links, so the code they share is in the image once.
+        .executable(name: "stargazer", targets: ["stargazer"]),
     ],
     // Exact versions: the releases CI tested. Package.resolved stays out of git (the local mirror's
     // commit ids exist only on these machines), so the pins are what make another build resolve the same.
@@ -101,8 +104,9 @@ let package = Package(
         // The version and git commit that `--version` prints; the plugin generates the commit.
         .target(name: "BuildInfo", plugins: ["BuildInfoPlugin"]),
         .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
-        .executableTarget(
-            name: "stream-consumer",
+        // The commands live in libraries, so that each has a binary of its own and `stargazer` has both.
+        .target(
+            name: "StreamConsumerCLI",
             dependencies: [
                 "BuildInfo",
                 "StreamWorker",
@@ -122,8 +126,8 @@ let package = Package(
             name: "StreamTools",
             dependencies: ["RedisClient", "DistributedLocking", "StreamWorker"]
         ),
-        .executableTarget(
-            name: "sgctl",
+        .target(
+            name: "SGCtlCLI",
             dependencies: [
                 "BuildInfo",
                 "StreamTools",
@@ -132,10 +136,14 @@ let package = Package(
                 "StreamWorker",
                 "Chaos",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .executableTarget(name: "stream-consumer", dependencies: ["StreamConsumerCLI"]),
+        .executableTarget(name: "sgctl", dependencies: ["SGCtlCLI"]),
+        .executableTarget(name: "stargazer", dependencies: ["StreamConsumerCLI", "SGCtlCLI"]),
         .target(
             name: "TestSupport",
             dependencies: ["RedisClient", "Chaos", .product(name: "Logging", package: "swift-log")],

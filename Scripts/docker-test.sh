@@ -80,11 +80,13 @@ for tool in stream-consumer sgctl; do
   out=$(docker run --rm --network host --entrypoint "$tool" "$image" --version) || fail "$tool --version"
   [ "$out" = "1.0.0 (commit $commit)" ] || fail "$tool --version printed '$out', expected '1.0.0 (commit $commit)'"
 done
-uid=$(docker run --rm --network host --entrypoint id "$image" -u)
-[ "$uid" = 10001 ] || fail "the image runs as uid $uid, not 10001"
-docker image inspect -f '{{json .Config.Healthcheck.Test}}' "$image" | grep -q health/ready ||
-  fail "the image has no health check on /health/ready"
-log "image: stream-consumer and sgctl --version print '1.0.0 (commit $commit)' as uid 10001; health check present"
+user=$(docker image inspect -f '{{.Config.User}}' "$image")
+[ "$user" = 10001:10001 ] || fail "the image's user is '$user', not 10001:10001"
+[ "$(docker image inspect -f '{{json .Config.Healthcheck.Test}}' "$image")" = '["CMD","/usr/local/bin/sgctl","health"]' ] ||
+  fail "the image's health check is not sgctl health: $(docker image inspect -f '{{json .Config.Healthcheck}}' "$image")"
+# The base has no shell: nothing a compromised worker could start one with.
+if docker run --rm --network host --entrypoint sh "$image" -c true >/dev/null 2>&1; then fail "the image has a shell"; fi
+log "image: stream-consumer and sgctl --version print '1.0.0 (commit $commit)'; user 10001:10001; health check sgctl health; no shell"
 
 # ---- the compose pool ---------------------------------------------------------------------------
 secrets=$work/secrets
@@ -178,7 +180,10 @@ wait_for 180 "three workers healthy" healthy worker-1 worker-2 worker-3
 [ "$(rcli CONFIG GET appendonly | tail -n 1)" = yes ] || fail "Redis runs without AOF"
 rcli ACL WHOAMI | grep -qx sg-admin || fail "the admin user from the rendered ACL cannot log in"
 [ "$(rcli ACL USERS | tr '\n' ' ')" = "default sg-admin sg-worker " ] || fail "unexpected ACL users: $(rcli ACL USERS)"
-log "three workers healthy; Redis has AOF on and the rendered ACL"
+# Healthy means the image's own check (sgctl health) passed; and the process really runs as 10001.
+worker_pid=$(docker inspect -f '{{.State.Pid}}' "$(compose ps -q worker-1)")
+[ "$(stat -c %u:%g "/proc/$worker_pid")" = 10001:10001 ] || fail "worker-1 runs as $(stat -c %u:%g "/proc/$worker_pid"), not 10001:10001"
+log "three workers healthy (sgctl health), running as uid 10001; Redis has AOF on and the rendered ACL"
 
 container_seconds=$(timed_run "$admin_url")
 verify_pool
@@ -228,7 +233,8 @@ compose_up=0
 # 3. The same pool natively, for comparison: the image's own binary on this machine (same build,
 # same settings), three processes against a private Redis with the same AOF setting.
 docker create --name sg-extract "$image" >/dev/null
-docker cp sg-extract:/usr/local/bin/stream-consumer "$work/stream-consumer"
+docker cp sg-extract:/usr/local/bin/stargazer "$work/stargazer"
+ln -s stargazer "$work/stream-consumer"
 docker rm sg-extract >/dev/null
 native_port=$(free_port)
 mkdir -p "$work/native"

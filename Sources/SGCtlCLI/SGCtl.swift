@@ -6,15 +6,18 @@ import RedisClient
 import StreamTools
 import StreamWorker
 
-@main
-struct SGCtl: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+/// The operator tool's root command: the `sgctl` and `stargazer` executables run it.
+public struct SGCtl: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "sgctl",
         abstract: "Operator tool for the stream-consumer worker pool.",
         version: BuildInfo.versionLine,
         subcommands: [ProduceCommand.self, VerifyCommand.self, ReplayCommand.self, InspectCommand.self, DLQCommand.self,
-                      ChaosCommand.self, Bench.self, LockCommand.self, FunctionsCommand.self]
+                      ChaosCommand.self, Bench.self, LockCommand.self, FunctionsCommand.self,
+                      HealthCommand.self]
     )
+
+    public init() {}
 }
 
 struct Bench: AsyncParsableCommand {

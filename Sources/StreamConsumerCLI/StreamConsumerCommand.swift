@@ -11,9 +11,9 @@ import ServiceLifecycle
 import StreamWorker
 import Tracing
 
-@main
-struct StreamConsumerCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+/// The worker's command line: the `stream-consumer` and `stargazer` executables run it.
+public struct StreamConsumerCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "stream-consumer",
         abstract: "Consume Redis Streams with per-channel mutual exclusion, strict per-channel order and fenced commits.",
         discussion: """
@@ -64,7 +64,9 @@ struct StreamConsumerCommand: AsyncParsableCommand {
         ArgumentHelp("\(text) [env: \(variable)]")
     }
 
-    func run() async throws {
+    public init() {}
+
+    public func run() async throws {
         var flags: [String: String] = [:]
         let pairs: [(String, String?)] = [
             ("redis-url", redisURL), ("redis-password-file", redisPasswordFile),

@@ -1,0 +1,31 @@
+# Test infrastructure, not product: a stand-in for gcr.io/distroless/cc-debian12, for a machine that
+# cannot reach a registry. The same Debian packages' files (glibc, libgcc, libstdc++, OpenSSL, CA
+# certificates, time zones, netbase, base-files) and the same users, with no shell, no package
+# manager and no package database.
+FROM debian:bookworm-slim AS packages
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+RUN export DEBIAN_FRONTEND=noninteractive \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends \
+        ca-certificates \
+        libssl3 \
+        netbase \
+        tzdata \
+    && rm -rf /var/lib/apt/lists/*
+# Regular files and links only, as the packages list them; the links ca-certificates and tzdata
+# make when they are configured come along with their directories.
+RUN mkdir -p /out/etc /out/home/nonroot /out/root /out/tmp \
+    && chmod 1777 /out/tmp \
+    && dpkg -L base-files ca-certificates libc6 libgcc-s1 libssl3 libstdc++6 netbase tzdata \
+        | while read -r path; do \
+            if [ -L "$path" ] || [ -f "$path" ]; then cp -a --parents "$path" /out; fi; \
+        done \
+    && cp -a --parents /etc/ssl/certs /out \
+    && printf '%s\n' 'root:x:0:0:root:/root:/sbin/nologin' 'nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin' \
+        'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin' > /out/etc/passwd \
+    && printf '%s\n' 'root:x:0:' 'nobody:x:65534:' 'tty:x:5:' 'staff:x:50:' 'nonroot:x:65532:' > /out/etc/group \
+    && chown 65532:65532 /out/home/nonroot
+
+FROM scratch
+COPY --from=packages /out/ /
+ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt

@@ -1,0 +1,8 @@
+import SGCtlCLI
+
+@main
+enum SGCtlMain {
+    static func main() async {
+        await SGCtl.main()
+    }
+}

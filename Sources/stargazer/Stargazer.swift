@@ -1,0 +1,35 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SGCtlCLI
+import StreamConsumerCLI
+
+/// Both commands in one binary, for the container image: a link named `sgctl` or `stream-consumer`
+/// runs that command, and so does `stargazer sgctl …` or `stargazer stream-consumer …`. Two static
+/// binaries would each carry the Swift runtime and Foundation, about 80 MB apiece.
+@main
+enum Stargazer {
+    static func main() async {
+        let arguments = CommandLine.arguments
+        let calledAs = arguments.first.flatMap { $0.split(separator: "/").last.map(String.init) } ?? ""
+        switch (calledAs, arguments.dropFirst().first) {
+        case ("sgctl", _):
+            await SGCtl.main()
+        case ("stream-consumer", _):
+            await StreamConsumerCommand.main()
+        case (_, "sgctl"?):
+            await SGCtl.main(Array(arguments.dropFirst(2)))
+        case (_, "stream-consumer"?):
+            await StreamConsumerCommand.main(Array(arguments.dropFirst(2)))
+        default:
+            let usage = """
+                usage: stargazer sgctl [arguments…]
+                       stargazer stream-consumer [arguments…]
+                or call it through a link named sgctl or stream-consumer.
+
+                """
+            _ = usage.withCString { write(STDERR_FILENO, $0, strlen($0)) }
+            exit(64)
+        }
+    }
+}

@@ -1,0 +1,8 @@
+import StreamConsumerCLI
+
+@main
+enum StreamConsumerMain {
+    static func main() async {
+        await StreamConsumerCommand.main()
+    }
+}
