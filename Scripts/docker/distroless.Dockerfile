@@ -1,4 +1,4 @@
-# Test infrastructure, not product: a stand-in for gcr.io/distroless/cc-debian12, for a machine that
+# Test infrastructure, not product: a stand-in for gcr.io/distroless/cc-debian12:nonroot, for a machine that
 # cannot reach a registry. The same Debian packages' files (glibc, libgcc, libstdc++, OpenSSL, CA
 # certificates, time zones, netbase, base-files) and the same users, with no shell, no package
 # manager and no package database.
@@ -29,3 +29,5 @@ RUN mkdir -p /out/etc /out/home/nonroot /out/root /out/tmp \
 FROM scratch
 COPY --from=packages /out/ /
 ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+USER 65532:65532
+WORKDIR /home/nonroot

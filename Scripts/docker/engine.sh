@@ -7,7 +7,7 @@
 #                       bridge and no iptables rules (every container uses host networking); exports
 #                       DOCKER_HOST and DOCKER_CONFIG
 #   engine_stop         removes every container of that engine and stops it (trap it)
-#   ensure_base_images  makes debian:bookworm-slim, gcr.io/distroless/cc-debian12, swift:6.3-bookworm
+#   ensure_base_images  makes debian:bookworm-slim, gcr.io/distroless/cc-debian12:nonroot, swift:6.3-bookworm
 #                       and redis:7 present: cached by tag, else pulled, else built here from debootstrap
 #
 # The data root (images, so the stand-ins and layer cache survive between runs) lives under
@@ -191,7 +191,7 @@ apt_install() {
 
 ensure_base_images() {
   ensure_image debian:bookworm-slim "$(standin_hash)" build_debian_slim
-  ensure_image gcr.io/distroless/cc-debian12 "$(standin_hash Scripts/docker/distroless.Dockerfile)" build_distroless_standin
+  ensure_image gcr.io/distroless/cc-debian12:nonroot "$(standin_hash Scripts/docker/distroless.Dockerfile)" build_distroless_standin
   ensure_image redis:7 "$(standin_hash Scripts/docker/redis.Dockerfile Scripts/docker/redis-entrypoint.sh)" build_redis_standin
   ensure_image swift:6.3-bookworm "$(standin_hash Scripts/docker/swift.Dockerfile)" build_swift_standin
 }
