@@ -182,7 +182,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StreamToolsTests",
-            dependencies: ["StreamTools", "StreamWorker", "DistributedLocking", "RedisClient", "TestSupport", "BuildInfo"]
+            dependencies: ["StreamTools", "StreamWorker", "DistributedLocking", "RedisClient", "TestSupport", "BuildInfo", "SGCtlCLI"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -132,6 +132,46 @@ import Testing
         #expect(await worker.process.wait(timeout: .seconds(60)) == 0, "\(worker.log)")
     }
 
+    /// `sgctl health`, the image's health check (it has no curl): exit 0 exactly while the
+    /// endpoint answers 200, asking the port SG_METRICS_PORT names.
+    @Test func sgctlHealthFollowsTheWorkersReadiness() async throws {
+        let server = try await PrivateRedisServer()
+        defer { server.stop() }
+        let admin = RedisClient(configuration: try server.configuration())
+        defer { admin.close() }
+        let directory = server.directory.deletingLastPathComponent().appendingPathComponent("sg-ops-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let worker = try WorkerProcess([
+            "--redis-url", server.url, "--stream", "ops:in", "--group", "g", "--consumer", "ops-1", "--key-prefix", "ops",
+            "--block-ms", "200", "--metrics-port", "0", "--metrics-host", "127.0.0.1", "--log-format", "json",
+        ], logPath: directory.appendingPathComponent("worker.log").path)
+        let port = try await worker.metricsPort()
+        // As in the image: the port from the worker's variable, the wildcard host asked on loopback.
+        let environment = ["SG_METRICS_PORT": "\(port)", "SG_METRICS_HOST": "0.0.0.0"]
+        func health(_ arguments: [String] = []) async throws -> (status: Int32?, output: String) {
+            let log = directory.appendingPathComponent("health-\(UUID().uuidString.prefix(8)).log").path
+            let probe = try ChildProcess(builtProductPath("sgctl"), ["health"] + arguments, stdout: log, environment: environment)
+            let status = await probe.wait(timeout: .seconds(60))
+            if status == nil { probe.killNow() }
+            return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+        }
+
+        try await waitUntil(timeout: .seconds(60)) { try await health().status == 0 }
+
+        try await admin.send("XGROUP", "DESTROY", "ops:in", "g")
+        try await waitUntil(timeout: .seconds(60)) { try await HTTPGet.get("http://127.0.0.1:\(port)/health/ready").status == 503 }
+        let notReady = try await health()
+        #expect(notReady.status == 1)
+        #expect(notReady.output.contains("http://127.0.0.1:\(port)/health/ready: HTTP 503"), "\(notReady.output)")
+        #expect(try await health(["--live"]).status == 0)
+
+        worker.process.signal(SIGTERM)
+        #expect(await worker.process.wait(timeout: .seconds(60)) == 0, "\(worker.log)")
+        let gone = try await health(["--live"])
+        #expect(gone.status == 1)
+        #expect(gone.output.contains("http://127.0.0.1:\(port)/health/live"), "\(gone.output)")
+    }
+
     @Test func aTakenMetricsPortStopsTheWorkerWithAnErrorNamingTheOption() async throws {
         let server = try await PrivateRedisServer()
         defer { server.stop() }
