@@ -3,8 +3,8 @@
 # checks: the static ones (Scripts/deploy-lint.sh) and the image and compose pool built and run for
 # real (Scripts/docker-test.sh).
 # Usage: Scripts/test.sh [extra `swift test` arguments]
-# With arguments (a --filter, say) only `swift test` runs. SG_DOCKER_TEST=1 also builds the image
-# and runs the compose pool (Scripts/docker-test.sh), which is not yet part of a default run.
+# With arguments (a --filter, say) only `swift test` runs, and the image too with SG_DOCKER_TEST=1;
+# SG_DOCKER_TEST=0 leaves the image out of a full run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Scripts/lib.sh
@@ -65,16 +65,17 @@ if [ $# -eq 0 ]; then
   Scripts/producer-test.sh "$SG_TEST_REDIS_URL" "$(swift build --show-bin-path)" || status=$?
 fi
 
-# The deployment's static checks run on every full run. The image and compose pool run for real
-# (Scripts/docker-test.sh) only with SG_DOCKER_TEST=1: the release image has not yet been built
-# through on this kind of machine, and its size check is expected to fail (docs/benchmarks.md).
+# The deployment's checks run on every full run: the static ones, then the image built from the
+# unchanged Dockerfile and the compose pool run through its failure modes (Scripts/docker-test.sh,
+# which says so in one line and skips where no container engine can run). SG_DOCKER_TEST=0 leaves
+# the image out; SG_DOCKER_TEST=1 runs it beside a --filter too.
 if [ $# -eq 0 ]; then
   Scripts/deploy-lint.sh || status=1
 fi
-if [ "${SG_DOCKER_TEST:-0}" = 1 ]; then
+if [ "${SG_DOCKER_TEST:-}" = 0 ]; then
+  echo "test: the image and compose pool left out (SG_DOCKER_TEST=0)" >&2
+elif [ $# -eq 0 ] || [ "${SG_DOCKER_TEST:-}" = 1 ]; then
   Scripts/docker-test.sh || status=1
-else
-  echo "test: the image and compose pool left out (SG_DOCKER_TEST=1 runs Scripts/docker-test.sh)" >&2
 fi
 echo "test: finished in $(( $(date +%s) - test_started )) s, exit status $status" >&2
 exit $status
