@@ -102,17 +102,23 @@ import Testing
         #expect(await worker.process.wait(timeout: .seconds(60)) == 0, "\(worker.log)")
     }
 
-    @Test func readinessNamesAMissingGroup() async throws {
-        let server = try await PrivateRedisServer()
-        defer { server.stop() }
-        let admin = RedisClient(configuration: try server.configuration())
-        defer { admin.close() }
+    /// A worker of group `g` on `ops:in`, serving on a free port, logging JSON into a directory of its own.
+    static func groupWorker(_ server: PrivateRedisServer) throws -> (WorkerProcess, URL) {
         let directory = server.directory.deletingLastPathComponent().appendingPathComponent("sg-ops-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let worker = try WorkerProcess([
             "--redis-url", server.url, "--stream", "ops:in", "--group", "g", "--consumer", "ops-1", "--key-prefix", "ops",
             "--block-ms", "200", "--metrics-port", "0", "--metrics-host", "127.0.0.1", "--log-format", "json",
         ], logPath: directory.appendingPathComponent("worker.log").path)
+        return (worker, directory)
+    }
+
+    @Test func readinessNamesAMissingGroup() async throws {
+        let server = try await PrivateRedisServer()
+        defer { server.stop() }
+        let admin = RedisClient(configuration: try server.configuration())
+        defer { admin.close() }
+        let (worker, _) = try Self.groupWorker(server)
         let base = "http://127.0.0.1:\(try await worker.metricsPort())"
         try await waitUntil(timeout: .seconds(60)) { try await HTTPGet.get(base + "/health/ready").status == 200 }
 
@@ -139,12 +145,7 @@ import Testing
         defer { server.stop() }
         let admin = RedisClient(configuration: try server.configuration())
         defer { admin.close() }
-        let directory = server.directory.deletingLastPathComponent().appendingPathComponent("sg-ops-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let worker = try WorkerProcess([
-            "--redis-url", server.url, "--stream", "ops:in", "--group", "g", "--consumer", "ops-1", "--key-prefix", "ops",
-            "--block-ms", "200", "--metrics-port", "0", "--metrics-host", "127.0.0.1", "--log-format", "json",
-        ], logPath: directory.appendingPathComponent("worker.log").path)
+        let (worker, directory) = try Self.groupWorker(server)
         let port = try await worker.metricsPort()
         // As in the image: the port from the worker's variable, the wildcard host asked on loopback.
         let environment = ["SG_METRICS_PORT": "\(port)", "SG_METRICS_HOST": "0.0.0.0"]
