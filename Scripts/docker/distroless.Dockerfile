@@ -28,6 +28,7 @@ RUN mkdir -p /out/etc /out/home/nonroot /out/root /out/tmp \
 
 FROM scratch
 COPY --from=packages /out/ /
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 USER 65532:65532
 WORKDIR /home/nonroot
