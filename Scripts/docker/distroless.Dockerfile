@@ -12,14 +12,18 @@ RUN export DEBIAN_FRONTEND=noninteractive \
         netbase \
         tzdata \
     && rm -rf /var/lib/apt/lists/*
-# Regular files and links only, as the packages list them; the links ca-certificates and tzdata
-# make when they are configured come along with their directories.
+# Regular files and links to them only, each at the path its package lists, in real directories: distroless
+# Debian 12 does not merge /lib into /usr as Debian's own images do. The links ca-certificates and
+# tzdata make when they are configured come along with their directories.
 RUN mkdir -p /out/etc /out/home/nonroot /out/root /out/tmp \
     && chmod 1777 /out/tmp \
     && dpkg -L base-files ca-certificates libc6 libgcc-s1 libssl3 libstdc++6 netbase tzdata \
         | while read -r path; do \
-            if [ -L "$path" ] || [ -f "$path" ]; then cp -a --parents "$path" /out; fi; \
+            if [ ! -d "$path" ] && { [ -L "$path" ] || [ -f "$path" ]; }; then \
+                mkdir -p "/out$(dirname "$path")" && cp -a "$path" "/out$path" || exit 1; \
+            fi; \
         done \
+    && chroot /out /lib64/ld-linux-x86-64.so.2 --list /usr/lib/x86_64-linux-gnu/libssl.so.3 >/dev/null \
     && cp -a --parents /etc/ssl/certs /out \
     && printf '%s\n' 'root:x:0:0:root:/root:/sbin/nologin' 'nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin' \
         'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin' > /out/etc/passwd \
