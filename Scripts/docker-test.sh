@@ -149,8 +149,8 @@ verify_pool() {
   python3 - "$report" "$messages" "$channels" <<'PY' || fail "sgctl verify: $report"
 import json, sys
 r, messages, channels = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-ok = (r["entries"] == messages and r["channels"] == channels
-      and r["duplicates"] == 0 and r["out_of_order"] == 0 and r["missing"] == 0)
+ok = (r["ok"] and r["produced"] == messages and r["applied"] == messages and r["channels"] == channels
+      and r["lost"] == 0 and r["duplicated"] == 0 and r["out_of_order"] == 0 and r["dead_lettered"] == 0)
 sys.exit(0 if ok else 1)
 PY
   [ "$(stream_length :dead)" = 0 ] || fail "entries were dead-lettered ($(stream_length :dead)); sgctl dlq list shows them"
