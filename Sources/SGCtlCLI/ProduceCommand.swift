@@ -23,12 +23,16 @@ struct ProduceCommand: AsyncParsableCommand {
     @Option(help: "Field holding the channel id.") var channelField = "channel_id"
     @Option(help: "Key prefix.") var keyPrefix = "sg"
     @OptionGroup var layout: PartitionOptions
-    @Option(help: "Concurrent producers (pipelined on one connection).") var parallel = 32
+    @Option(help: "Concurrent producers (pipelined on one connection), with --batch 1.") var parallel = 32
+    @Option(help: "Messages per batch: each batch is one script call per partition, and batches go out one after another in input order; 1 sends each message in a call of its own.")
+    var batch = 100
     @Option(help: "W3C trace context stamped on every message as its traceparent field, so the worker's spans join that trace (00-<32 hex trace id>-<16 hex span id>-<2 hex flags>).")
     var traceparent: String?
     @Flag(help: ArgumentHelp(jsonHelp)) var json = false
 
     func validate() throws {
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
+        guard parallel >= 1 else { throw ValidationError("--parallel must be at least 1, got \(parallel)") }
         if let traceparent, !TraceParent.isValid(traceparent) {
             throw ValidationError("--traceparent \(traceparent) is not a W3C traceparent: 00-<32 lower-case hex>-<16 lower-case hex>-<2 hex>, ids not all zeros")
         }
@@ -49,8 +53,8 @@ struct ProduceCommand: AsyncParsableCommand {
             work = work.map { channel, fields in (channel, fields.filter { $0.name != Array("traceparent".utf8) } + [StreamField("traceparent", traceparent)]) }
         }
         let start = ContinuousClock.now
-        // Per-channel order must follow seq order, so one channel's messages go out one by one;
-        // different channels run in parallel.
+        // Per-channel order must follow seq order: batches go out one after another, and one by
+        // one, a channel's messages go out in turn while different channels run in parallel.
         var byChannel: [String: [[StreamField]]] = [:]
         var channelOrder: [String] = []
         for (channel, fields) in work {
@@ -58,6 +62,34 @@ struct ProduceCommand: AsyncParsableCommand {
             byChannel[channel, default: []].append(fields)
         }
         let stream = stream
+        if batch > 1 {
+            for start in stride(from: 0, to: work.count, by: batch) {
+                var pending = work[start..<min(start + batch, work.count)].map { OutgoingMessage(channel: $0.0, fields: $0.1) }
+                try await Self.retryingWhileLoading {
+                    // Only whole calls fail, and a partition's later calls with them, so what is
+                    // sent again keeps each channel's order.
+                    let results = await producer.send(pending, stream: stream)
+                    let failed = zip(pending, results).filter { if case .failure = $0.1 { true } else { false } }
+                    if let (_, result) = failed.first {
+                        pending = failed.map(\.0)
+                        _ = try result.get()
+                    }
+                }
+            }
+        } else {
+            try await produceOneByOne(channelOrder, byChannel, producer: producer, stream: stream)
+        }
+        let elapsed = start.duration(to: .now)
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        if json {
+            printJSONLine(["produced": work.count, "channels": byChannel.count, "seconds": seconds])
+        } else {
+            print("produced \(work.count) messages over \(byChannel.count) channels in \(String(format: "%.2f", seconds)) s")
+        }
+    }
+
+    /// Each message in a call of its own: a channel's one after another, channels in parallel.
+    func produceOneByOne(_ channelOrder: [String], _ byChannel: [String: [[StreamField]]], producer: Producer, stream: String) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             var running = 0
             for channel in channelOrder {
@@ -71,13 +103,6 @@ struct ProduceCommand: AsyncParsableCommand {
                 running += 1
             }
             try await group.waitForAll()
-        }
-        let elapsed = start.duration(to: .now)
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        if json {
-            printJSONLine(["produced": work.count, "channels": byChannel.count, "seconds": seconds])
-        } else {
-            print("produced \(work.count) messages over \(byChannel.count) channels in \(String(format: "%.2f", seconds)) s")
         }
     }
 

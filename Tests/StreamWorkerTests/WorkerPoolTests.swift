@@ -68,16 +68,11 @@ import Testing
 
         func produce(messages: Int, channels: Int) async throws {
             for stream in streams { _ = try? await client.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM") }
+            // Batched: one message per channel in turn, a script call per partition.
             let producer = Producer(client: client, keys: keys)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for c in 0..<channels {
-                    group.addTask {
-                        for i in 0..<(messages / channels) {
-                            try await producer.send(stream: self.stream, channel: "ch\(c)", fields: [StreamField("n", "\(i)")])
-                        }
-                    }
-                }
-                try await group.waitForAll()
+            for i in 0..<(messages / channels) {
+                let round = (0..<channels).map { OutgoingMessage(channel: "ch\($0)", fields: [StreamField("n", "\(i)")]) }
+                for result in await producer.send(round, stream: stream) { _ = try result.get() }
             }
         }
 

@@ -470,6 +470,80 @@ import Testing
         #expect(fields == ["channel_id", "a", "seq", "3"])
     }
 
+    @Test func aBatchStampsEachChannelsSeqsInOrderAcrossPartitions() async throws {
+        let client = try TestRedis.client()
+        defer { client.close() }
+        let keys = WorkerKeys(prefix: TestRedis.uniqueKey("p"), partitions: 4)
+        let stream = keys.prefix + ":stream"
+        let producer = Producer(client: client, keys: keys)
+        // A lone send first: the batch continues the channel's seqs.
+        _ = try await producer.send(stream: stream, channel: "c0")
+        let channels = (0..<6).map { "c\($0)" }
+        let messages = (0..<600).map { OutgoingMessage(channel: channels[$0 % 6], fields: [StreamField("n", "\($0)")]) }
+        let results = await producer.send(messages, stream: stream)
+        #expect(results.count == messages.count)
+        var next = Dictionary(uniqueKeysWithValues: channels.map { ($0, Int64($0 == "c0" ? 2 : 1)) })
+        for (message, result) in zip(messages, results) {
+            let entry = try result.get()
+            #expect(entry.seq == next[message.channel], "\(message.channel)")
+            next[message.channel]! += 1
+            // In the channel's partition stream, with its fields after the channel and the seq.
+            let stored = try await client.send("XRANGE", keys.stream(stream, channel: message.channel), entry.id, entry.id)
+            #expect(stored.array?.first?.array?.last?.array?.compactMap(\.string)
+                    == ["channel_id", message.channel, "seq", "\(entry.seq)", "n", message.fields[0].value.map { String(UnicodeScalar($0)) }.joined()])
+        }
+        // 100 messages of each channel, more than one call's worth per partition: the stream order is the seq order.
+        for channel in channels {
+            let entries = try await client.send("XRANGE", keys.stream(stream, channel: channel), "-", "+").array ?? []
+            let seqs = entries.compactMap { entry -> Int64? in
+                let fields = entry.array?.last?.array?.compactMap(\.string) ?? []
+                guard fields.count >= 4, fields[1] == channel else { return nil }
+                return Int64(fields[3])
+            }
+            #expect(seqs == Array(1...Int64(channel == "c0" ? 101 : 100)), "\(channel)")
+        }
+    }
+
+    @Test func aBadCounterFailsItsPartitionsCallWithNothingWrittenAndSparesTheOthers() async throws {
+        let client = try TestRedis.client()
+        defer { client.close() }
+        let keys = WorkerKeys(prefix: TestRedis.uniqueKey("p"), partitions: 8)
+        let stream = keys.prefix + ":stream"
+        let producer = Producer(client: client, keys: keys)
+        let channels = (0..<40).map { "c\($0)" }
+        let bad = channels[0], good = try #require(channels.first { keys.partition(of: $0) != keys.partition(of: bad) })
+        let sameCall = channels.filter { $0 != bad && keys.partition(of: $0) == keys.partition(of: bad) }
+        _ = try await client.send("SET", keys.seq(channel: bad), "12abc")
+        // More than a call's worth of the bad partition: its later calls are not sent either.
+        let messages = (0..<(2 * Producer.messagesPerCall)).map { OutgoingMessage(channel: channels[$0 % channels.count]) }
+        let results = await producer.send(messages, stream: stream)
+        for (message, result) in zip(messages, results) {
+            if keys.partition(of: message.channel) == keys.partition(of: bad) {
+                #expect(throws: RedisError.self) { try result.get() }
+            } else {
+                _ = try result.get()
+            }
+        }
+        if case .failure(let error) = results[0] { #expect("\(error)".contains("not a seq"), "\(error)") }
+        #expect(try await client.send("XLEN", keys.stream(stream, channel: bad)).int == 0, "nothing of the failed calls was written")
+        for channel in sameCall { #expect(try await client.send("GET", keys.seq(channel: channel)).string == nil) }
+        #expect(try await client.send("GET", keys.seq(channel: good)).string
+                == "\(messages.filter { $0.channel == good }.count)")
+    }
+
+    @Test func aBatchThatWouldPassTwoToTheFiftyThreeMinusOneWritesNothing() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        let producer = Producer(client: f.client, keys: f.keys)
+        _ = try await f.client.send("SET", f.keys.seq(channel: "a"), String(InboundMessage.maxSeq - 1))
+        let two = await producer.send([OutgoingMessage(channel: "b"), OutgoingMessage(channel: "a"), OutgoingMessage(channel: "a")], stream: f.stream)
+        for result in two { #expect(throws: RedisError.self) { try result.get() } }
+        #expect(try await f.client.send("EXISTS", f.stream).int == 0)
+        #expect(try await f.client.send("GET", f.keys.seq(channel: "b")).string == nil)
+        let one = await producer.send([OutgoingMessage(channel: "a")], stream: f.stream)
+        #expect(try one[0].get().seq == InboundMessage.maxSeq)
+    }
+
     // MARK: The seq contract's edges (2^53-1 is the largest seq; Lua holds numbers as doubles)
 
     @Test func theCommitScriptAppliesSeqTwoToTheFiftyThreeMinusOneExactly() async throws {

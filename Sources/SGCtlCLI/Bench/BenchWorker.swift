@@ -21,6 +21,8 @@ struct BenchWorker: AsyncParsableCommand {
     @Option(help: "Partition streams (1 is the single-stream layout).") var partitions = 16
     @Option(help: "Simulated work per message, in ms.") var workMs = 0
     @Option(help: "Each worker's --concurrency (default: the worker's).") var concurrency: Int?
+    @Option(help: "Messages per produce call: 1 sends each in a script call of its own (every channel's producer at once); more sends one message per channel in turn, in batches of this many, one call per partition.")
+    var produceBatch = 200
     @Option(help: "Measure enqueue→commit latency on one message in N (an audit XADD each; 0 turns it off).")
     var latencySample = 16
     @Flag(help: ArgumentHelp(jsonHelp)) var json = false
@@ -76,11 +78,21 @@ struct BenchWorker: AsyncParsableCommand {
         let replicatedCPUBefore = client.isCluster ? try await Self.redisCPUSeconds(client, replicas: true) : 0
         let workerCPUBefore = processes.map { Self.cpuSeconds($0.pid) }.reduce(0, +)
         let start = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for c in 0..<channels {
-                group.addTask { for _ in 0..<perChannel { try await producer.send(stream: stream, channel: "ch\(c)") } }
+        if produceBatch <= 1 {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for c in 0..<channels {
+                    group.addTask { for _ in 0..<perChannel { try await producer.send(stream: stream, channel: "ch\(c)") } }
+                }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
+        } else {
+            let round = (0..<channels).map { OutgoingMessage(channel: "ch\($0)") }
+            let all = Array(repeatElement(round, count: perChannel).joined())
+            for start in stride(from: 0, to: all.count, by: produceBatch) {
+                for result in await producer.send(Array(all[start..<min(start + produceBatch, all.count)]), stream: stream) {
+                    _ = try result.get()
+                }
+            }
         }
         var peakRSS = 0
         // One pipelined round trip per poll, so the bench itself takes little from Redis or the CPU.
@@ -121,7 +133,7 @@ struct BenchWorker: AsyncParsableCommand {
         let roundTripsPerMessage = Double(roundTrips) / Double(total)
         if json {
             printJSONLine([
-                "bench": "worker", "messages": total, "channels": channels, "workers": workers, "partitions": partitions, "msgs_per_sec": rate,
+                "bench": "worker", "messages": total, "channels": channels, "workers": workers, "partitions": partitions, "produce_batch": max(1, produceBatch), "msgs_per_sec": rate,
                 "latency_p50_ms": latencies.percentileMicros(50) / 1000, "latency_p99_ms": latencies.percentileMicros(99) / 1000,
                 "round_trips_per_message": roundTripsPerMessage, "peak_rss_kib": peakRSS, "verified": report.ok,
                 "pool_settled_ms": seconds(settled) * 1000,
@@ -129,7 +141,7 @@ struct BenchWorker: AsyncParsableCommand {
                 "redis_cpu_with_replicas_us_per_message": client.isCluster ? replicatedCPU * 1e6 / Double(total) : redisCPU * 1e6 / Double(total),
             ])
         } else {
-            print("\(total) messages, \(channels) channels, \(workers) worker(s), \(partitions) partition(s): \(fmt(rate)) msg/s, enqueue→commit p50 \(fmt(latencies.percentileMicros(50) / 1000)) ms, p99 \(fmt(latencies.percentileMicros(99) / 1000)) ms")
+            print("\(total) messages, \(channels) channels, \(workers) worker(s), \(partitions) partition(s), \(max(1, produceBatch)) per produce call: \(fmt(rate)) msg/s, enqueue→commit p50 \(fmt(latencies.percentileMicros(50) / 1000)) ms, p99 \(fmt(latencies.percentileMicros(99) / 1000)) ms")
             print("pool settled \(fmt(seconds(settled) * 1000)) ms after launch (not timed); Redis round trips per message \(String(format: "%.2f", roundTripsPerMessage)), peak worker RSS \(peakRSS / 1024) MiB; \(report.text(keyPrefix: keys.prefix, stream: stream))")
             let replicas = client.isCluster ? " on the primaries, \(fmt(replicatedCPU * 1e6 / Double(total))) µs with the replicas" : ""
             print("CPU per message: workers \(fmt(workerCPU * 1e6 / Double(total))) µs, Redis \(fmt(redisCPU * 1e6 / Double(total))) µs\(replicas)")

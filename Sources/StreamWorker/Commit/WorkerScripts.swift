@@ -4,7 +4,7 @@ import RedisClient
 /// The worker's contract with Redis: commit, dead-letter and produce, each one atomic script.
 public enum WorkerScripts {
     /// Every script a worker runs, its lock's included: what `sgctl functions load` loads.
-    public static var all: [RedisScript] { [claim, commit, deadLetter, produce, heartbeat, route, routerCursor] + DistributedLock.redisScripts }
+    public static var all: [RedisScript] { [claim, commit, deadLetter, produce, produceBatch, heartbeat, route, routerCursor] + DistributedLock.redisScripts }
 
     /// The input contract's seq, as every script checks it: decimal digits without a sign or a
     /// leading zero, from 1 to 2^53-1 (`InboundMessage.maxSeq`). Lua numbers are doubles, so a
@@ -394,6 +394,40 @@ public enum WorkerScripts {
         local args = {KEYS[2], '*', ARGV[1], ARGV[2], 'seq', seq}
         for i = 3, #ARGV do args[#args + 1] = ARGV[i] end
         return {redis.call('XADD', unpack(args)), seq}
+        """)
+}
+
+extension WorkerScripts {
+    /// ``produce`` for many messages of one partition (or of a single-stream layout) in one call:
+    /// the per-call cost of a script is most of what a lone produce costs Redis.
+    /// KEYS[1] stream, KEYS[1 + i] the seq counter of message i. ARGV[1] channel field, then per
+    /// message: channel id, field count n, n name, value pairs.
+    /// Every counter is checked before the first write, so a counter that is not a valid seq, or
+    /// that the batch would take past 2^53-1, fails the call with nothing written.
+    /// Returns entry id, seq, entry id, seq, … in the messages' order.
+    public static let produceBatch = RedisScript(seqChunk + """
+        local wanted = {}
+        for i = 2, #KEYS do wanted[KEYS[i]] = (wanted[KEYS[i]] or 0) + 1 end
+        for key, count in pairs(wanted) do
+          local current = redis.call('GET', key)
+          if current and current ~= '0' and not sg_is_seq(current) then
+            return redis.error_reply('ERR seq counter ' .. key .. ' holds ' .. current .. ', not a seq')
+          end
+          if tonumber(current or '0') > SG_MAX_SEQ - count then
+            return redis.error_reply('ERR seq counter ' .. key .. ' is at the limit 2^53-1')
+          end
+        end
+        local replies, a = {}, 2
+        for i = 2, #KEYS do
+          local seq = redis.call('INCR', KEYS[i])
+          local args = {KEYS[1], '*', ARGV[1], ARGV[a], 'seq', seq}
+          local n = tonumber(ARGV[a + 1])
+          for k = a + 2, a + 1 + 2 * n do args[#args + 1] = ARGV[k] end
+          a = a + 2 + 2 * n
+          replies[#replies + 1] = redis.call('XADD', unpack(args))
+          replies[#replies + 1] = seq
+        end
+        return replies
         """)
 }
 
