@@ -1,5 +1,9 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import SGCtlCLI
 import StreamConsumerCLI
@@ -21,15 +25,17 @@ enum Stargazer {
             await SGCtl.main(Array(arguments.dropFirst(2)))
         case (_, "stream-consumer"?):
             await StreamConsumerCommand.main(Array(arguments.dropFirst(2)))
-        default:
+        case (_, let first):
             let usage = """
                 usage: stargazer sgctl [arguments…]
                        stargazer stream-consumer [arguments…]
                 or call it through a link named sgctl or stream-consumer.
 
                 """
-            _ = usage.withCString { write(STDERR_FILENO, $0, strlen($0)) }
-            exit(64)
+            // Asked for, the usage is the answer; otherwise it explains a usage error.
+            let asked = ["--help", "-h", "help"].contains(first ?? "")
+            _ = usage.withCString { write(asked ? STDOUT_FILENO : STDERR_FILENO, $0, strlen($0)) }
+            exit(asked ? 0 : 64)
         }
     }
 }

@@ -53,6 +53,12 @@ import Testing
             #expect(result.status == 64)
             #expect(result.text.contains("usage: stargazer sgctl [arguments…]"), "\(arguments): \(result.text)")
         }
+        // Asked for, the usage is no error.
+        for arguments in [["--help"], ["-h"], ["help"]] {
+            let result = try await output(of: "stargazer", arguments)
+            #expect(result.status == 0, "\(arguments)")
+            #expect(result.text.contains("usage: stargazer sgctl [arguments…]"), "\(arguments): \(result.text)")
+        }
     }
 
     @Test func theCommitIsTheCheckoutsHeadWhenBuiltFromGit() async throws {
