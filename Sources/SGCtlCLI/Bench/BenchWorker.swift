@@ -59,6 +59,7 @@ struct BenchWorker: AsyncParsableCommand {
         let perChannel = max(1, messages / channels)
         let total = perChannel * channels
 
+        let producingCPU = try await producingAlone(client, perChannel: perChannel)
         let launcher = ConsumerLauncher(
             redisURL: redis.redisURL ?? ProcessInfo.processInfo.environment["SG_REDIS_URL"] ?? ToolConnection.defaultURL, stream: stream, group: "g", keyPrefix: prefix, partitions: partitions,
             options: redis.workerFlags + ["--history-max", String(perChannel), "--work-ms", String(workMs), "--log-level", "error"]
@@ -78,22 +79,7 @@ struct BenchWorker: AsyncParsableCommand {
         let replicatedCPUBefore = client.isCluster ? try await Self.redisCPUSeconds(client, replicas: true) : 0
         let workerCPUBefore = processes.map { Self.cpuSeconds($0.pid) }.reduce(0, +)
         let start = ContinuousClock.now
-        if produceBatch <= 1 {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for c in 0..<channels {
-                    group.addTask { for _ in 0..<perChannel { try await producer.send(stream: stream, channel: "ch\(c)") } }
-                }
-                try await group.waitForAll()
-            }
-        } else {
-            let round = (0..<channels).map { OutgoingMessage(channel: "ch\($0)") }
-            let all = Array(repeatElement(round, count: perChannel).joined())
-            for start in stride(from: 0, to: all.count, by: produceBatch) {
-                for result in await producer.send(Array(all[start..<min(start + produceBatch, all.count)]), stream: stream) {
-                    _ = try result.get()
-                }
-            }
-        }
+        try await produce(producer, stream: stream, perChannel: perChannel)
         var peakRSS = 0
         // One pipelined round trip per poll, so the bench itself takes little from Redis or the CPU.
         let progress = keys.streams(stream).map { RedisCommand("XINFO", "GROUPS", $0) }
@@ -138,16 +124,54 @@ struct BenchWorker: AsyncParsableCommand {
                 "round_trips_per_message": roundTripsPerMessage, "peak_rss_kib": peakRSS, "verified": report.ok,
                 "pool_settled_ms": seconds(settled) * 1000,
                 "worker_cpu_us_per_message": workerCPU * 1e6 / Double(total), "redis_cpu_us_per_message": redisCPU * 1e6 / Double(total),
+                "redis_cpu_producing_alone_us_per_message": producingCPU * 1e6 / Double(total),
                 "redis_cpu_with_replicas_us_per_message": client.isCluster ? replicatedCPU * 1e6 / Double(total) : redisCPU * 1e6 / Double(total),
             ])
         } else {
             print("\(total) messages, \(channels) channels, \(workers) worker(s), \(partitions) partition(s), \(max(1, produceBatch)) per produce call: \(fmt(rate)) msg/s, enqueue→commit p50 \(fmt(latencies.percentileMicros(50) / 1000)) ms, p99 \(fmt(latencies.percentileMicros(99) / 1000)) ms")
             print("pool settled \(fmt(seconds(settled) * 1000)) ms after launch (not timed); Redis round trips per message \(String(format: "%.2f", roundTripsPerMessage)), peak worker RSS \(peakRSS / 1024) MiB; \(report.text(keyPrefix: keys.prefix, stream: stream))")
             let replicas = client.isCluster ? " on the primaries, \(fmt(replicatedCPU * 1e6 / Double(total))) µs with the replicas" : ""
-            print("CPU per message: workers \(fmt(workerCPU * 1e6 / Double(total))) µs, Redis \(fmt(redisCPU * 1e6 / Double(total))) µs\(replicas)")
+            print("CPU per message: workers \(fmt(workerCPU * 1e6 / Double(total))) µs, Redis \(fmt(redisCPU * 1e6 / Double(total))) µs\(replicas)"
+                  + "; producing the same workload alone takes Redis \(fmt(producingCPU * 1e6 / Double(total))) µs"
+                  + "\(client.isCluster ? " on the primaries" : ""), so the workers' share is about \(fmt(max(0, redisCPU - producingCPU) * 1e6 / Double(total))) µs")
         }
         if !report.ok { throw ExitCode(1) }
         return rate
+    }
+
+    /// The workload: `perChannel` messages on each channel, as `--produce-batch` says.
+    func produce(_ producer: Producer, stream: String, perChannel: Int) async throws {
+        if produceBatch <= 1 {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for c in 0..<channels {
+                    group.addTask { for _ in 0..<perChannel { try await producer.send(stream: stream, channel: "ch\(c)") } }
+                }
+                try await group.waitForAll()
+            }
+        } else {
+            let round = (0..<channels).map { OutgoingMessage(channel: "ch\($0)") }
+            let all = Array(repeatElement(round, count: perChannel).joined())
+            for start in stride(from: 0, to: all.count, by: produceBatch) {
+                for result in await producer.send(Array(all[start..<min(start + produceBatch, all.count)]), stream: stream) {
+                    _ = try result.get()
+                }
+            }
+        }
+    }
+
+    /// Redis CPU seconds that producing the workload costs with no worker reading it, measured on a
+    /// scratch copy of the layout that is deleted afterwards: the share of the run's Redis CPU that
+    /// is the producer's rather than the workers'.
+    func producingAlone(_ client: RedisClient, perChannel: Int) async throws -> Double {
+        let prefix = "benchp" + UUID().uuidString.prefix(8).lowercased()
+        let keys = try layoutKeys(prefix: prefix, partitions: partitions)
+        let stream = prefix + ":in"
+        let before = try await Self.redisCPUSeconds(client)
+        try await produce(Producer(client: client, keys: keys), stream: stream, perChannel: perChannel)
+        let cpu = try await Self.redisCPUSeconds(client) - before
+        let scratch = keys.streams(stream) + (0..<channels).map { keys.seq(channel: "ch\($0)") }
+        for result in try await client.pipeline(scratch.map { RedisCommand("UNLINK", $0) }) { _ = try result.get() }
+        return cpu
     }
 
     /// Until every worker reads: each is a consumer of the group (single stream), or each partition
