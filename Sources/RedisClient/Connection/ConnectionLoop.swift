@@ -176,8 +176,7 @@ final class ConnectionLoop: @unchecked Sendable {
         var bytes: [UInt8] = []
         for command in commands {
             let encoded = try EncodedCommand(command)
-            bytes.append(contentsOf: encoded.bytes)
-            encoded.free()
+            encoded.append(to: &bytes)
         }
         let deadline = ContinuousClock.now + configuration.commandTimeout
         let names = commands.map(\.name).joined(separator: "/")
@@ -237,8 +236,7 @@ final class ConnectionLoop: @unchecked Sendable {
     private func flushPending() {
         guard transport != nil, !pending.isEmpty else { return }
         for item in pending {
-            output.append(contentsOf: UnsafeRawBufferPointer(start: item.command.pointer, count: item.command.length))
-            item.command.free()
+            item.command.append(to: &output)
             inFlight.append(InFlight(waiter: item.waiter, deadline: item.deadline, blocks: item.blocks))
         }
         pending.removeAll(keepingCapacity: true)
@@ -409,7 +407,6 @@ final class ConnectionLoop: @unchecked Sendable {
 
     private func failPending(_ error: RedisError) {
         for item in pending {
-            item.command.free()
             item.waiter.complete(.failure(error))
         }
         pending.removeAll()
@@ -421,7 +418,6 @@ final class ConnectionLoop: @unchecked Sendable {
         var kept: [Outgoing] = []
         for item in pending {
             if let deadline = item.deadline, deadline < now {
-                item.command.free()
                 item.waiter.complete(.failure(.timeout(configuration.commandTimeout)))
             } else {
                 kept.append(item)

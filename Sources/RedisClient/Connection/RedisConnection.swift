@@ -107,12 +107,7 @@ public final class RedisConnection: Sendable {
         guard !commands.isEmpty else { return [] }
         var encoded: [EncodedCommand] = []
         encoded.reserveCapacity(commands.count)
-        do {
-            for command in commands { encoded.append(try EncodedCommand(command)) }
-        } catch {
-            encoded.forEach { $0.free() }
-            throw error
-        }
+        for command in commands { encoded.append(try EncodedCommand(command)) }
         // One deadline for the whole batch, so a disconnected batch expires all or nothing.
         let deadlines = commands.map { deadline(for: $0) }
         let batchDeadline = deadlines.contains(where: { $0 == nil }) ? nil : deadlines.compactMap { $0 }.max()
@@ -189,7 +184,6 @@ final class ConnectionShared: Sendable {
             wake()
         } else if !accepted {
             for item in batch {
-                item.command.free()
                 item.waiter.complete(.failure(.closed))
             }
         }
