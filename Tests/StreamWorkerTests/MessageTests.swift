@@ -305,6 +305,20 @@ import Testing
         #expect(StreamID("9-99")! < StreamID("10-0")!)
     }
 
+    @Test func streamIDsParseOnlyAsMillisecondsDashSequence() throws {
+        let max = try #require(StreamID("18446744073709551615-18446744073709551615"))
+        #expect(max.ms == .max && max.seq == .max)
+        let plain = try #require(StreamID("1526919030474-55"))
+        #expect(plain.ms == 1526919030474 && plain.seq == 55)
+        for bad in ["", "-", "5", "5-", "-5", "5--6", "5-6-7", "+5-6", "5-+6", "a-1", "1-b", " 1-2", "1-2 ",
+                    "18446744073709551616-0", "0-18446744073709551616", "١-٢"] {
+            #expect(StreamID(bad) == nil, "\(bad)")
+        }
+        // The end-to-end latency reads the milliseconds of the id.
+        #expect(WorkerMetrics.endToEndNanoseconds(entryID: "1000-0", now: Date(timeIntervalSince1970: 2)) == 1_000_000_000)
+        #expect(WorkerMetrics.endToEndNanoseconds(entryID: "not-an-id", now: Date()) == nil)
+    }
+
     @Test func afterStopStartingOnlyTheRunningTurnFinishesAndTheQueueIsDropped() async {
         let started = EventLog()
         let release = Gate()

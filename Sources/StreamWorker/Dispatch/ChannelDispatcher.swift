@@ -335,11 +335,31 @@ struct StreamID: Comparable {
     let ms: UInt64
     let seq: UInt64
 
+    /// Parsed from the UTF-8 bytes: it runs for every message (the end-to-end latency), and
+    /// `String.split` walked grapheme clusters.
     init?(_ text: String) {
-        let parts = text.split(separator: "-")
-        guard parts.count == 2, let ms = UInt64(parts[0]), let seq = UInt64(parts[1]) else { return nil }
-        self.ms = ms
-        self.seq = seq
+        var text = text
+        let parsed: (UInt64, UInt64)? = text.withUTF8 { bytes in
+            var ms: UInt64 = 0, seq: UInt64 = 0
+            var seenDash = false, digits = 0
+            for byte in bytes {
+                if byte == UInt8(ascii: "-") {
+                    guard !seenDash, digits > 0 else { return nil }
+                    seenDash = true
+                    digits = 0
+                    continue
+                }
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+                let (times, o1) = (seenDash ? seq : ms).multipliedReportingOverflow(by: 10)
+                let (sum, o2) = times.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
+                guard !o1, !o2 else { return nil }
+                if seenDash { seq = sum } else { ms = sum }
+                digits += 1
+            }
+            return seenDash && digits > 0 ? (ms, seq) : nil
+        }
+        guard let parsed else { return nil }
+        (ms, seq) = parsed
     }
 
     static func < (a: StreamID, b: StreamID) -> Bool { (a.ms, a.seq) < (b.ms, b.seq) }
