@@ -305,6 +305,26 @@ import Testing
         #expect(StreamID("9-99")! < StreamID("10-0")!)
     }
 
+    /// The byte parser accepts exactly what the contract's one spelling allows, as the original
+    /// definition (Int64, in range, printed back identically) did.
+    @Test func seqsParseFromBytesExactlyAsTheirOneSpelling() {
+        func reference(_ text: String) -> Int64? {
+            guard let value = Int64(text), value > 0, value <= InboundMessage.maxSeq, String(value) == text else { return nil }
+            return value
+        }
+        var cases = ["1", "9", "10", "42", "0", "00", "01", "-1", "+1", "1.0", "1e3", " 1", "1 ", "", "abc", "١",
+                     "9007199254740991", "9007199254740992", "9999999999999999", "10000000000000000",
+                     "9223372036854775807", "9223372036854775808", "99999999999999999999"]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let digits = Int.random(in: 1...18, using: &generator)
+            cases.append(String((0..<digits).map { _ in "0123456789".randomElement(using: &generator)! }))
+        }
+        for text in cases {
+            #expect(InboundMessage.parseSeq(text) == reference(text), "\(text)")
+        }
+    }
+
     @Test func streamIDsParseOnlyAsMillisecondsDashSequence() throws {
         let max = try #require(StreamID("18446744073709551615-18446744073709551615"))
         #expect(max.ms == .max && max.seq == .max)

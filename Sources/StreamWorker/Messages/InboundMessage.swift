@@ -91,8 +91,19 @@ extension InboundMessage {
 
     /// A seq in its one accepted spelling: decimal digits, no sign or leading zero, 1…`maxSeq`.
     public static func parseSeq(_ text: String) -> Int64? {
-        guard let value = Int64(text), value > 0, value <= maxSeq, String(value) == text else { return nil }
-        return value
+        parseSeq(bytes: Array(text.utf8))
+    }
+
+    /// ``parseSeq(_:)`` on the field's bytes, without making a string of them.
+    static func parseSeq(bytes: [UInt8]) -> Int64? {
+        // 16 digits hold maxSeq; no leading zero means the digits alone decide the value.
+        guard let first = bytes.first, first >= UInt8(ascii: "1"), first <= UInt8(ascii: "9"), bytes.count <= 16 else { return nil }
+        var value: Int64 = 0
+        for byte in bytes {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + Int64(byte - UInt8(ascii: "0"))
+        }
+        return value <= maxSeq ? value : nil
     }
 
     /// Validates an entry. Channel ids end up inside key names, so anything that could make a
@@ -102,24 +113,38 @@ extension InboundMessage {
         if size > maxEntryBytes { return .failure(.oversized(bytes: size, limit: maxEntryBytes)) }
         let channelName = Array(channelField.utf8)
         let seqName = Array("seq".utf8)
-        let channelFields = entry.fields.filter { $0.name == channelName }
-        let seqFields = entry.fields.filter { $0.name == seqName }
-        guard let raw = channelFields.first?.value else { return .failure(.missingChannel(field: channelField)) }
-        if channelFields.count > 1 { return .failure(.repeatedChannel(field: channelField)) }
-        if seqFields.count > 1 { return .failure(.repeatedSeq) }
+        // One pass: the channel, the seq and the rest (this runs for every message).
+        var raw: [UInt8]?, rawSeq: [UInt8]?
+        var channels = 0, seqs = 0
+        var rest: [StreamField] = []
+        rest.reserveCapacity(entry.fields.count)
+        for field in entry.fields {
+            let isChannel = field.name == channelName, isSeq = field.name == seqName
+            if isChannel {
+                channels += 1
+                if raw == nil { raw = field.value }
+            }
+            if isSeq {
+                seqs += 1
+                if rawSeq == nil { rawSeq = field.value }
+            }
+            if !isChannel && !isSeq { rest.append(field) }
+        }
+        guard let raw else { return .failure(.missingChannel(field: channelField)) }
+        if channels > 1 { return .failure(.repeatedChannel(field: channelField)) }
+        if seqs > 1 { return .failure(.repeatedSeq) }
         if raw.isEmpty { return .failure(.emptyChannel) }
         if raw.count > maxChannelBytes { return .failure(.channelTooLong(bytes: raw.count)) }
         guard let channel = String(validating: raw, as: UTF8.self) else { return .failure(.channelNotUTF8) }
-        if channel.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+        // Unicode's control characters (Cc) are exactly U+0000–U+001F and U+007F–U+009F.
+        if channel.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }) {
             return .failure(.channelHasControlCharacters)
         }
         var seq: Int64?
-        if let rawSeq = seqFields.first?.value {
-            let text = String(decoding: rawSeq, as: UTF8.self)
-            guard let value = parseSeq(text) else { return .failure(.invalidSeq(text)) }
+        if let rawSeq {
+            guard let value = parseSeq(bytes: rawSeq) else { return .failure(.invalidSeq(String(decoding: rawSeq, as: UTF8.self))) }
             seq = value
         }
-        let rest = entry.fields.filter { $0.name != channelName && $0.name != seqName }
         return .success(InboundMessage(stream: entry.stream, id: entry.id, channel: channel, seq: seq, fields: rest))
     }
 }
