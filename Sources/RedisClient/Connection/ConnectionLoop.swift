@@ -176,7 +176,8 @@ final class ConnectionLoop: @unchecked Sendable {
         var bytes: [UInt8] = []
         for command in commands {
             let encoded = try EncodedCommand(command)
-            encoded.append(to: &bytes)
+            bytes.append(contentsOf: encoded.bytes)
+            encoded.free()
         }
         let deadline = ContinuousClock.now + configuration.commandTimeout
         let names = commands.map(\.name).joined(separator: "/")
@@ -236,7 +237,8 @@ final class ConnectionLoop: @unchecked Sendable {
     private func flushPending() {
         guard transport != nil, !pending.isEmpty else { return }
         for item in pending {
-            item.command.append(to: &output)
+            output.append(contentsOf: UnsafeRawBufferPointer(start: item.command.pointer, count: item.command.length))
+            item.command.free()
             inFlight.append(InFlight(waiter: item.waiter, deadline: item.deadline, blocks: item.blocks))
         }
         pending.removeAll(keepingCapacity: true)
@@ -407,6 +409,7 @@ final class ConnectionLoop: @unchecked Sendable {
 
     private func failPending(_ error: RedisError) {
         for item in pending {
+            item.command.free()
             item.waiter.complete(.failure(error))
         }
         pending.removeAll()
@@ -418,6 +421,7 @@ final class ConnectionLoop: @unchecked Sendable {
         var kept: [Outgoing] = []
         for item in pending {
             if let deadline = item.deadline, deadline < now {
+                item.command.free()
                 item.waiter.complete(.failure(.timeout(configuration.commandTimeout)))
             } else {
                 kept.append(item)

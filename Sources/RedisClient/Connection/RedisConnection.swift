@@ -107,7 +107,12 @@ public final class RedisConnection: Sendable {
         guard !commands.isEmpty else { return [] }
         var encoded: [EncodedCommand] = []
         encoded.reserveCapacity(commands.count)
-        for command in commands { encoded.append(try EncodedCommand(command)) }
+        do {
+            for command in commands { encoded.append(try EncodedCommand(command)) }
+        } catch {
+            encoded.forEach { $0.free() }
+            throw error
+        }
         // One deadline for the whole batch, so a disconnected batch expires all or nothing.
         let deadlines = commands.map { deadline(for: $0) }
         let batchDeadline = deadlines.contains(where: { $0 == nil }) ? nil : deadlines.compactMap { $0 }.max()
@@ -184,6 +189,7 @@ final class ConnectionShared: Sendable {
             wake()
         } else if !accepted {
             for item in batch {
+                item.command.free()
                 item.waiter.complete(.failure(.closed))
             }
         }

@@ -1,60 +1,39 @@
 import CHiredis
 
-/// A command on its way to the socket: encoded as RESP straight into the connection's output
-/// buffer on its I/O thread, with no buffer of its own (hiredis's `redisFormatCommandArgv`
-/// allocated one per command and formatted each length with `sprintf`).
-struct EncodedCommand: Sendable {
-    private let command: RedisCommand
+/// A command already encoded as RESP by hiredis's `redisFormatCommandArgv`.
+///
+/// `@unchecked Sendable`: the buffer is written once at creation and then owned by exactly one
+/// queue entry, which hands it to the connection's I/O thread; that thread frees it exactly once.
+struct EncodedCommand: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<CChar>
+    let length: Int
 
     init(_ command: RedisCommand) throws(RedisError) {
-        guard command.argumentCount > 0 else { throw .protocolError("a command needs at least its name") }
-        self.command = command
-    }
-
-    /// Appends `*<n>\r\n` and `$<length>\r\n<bytes>\r\n` for each argument.
-    func append(to output: inout [UInt8]) {
-        output.reserveCapacity(output.count + command.storage.count + 16 * (command.lengths.count + 1))
-        Self.appendLine(UInt8(ascii: "*"), command.lengths.count, to: &output)
-        command.storage.withUnsafeBufferPointer { storage in
-            var offset = 0
-            for length in command.lengths {
-                Self.appendLine(UInt8(ascii: "$"), length, to: &output)
-                output.append(contentsOf: UnsafeBufferPointer(rebasing: storage[offset..<offset + length]))
-                output.append(13)
-                output.append(10)
-                offset += length
-            }
-        }
-    }
-
-    /// The RESP bytes on their own (the handshake, and tests).
-    var bytes: [UInt8] {
-        var bytes: [UInt8] = []
-        append(to: &bytes)
-        return bytes
-    }
-
-    private static func appendLine(_ kind: UInt8, _ value: Int, to output: inout [UInt8]) {
-        output.append(kind)
-        if value < 10 {
-            output.append(UInt8(ascii: "0") + UInt8(value))
-        } else {
-            var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                         UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-                (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-            var count = 0
-            var rest = value
-            withUnsafeMutableBytes(of: &digits) { buffer in
-                while rest > 0 {
-                    buffer[count] = UInt8(ascii: "0") + UInt8(rest % 10)
-                    rest /= 10
-                    count += 1
+        var target: UnsafeMutablePointer<CChar>?
+        let count = command.lengths.count
+        let length: Int32 = command.storage.withUnsafeBufferPointer { buffer in
+            command.lengths.withUnsafeBufferPointer { lengths in
+                withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: count) { argv in
+                    // An all-empty command has no storage; any valid address works for zero-length arguments.
+                    let base = UnsafeRawPointer(buffer.baseAddress) ?? UnsafeRawPointer(lengths.baseAddress!)
+                    var offset = 0
+                    for i in 0..<count {
+                        argv[i] = (base + offset).assumingMemoryBound(to: CChar.self)
+                        offset += lengths[i]
+                    }
+                    return redisFormatCommandArgv(&target, Int32(count), argv.baseAddress, lengths.baseAddress)
                 }
-                for i in stride(from: count - 1, through: 0, by: -1) { output.append(buffer[i]) }
             }
         }
-        output.append(13)
-        output.append(10)
+        guard length > 0, let target else {
+            throw .protocolError("hiredis could not format \(command.name) (\(count) arguments)")
+        }
+        self.pointer = target
+        self.length = Int(length)
+    }
+
+    func free() {
+        redisFreeCommand(pointer)
     }
 }
 

@@ -40,3 +40,9 @@ final class RESPReader {
     }
 }
 
+extension EncodedCommand {
+    /// The RESP bytes hiredis produced (for tests).
+    var bytes: [UInt8] {
+        Array(UnsafeRawBufferPointer(start: pointer, count: length))
+    }
+}
