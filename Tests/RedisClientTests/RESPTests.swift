@@ -66,6 +66,14 @@ import Testing
         #expect(encoded.bytes == Array("*2\r\n$0\r\n\r\n$0\r\n\r\n".utf8))
     }
 
+    @Test(arguments: [0, 1, 9, 10, 99, 100, 12345, 1 << 20])
+    func lengthsOfEveryWidthEncode(length: Int) throws {
+        let value = [UInt8](repeating: UInt8(ascii: "x"), count: length)
+        let encoded = try EncodedCommand(RedisCommand("SET", value))
+        defer { encoded.free() }
+        #expect(encoded.bytes == Array("*2\r\n$3\r\nSET\r\n$\(length)\r\n".utf8) + value + Array("\r\n".utf8))
+    }
+
     @Test func scriptNamesAreTheirSHA1() {
         #expect(RedisScript("abc").sha1 == "a9993e364706816aba3e25717850c26c9cd0d89d")
         #expect(RedisScript("").sha1 == "da39a3ee5e6b4b0d3255bfef95601890afd80709")

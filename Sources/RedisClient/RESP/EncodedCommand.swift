@@ -1,6 +1,8 @@
 import CHiredis
 
-/// A command already encoded as RESP by hiredis's `redisFormatCommandArgv`.
+/// A command already encoded as RESP by hiredis's `redisFormatSdsCommandArgv`: the same bytes as
+/// `redisFormatCommandArgv`, built with hiredis's own `sdscatfmt` rather than `sprintf` for every
+/// length, which was 5 % of a worker's profile.
 ///
 /// `@unchecked Sendable`: the buffer is written once at creation and then owned by exactly one
 /// queue entry, which hands it to the connection's I/O thread; that thread frees it exactly once.
@@ -21,7 +23,7 @@ struct EncodedCommand: @unchecked Sendable {
                         argv[i] = (base + offset).assumingMemoryBound(to: CChar.self)
                         offset += lengths[i]
                     }
-                    return redisFormatCommandArgv(&target, Int32(count), argv.baseAddress, lengths.baseAddress)
+                    return redisFormatSdsCommandArgv(&target, Int32(count), argv.baseAddress, lengths.baseAddress)
                 }
             }
         }
@@ -33,7 +35,7 @@ struct EncodedCommand: @unchecked Sendable {
     }
 
     func free() {
-        redisFreeCommand(pointer)
+        redisFreeSdsCommand(pointer)
     }
 }
 
