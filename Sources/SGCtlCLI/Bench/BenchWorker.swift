@@ -21,6 +21,7 @@ struct BenchWorker: AsyncParsableCommand {
     @Option(help: "Partition streams (1 is the single-stream layout).") var partitions = 16
     @Option(help: "Simulated work per message, in ms.") var workMs = 0
     @Option(help: "Each worker's --concurrency (default: the worker's).") var concurrency: Int?
+    @Option(help: "Each worker's --batch, entries per read (default: the worker's).") var batch: Int?
     @Option(help: "Messages per produce call: 1 sends each in a script call of its own (every channel's producer at once); more sends one message per channel in turn, in batches of this many, one call per partition.")
     var produceBatch = 200
     @Option(help: "Measure enqueue→commit latency on one message in N (an audit XADD each; 0 turns it off).")
@@ -63,7 +64,7 @@ struct BenchWorker: AsyncParsableCommand {
         let launcher = ConsumerLauncher(
             redisURL: redis.redisURL ?? ProcessInfo.processInfo.environment["SG_REDIS_URL"] ?? ToolConnection.defaultURL, stream: stream, group: "g", keyPrefix: prefix, partitions: partitions,
             options: redis.workerFlags + ["--history-max", String(perChannel), "--work-ms", String(workMs), "--log-level", "error"]
-                + (concurrency.map { ["--concurrency", String($0)] } ?? []),
+                + (concurrency.map { ["--concurrency", String($0)] } ?? []) + (batch.map { ["--batch", String($0)] } ?? []),
             environment: latencySample > 0 ? ["SG_AUDIT_STREAM": audit, "SG_AUDIT_SAMPLE": String(latencySample)] : [:])
         // The pool starts on an empty stream and is timed only once it has settled (every worker
         // reading, partitions where the assignment puts them): the figure is steady throughput.
