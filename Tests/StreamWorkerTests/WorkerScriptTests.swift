@@ -542,6 +542,23 @@ import Testing
         #expect(try await f.client.send("GET", f.keys.seq(channel: "b")).string == nil)
         let one = await producer.send([OutgoingMessage(channel: "a")], stream: f.stream)
         #expect(try one[0].get().seq == InboundMessage.maxSeq)
+        let last = try await f.client.send("XREVRANGE", f.stream, "+", "-", "COUNT", 1)
+        #expect(last.array?.first?.array?.last?.array?.compactMap(\.string) == ["channel_id", "a", "seq", "9007199254740991"])
+        #expect(try await f.client.send("GET", f.keys.seq(channel: "a")).string == "9007199254740991")
+    }
+
+    @Test func aBatchWhoseCounterIsNotAStringWritesNothingAndLeavesTheKeyAlone() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        let producer = Producer(client: f.client, keys: f.keys)
+        _ = try await f.client.send("HSET", f.keys.seq(channel: "h"), "f", "v")
+        let results = await producer.send([OutgoingMessage(channel: "b"), OutgoingMessage(channel: "h")], stream: f.stream)
+        for result in results {
+            #expect { try result.get() } throws: { ($0 as? RedisError)?.serverCode == "WRONGTYPE" }
+        }
+        #expect(try await f.client.send("EXISTS", f.stream).int == 0)
+        #expect(try await f.client.send("GET", f.keys.seq(channel: "b")).string == nil)
+        #expect(try await f.client.send("HGET", f.keys.seq(channel: "h"), "f").string == "v")
     }
 
     // MARK: The seq contract's edges (2^53-1 is the largest seq; Lua holds numbers as doubles)
