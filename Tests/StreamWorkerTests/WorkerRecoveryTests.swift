@@ -100,6 +100,43 @@ import Testing
         #expect(try await client.send("HGET", keys.state(channel: "c"), "count").isNull)
     }
 
+    /// One read brings good and bad entries mixed: the bad ones are dead-lettered with their
+    /// reasons, and every good one is applied, each channel's in order.
+    @Test func badEntriesAmongGoodOnesInOneReadAreDeadLetteredAndTheRestAppliedInOrder() async throws {
+        let client = try TestRedis.client()
+        defer { client.close() }
+        let keys = WorkerKeys(prefix: TestRedis.uniqueKey("r"))
+        let stream = keys.prefix + ":in"
+        _ = try await client.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM")
+        for seq in 1...6 {
+            _ = try await client.send("XADD", stream, "*", "channel_id", "a", "seq", seq)
+            if seq % 2 == 0 { _ = try await client.send("XADD", stream, "*", "text", "no channel \(seq)") }
+            _ = try await client.send("XADD", stream, "*", "channel_id", "b", "seq", seq)
+        }
+        _ = try await client.send("XADD", stream, "*", "channel_id", "a", "seq", "x7")
+
+        let handler = FailsOnceAt(failing: 0)
+        let worker = StreamWorker(configuration: Self.configuration(stream: stream, keys: keys, lockTTL: .seconds(10)),
+                                  client: client, handler: handler, logger: Logger(label: "test"))
+        let running = Task { try await worker.run() }
+        defer { running.cancel() }
+
+        let dead = WorkerKeys.deadLetters(of: stream)
+        try await waitUntil(timeout: .seconds(60)) {
+            let pending = try await client.send("XPENDING", stream, "g").array?.first?.int
+            return try await client.send("XLEN", dead).int == 4 && pending == 0
+        }
+        for channel in ["a", "b"] {
+            let history = try await client.send("LRANGE", keys.history(channel: channel), 0, -1).array?.compactMap(\.string)
+            #expect(history == (1...6).map { "\($0):\($0 - 1)" }, "\(channel)")
+        }
+        let reasons = try await client.send("XRANGE", dead, "-", "+").array?.map { entry -> String in
+            let fields = entry.array?.last?.array?.compactMap(\.string) ?? []
+            return fields.firstIndex(of: "reason").map { fields[$0 + 1] } ?? "?"
+        } ?? []
+        #expect(reasons.sorted() == ["invalid_seq", "missing_channel", "missing_channel", "missing_channel"], "\(reasons)")
+    }
+
     /// Reads the state, fails once at one seq, and records each seq with the count it saw.
     final class FailsOnceAt: MessageHandler {
         struct Boom: Error {}

@@ -10,25 +10,48 @@ struct EntryIntake: Sendable {
     let deadLetterer: DeadLetterer
     let logger: Logger
 
-    /// Validates an entry and either dispatches it or dead-letters it.
-    func accept(stream: String, id: String, fields: [StreamField]?, deliveries: Int) async {
-        guard let fields else {
-            // Deleted from the stream while pending: nothing left to process.
-            _ = try? await client.send("XACK", stream, settings.group, id)
-            return
-        }
-        let entry = StreamEntry(stream: stream, id: id, fields: fields)
-        switch InboundMessage.parse(entry, channelField: settings.channelField, maxEntryBytes: settings.maxEntryBytes) {
-        case .success(let message):
-            if deliveries > settings.maxDeliveries {
-                await deadLetter(entry, reason: "max_deliveries", detail: "delivered \(deliveries) times", deliveries: deliveries,
-                                 channel: message.channel, seq: message.seq)
-            } else {
-                await dispatcher.submit(message)
+    /// An entry as read or claimed; `fields` is nil when it was deleted from the stream while pending.
+    struct Entry: Sendable {
+        var stream: String
+        var id: String
+        var fields: [StreamField]?
+        var deliveries: Int
+    }
+
+    /// Validates entries in order, dispatching the good ones together and dead-lettering the rest.
+    /// What came before a dead-lettered entry is dispatched before it is dead-lettered, and what
+    /// came after it only then, so every effect keeps the entries' order. Stops when cancelled:
+    /// the rest stays pending, for this consumer's restart or a reclaimer.
+    func accept(_ entries: [Entry]) async {
+        var good: [InboundMessage] = []
+        good.reserveCapacity(entries.count)
+        for entry in entries {
+            if Task.isCancelled { break }
+            guard let fields = entry.fields else {
+                // Deleted from the stream while pending: nothing left to process.
+                _ = try? await client.send("XACK", entry.stream, settings.group, entry.id)
+                continue
             }
-        case .failure(let bad):
-            await deadLetter(entry, reason: bad.reason, detail: bad.description, deliveries: deliveries, channel: nil, seq: nil)
+            let streamEntry = StreamEntry(stream: entry.stream, id: entry.id, fields: fields)
+            switch InboundMessage.parse(streamEntry, channelField: settings.channelField, maxEntryBytes: settings.maxEntryBytes) {
+            case .success(let message) where entry.deliveries <= settings.maxDeliveries:
+                good.append(message)
+            case .success(let message):
+                await dispatch(&good)
+                await deadLetter(streamEntry, reason: "max_deliveries", detail: "delivered \(entry.deliveries) times",
+                                 deliveries: entry.deliveries, channel: message.channel, seq: message.seq)
+            case .failure(let bad):
+                await dispatch(&good)
+                await deadLetter(streamEntry, reason: bad.reason, detail: bad.description, deliveries: entry.deliveries, channel: nil, seq: nil)
+            }
         }
+        await dispatch(&good)
+    }
+
+    private func dispatch(_ messages: inout [InboundMessage]) async {
+        guard !messages.isEmpty else { return }
+        await dispatcher.submit(messages)
+        messages.removeAll(keepingCapacity: true)
     }
 
     private func deadLetter(_ entry: StreamEntry, reason: String, detail: String, deliveries: Int, channel: String?, seq: Int64?) async {
@@ -59,9 +82,9 @@ struct EntryIntake: Sendable {
     /// queued or running here (a claim must not queue an entry twice).
     func acceptClaimed(_ entries: [StreamReplyEntry], of stream: String) async {
         let counts = await deliveryCounts(entries.map { (stream, $0.id) })
-        for entry in entries where !Task.isCancelled {
-            if await dispatcher.contains(stream: stream, id: entry.id) { continue }
-            await accept(stream: stream, id: entry.id, fields: entry.fields, deliveries: counts["\(stream)/\(entry.id)"] ?? 1)
-        }
+        let queued = await dispatcher.contains(stream: stream, ids: entries.map(\.id))
+        await accept(entries.filter { !queued.contains($0.id) }.map {
+            Entry(stream: stream, id: $0.id, fields: $0.fields, deliveries: counts["\(stream)/\($0.id)"] ?? 1)
+        })
     }
 }

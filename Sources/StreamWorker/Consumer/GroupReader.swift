@@ -103,15 +103,14 @@ struct GroupReader: Sendable {
                         }
                         for stream in streams where !seen.contains(stream) { pendingCursor[stream] = nil }
                         let counts = await intake.deliveryCounts(entries.map { ($0.stream, $0.entry.id) })
-                        // Stopped mid-batch: the rest stays pending, for this consumer's restart or a reclaimer.
-                        for entry in entries where !Task.isCancelled {
-                            await intake.accept(stream: entry.stream, id: entry.entry.id, fields: entry.entry.fields,
-                                              deliveries: counts["\(entry.stream)/\(entry.entry.id)"] ?? 1)
-                        }
+                        await intake.accept(entries.map {
+                            EntryIntake.Entry(stream: $0.stream, id: $0.entry.id, fields: $0.entry.fields,
+                                              deliveries: counts["\($0.stream)/\($0.entry.id)"] ?? 1)
+                        })
                     } else {
-                        for entry in entries where !Task.isCancelled {
-                            await intake.accept(stream: entry.stream, id: entry.entry.id, fields: entry.entry.fields, deliveries: 1)
-                        }
+                        await intake.accept(entries.map {
+                            EntryIntake.Entry(stream: $0.stream, id: $0.entry.id, fields: $0.entry.fields, deliveries: 1)
+                        })
                     }
                 }
             }

@@ -90,12 +90,25 @@ actor ChannelDispatcher {
         for (channel, stream) in runningStream where streams.contains(stream) { running[channel]?.cancel() }
     }
 
-    /// Whether an entry is already queued or running here (a reclaim must not queue it twice).
-    func contains(stream: String, id: String) -> Bool {
-        entries[stream]?.contains(id) ?? false
+    /// Which of `ids` are already queued or running here (a reclaim must not queue them twice).
+    func contains(stream: String, ids: [String]) -> Set<String> {
+        guard let known = entries[stream] else { return [] }
+        return Set(ids.filter { known.contains($0) })
     }
 
     func submit(_ message: InboundMessage) {
+        enqueue(message)
+        startReadyChannels()
+    }
+
+    /// Queues a read's messages in one turn, so that a channel's run starts with all of them
+    /// rather than with the first while the rest are still on their way here.
+    func submit(_ messages: [InboundMessage]) {
+        for message in messages { enqueue(message) }
+        startReadyChannels()
+    }
+
+    private func enqueue(_ message: InboundMessage) {
         // Not tracked, so not refreshed: it stays pending and another worker reclaims it.
         if stopping || closed.contains(message.stream) { return }
         if entries[message.stream]?.contains(message.id) == true { return }
@@ -105,7 +118,6 @@ actor ChannelDispatcher {
         if running[message.channel] == nil, !parked.contains(message.channel), !ready.contains(message.channel) {
             ready.append(message.channel)
         }
-        startReadyChannels()
     }
 
     /// Suspends while the number of queued messages is at the limit (backpressure on the reader).
