@@ -24,6 +24,8 @@ struct BenchWorker: AsyncParsableCommand {
     @Option(help: "Each worker's --batch, entries per read (default: the worker's).") var batch: Int?
     @Option(help: "Messages per produce call: 1 sends each in a script call of its own (every channel's producer at once); more sends one message per channel in turn, in batches of this many, one call per partition.")
     var produceBatch = 200
+    @Flag(help: "Drain a backlog: the settled pool is stopped (SIGSTOP) while the whole workload is produced, then resumed and timed until it is done, so producing takes no CPU from the timed part.")
+    var backlog = false
     @Option(help: "Measure enqueue→commit latency on one message in N (an audit XADD each; 0 turns it off).")
     var latencySample = 16
     @Flag(help: ArgumentHelp(jsonHelp)) var json = false
@@ -60,7 +62,8 @@ struct BenchWorker: AsyncParsableCommand {
         let perChannel = max(1, messages / channels)
         let total = perChannel * channels
 
-        let producingCPU = try await producingAlone(client, perChannel: perChannel)
+        // Draining a backlog, the timed part has no producing to subtract.
+        let producingCPU = backlog ? 0 : try await producingAlone(client, perChannel: perChannel)
         let launcher = ConsumerLauncher(
             redisURL: redis.redisURL ?? ProcessInfo.processInfo.environment["SG_REDIS_URL"] ?? ToolConnection.defaultURL, stream: stream, group: "g", keyPrefix: prefix, partitions: partitions,
             options: redis.workerFlags + ["--history-max", String(perChannel), "--work-ms", String(workMs), "--log-level", "error"]
@@ -75,12 +78,21 @@ struct BenchWorker: AsyncParsableCommand {
         try await waitUntilSettled(client, keys: keys, stream: stream, consumers: names, processes: processes)
         let settled = launched.duration(to: .now)
 
+        if backlog {
+            // Well within the leases' TTL at the default sizes: the pool resumes as it was.
+            processes.forEach { $0.signal(SIGSTOP) }
+            try await produce(producer, stream: stream, perChannel: perChannel)
+        }
         let roundTripsBefore = try await Self.topLevelCalls(client)
         let redisCPUBefore = try await Self.redisCPUSeconds(client)
         let replicatedCPUBefore = client.isCluster ? try await Self.redisCPUSeconds(client, replicas: true) : 0
         let workerCPUBefore = processes.map { Self.cpuSeconds($0.pid) }.reduce(0, +)
         let start = ContinuousClock.now
-        try await produce(producer, stream: stream, perChannel: perChannel)
+        if backlog {
+            processes.forEach { $0.signal(SIGCONT) }
+        } else {
+            try await produce(producer, stream: stream, perChannel: perChannel)
+        }
         var peakRSS = 0
         // One pipelined round trip per poll, so the bench itself takes little from Redis or the CPU.
         let progress = keys.streams(stream).map { RedisCommand("XINFO", "GROUPS", $0) }
@@ -120,7 +132,7 @@ struct BenchWorker: AsyncParsableCommand {
         let roundTripsPerMessage = Double(roundTrips) / Double(total)
         if json {
             printJSONLine([
-                "bench": "worker", "messages": total, "channels": channels, "workers": workers, "partitions": partitions, "produce_batch": max(1, produceBatch), "msgs_per_sec": rate,
+                "bench": "worker", "backlog": backlog, "messages": total, "channels": channels, "workers": workers, "partitions": partitions, "produce_batch": max(1, produceBatch), "msgs_per_sec": rate,
                 "latency_p50_ms": latencies.percentileMicros(50) / 1000, "latency_p99_ms": latencies.percentileMicros(99) / 1000,
                 "round_trips_per_message": roundTripsPerMessage, "peak_rss_kib": peakRSS, "verified": report.ok,
                 "pool_settled_ms": seconds(settled) * 1000,
@@ -129,12 +141,13 @@ struct BenchWorker: AsyncParsableCommand {
                 "redis_cpu_with_replicas_us_per_message": client.isCluster ? replicatedCPU * 1e6 / Double(total) : redisCPU * 1e6 / Double(total),
             ])
         } else {
-            print("\(total) messages, \(channels) channels, \(workers) worker(s), \(partitions) partition(s), \(max(1, produceBatch)) per produce call: \(fmt(rate)) msg/s, enqueue→commit p50 \(fmt(latencies.percentileMicros(50) / 1000)) ms, p99 \(fmt(latencies.percentileMicros(99) / 1000)) ms")
+            print("\(total) messages, \(channels) channels, \(workers) worker(s), \(partitions) partition(s), \(backlog ? "backlog drained" : "\(max(1, produceBatch)) per produce call"): \(fmt(rate)) msg/s, enqueue→commit p50 \(fmt(latencies.percentileMicros(50) / 1000)) ms, p99 \(fmt(latencies.percentileMicros(99) / 1000)) ms")
             print("pool settled \(fmt(seconds(settled) * 1000)) ms after launch (not timed); Redis round trips per message \(String(format: "%.2f", roundTripsPerMessage)), peak worker RSS \(peakRSS / 1024) MiB; \(report.text(keyPrefix: keys.prefix, stream: stream))")
             let replicas = client.isCluster ? " on the primaries, \(fmt(replicatedCPU * 1e6 / Double(total))) µs with the replicas" : ""
-            print("CPU per message: workers \(fmt(workerCPU * 1e6 / Double(total))) µs, Redis \(fmt(redisCPU * 1e6 / Double(total))) µs\(replicas)"
-                  + "; producing the same workload alone takes Redis \(fmt(producingCPU * 1e6 / Double(total))) µs"
-                  + "\(client.isCluster ? " on the primaries" : ""), so the workers' share is about \(fmt(max(0, redisCPU - producingCPU) * 1e6 / Double(total))) µs")
+            let producing = backlog ? " (produced before timing)"
+                : "; producing the same workload alone takes Redis \(fmt(producingCPU * 1e6 / Double(total))) µs"
+                + "\(client.isCluster ? " on the primaries" : ""), so the workers' share is about \(fmt(max(0, redisCPU - producingCPU) * 1e6 / Double(total))) µs"
+            print("CPU per message: workers \(fmt(workerCPU * 1e6 / Double(total))) µs, Redis \(fmt(redisCPU * 1e6 / Double(total))) µs\(replicas)" + producing)
         }
         if !report.ok { throw ExitCode(1) }
         return rate
