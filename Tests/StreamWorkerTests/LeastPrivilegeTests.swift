@@ -279,9 +279,7 @@ import Testing
     @Test func craftedChannelIdsAreDeadLetteredOrStayInsideTheirOwnKeys() async throws {
         let client = try TestRedis.client()
         defer { client.close() }
-        let keys = WorkerKeys(prefix: TestRedis.uniqueKey("crafted"))
-        let stream = keys.prefix + ":in"
-        _ = try await client.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM")
+        let (keys, stream) = try await freshInput(client, prefix: "crafted")
         let rejected: [([UInt8], String)] = [
             (Array("a\r\nFLUSHALL\r\n".utf8), "channel_control_characters"),
             (Array("x\u{0}y".utf8), "channel_control_characters"),

@@ -1,4 +1,16 @@
+import RedisClient
+import StreamWorker
 import Synchronization
+import TestSupport
+
+/// A fresh single-stream layout under a unique prefix, its input stream `<prefix>:in` created
+/// with group "g".
+func freshInput(_ client: RedisClient, prefix name: String) async throws -> (keys: WorkerKeys, stream: String) {
+    let keys = WorkerKeys(prefix: TestRedis.uniqueKey(name))
+    let stream = keys.prefix + ":in"
+    _ = try await client.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM")
+    return (keys, stream)
+}
 
 final class EventLog: Sendable {
     private struct State {

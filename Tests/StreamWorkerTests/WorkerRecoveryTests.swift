@@ -75,11 +75,9 @@ import Testing
     @Test func aMessageWhoseHandlerKeepsFailingIsRedeliveredThenDeadLettered() async throws {
         let client = try TestRedis.client()
         defer { client.close() }
-        let keys = WorkerKeys(prefix: TestRedis.uniqueKey("r"))
-        let stream = keys.prefix + ":in"
+        let (keys, stream) = try await freshInput(client, prefix: "r")
         var configuration = Self.configuration(stream: stream, keys: keys, lockTTL: .milliseconds(500))
         configuration.maxDeliveries = 2
-        _ = try await client.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM")
         try await Producer(client: client, keys: keys).send(stream: stream, channel: "c", fields: [StreamField("text", "x")])
 
         let worker = StreamWorker(configuration: configuration, client: client, handler: AlwaysFails(), logger: Logger(label: "test"))
@@ -105,9 +103,7 @@ import Testing
     @Test func badEntriesAmongGoodOnesInOneReadAreDeadLetteredAndTheRestAppliedInOrder() async throws {
         let client = try TestRedis.client()
         defer { client.close() }
-        let keys = WorkerKeys(prefix: TestRedis.uniqueKey("r"))
-        let stream = keys.prefix + ":in"
-        _ = try await client.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM")
+        let (keys, stream) = try await freshInput(client, prefix: "r")
         for seq in 1...6 {
             _ = try await client.send("XADD", stream, "*", "channel_id", "a", "seq", seq)
             if seq % 2 == 0 { _ = try await client.send("XADD", stream, "*", "text", "no channel \(seq)") }
@@ -157,9 +153,7 @@ import Testing
     @Test func aHandlerFailureInARunCommitsWhatCameBeforeAndKeepsTheOrder() async throws {
         let client = try TestRedis.client()
         defer { client.close() }
-        let keys = WorkerKeys(prefix: TestRedis.uniqueKey("run"))
-        let stream = keys.prefix + ":in"
-        _ = try await client.send("XGROUP", "CREATE", stream, "g", "0", "MKSTREAM")
+        let (keys, stream) = try await freshInput(client, prefix: "run")
         let producer = Producer(client: client, keys: keys)
         for _ in 1...10 { try await producer.send(stream: stream, channel: "c") }
 
