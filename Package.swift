@@ -130,6 +130,8 @@ let package = Package(
             name: "SGCtlCLI",
             dependencies: [
                 "BuildInfo",
+                // `sgctl health` reads a worker's command line as the worker does.
+                "StreamConsumerCLI",
                 "StreamTools",
                 "RedisClient",
                 "DistributedLocking",

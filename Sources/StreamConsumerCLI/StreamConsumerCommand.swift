@@ -66,7 +66,16 @@ public struct StreamConsumerCommand: AsyncParsableCommand {
 
     public init() {}
 
-    public func run() async throws {
+    /// The configuration a worker started with `arguments` (its command line without the program's
+    /// name) and `environment` runs with, resolved exactly as the worker resolves it: what
+    /// `sgctl health` uses to find the port a worker in the same container serves on.
+    public static func configuration(arguments: [String], environment: [String: String]) throws -> WorkerConfiguration {
+        let command = try parse(arguments)
+        return try WorkerConfiguration.load(flags: command.flags(), environment: environment, file: command.config)
+    }
+
+    /// The options given on the command line, by their names in the configuration.
+    func flags() -> [String: String] {
         var flags: [String: String] = [:]
         let pairs: [(String, String?)] = [
             ("redis-url", redisURL), ("redis-password-file", redisPasswordFile),
@@ -84,10 +93,13 @@ public struct StreamConsumerCommand: AsyncParsableCommand {
             ("tls-server-name", tlsServerName), ("tls-insecure-skip-verify", tlsInsecureSkipVerify ? "true" : nil),
         ] { if let value { flags[name] = value } }
         if !stream.isEmpty { flags["stream"] = stream.joined(separator: ",") }
+        return flags
+    }
 
+    public func run() async throws {
         let configuration: WorkerConfiguration
         do {
-            configuration = try WorkerConfiguration.load(flags: flags, environment: ProcessInfo.processInfo.environment, file: config)
+            configuration = try WorkerConfiguration.load(flags: flags(), environment: ProcessInfo.processInfo.environment, file: config)
         } catch {
             throw ValidationError("invalid configuration: \(error)")
         }
