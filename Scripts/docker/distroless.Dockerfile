@@ -23,12 +23,13 @@ RUN mkdir -p /out/etc /out/home/nonroot /out/root /out/tmp \
                 mkdir -p "/out$(dirname "$path")" && cp -a "$path" "/out$path" || exit 1; \
             fi; \
         done \
-    && chroot /out /lib64/ld-linux-x86-64.so.2 --list /usr/lib/x86_64-linux-gnu/libssl.so.3 >/dev/null \
+    && loader="$(dpkg -L libc6 | grep -E '^/lib(64)?/ld-linux[^/]*\.so\.[0-9]+$' | head -n 1)" \
+    && chroot /out "$loader" --list "$(dpkg -L libssl3 | grep -E '/libssl\.so\.3$')" >/dev/null \
     && cp -a --parents /etc/ssl/certs /out \
     && printf '%s\n' 'root:x:0:0:root:/root:/sbin/nologin' 'nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin' \
         'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin' > /out/etc/passwd \
     && printf '%s\n' 'root:x:0:' 'nobody:x:65534:' 'tty:x:5:' 'staff:x:50:' 'nonroot:x:65532:' > /out/etc/group \
-    && chown 65532:65532 /out/home/nonroot
+    && chown 65532:65532 /out/home/nonroot && chmod 0700 /out/home/nonroot
 
 FROM scratch
 COPY --from=packages /out/ /
