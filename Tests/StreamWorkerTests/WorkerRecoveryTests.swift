@@ -133,6 +133,59 @@ import Testing
         #expect(reasons.sorted() == ["invalid_seq", "missing_channel", "missing_channel", "missing_channel"], "\(reasons)")
     }
 
+    /// Steals its own lock the first time it sees seq 1 and waits to be cancelled; counts the state.
+    final class StealsItsLockOnce: MessageHandler {
+        let client: RedisClient
+        let lock: String
+        let attempts = Mutex<[Int64: Int]>([:])
+        let cancelled = Mutex(false)
+        init(client: RedisClient, lock: String) { self.client = client; self.lock = lock }
+        var needsState: Bool { true }
+        func handle(_ message: InboundMessage, state: ChannelState) async throws -> StateUpdate {
+            let seq = message.seq ?? 0
+            let attempt = attempts.withLock { $0[seq, default: 0] += 1; return $0[seq]! }
+            if seq == 1, attempt == 1 {
+                // Another holder's token, gone again in a second, so the channel can be claimed afresh.
+                _ = try await client.send("SET", lock, "thief", "PX", 1000)
+                do {
+                    try await Task.sleep(for: .seconds(60))
+                } catch {
+                    cancelled.withLock { $0 = true }
+                    throw error
+                }
+            }
+            return StateUpdate(increment: ["count": 1], append: ["\(seq):\(state.count)"])
+        }
+    }
+
+    /// A handler whose lease is stolen while it works is cancelled at once; its message runs again
+    /// from a fresh claim and is applied once, and the channel's later messages follow in order.
+    @Test(arguments: [1, 4]) func aHandlerWhoseLeaseIsStolenIsCancelledAndItsMessageAppliedOnce(partitions: Int) async throws {
+        let client = try TestRedis.client()
+        defer { client.close() }
+        let keys = WorkerKeys(prefix: TestRedis.uniqueKey("steal"), partitions: partitions)
+        let stream = keys.prefix + ":in"
+        for partitionStream in keys.streams(stream) {
+            _ = try await client.send("XGROUP", "CREATE", partitionStream, "g", "0", "MKSTREAM")
+        }
+        let producer = Producer(client: client, keys: keys)
+        for _ in 1...3 { try await producer.send(stream: stream, channel: "c") }
+
+        let handler = StealsItsLockOnce(client: client, lock: keys.lock(channel: "c"))
+        let worker = StreamWorker(configuration: Self.configuration(stream: stream, keys: keys, lockTTL: .milliseconds(900)),
+                                  client: client, handler: handler, logger: Logger(label: "test"))
+        let running = Task { try await worker.run() }
+        defer { running.cancel() }
+
+        try await waitUntil(timeout: .seconds(60)) {
+            try await client.send("HGET", keys.state(channel: "c"), "count").int == 3
+        }
+        #expect(handler.cancelled.withLock { $0 }, "the robbed handler was cancelled")
+        #expect(handler.attempts.withLock { $0 } == [1: 2, 2: 1, 3: 1])
+        let history = try await client.send("LRANGE", keys.history(channel: "c"), 0, -1).array?.compactMap(\.string)
+        #expect(history == ["1:0", "2:1", "3:2"])
+    }
+
     /// Reads the state, fails once at one seq, and records each seq with the count it saw.
     final class FailsOnceAt: MessageHandler {
         struct Boom: Error {}
