@@ -66,12 +66,12 @@ public struct StreamConsumerCommand: AsyncParsableCommand {
 
     public init() {}
 
-    /// The configuration a worker started with `arguments` (its command line without the program's
-    /// name) and `environment` runs with, resolved exactly as the worker resolves it: what
+    /// Where a worker started with `arguments` (its command line without the program's name) and
+    /// `environment` serves metrics and health, resolved as the worker resolves it: what
     /// `sgctl health` uses to find the port a worker in the same container serves on.
-    public static func configuration(arguments: [String], environment: [String: String]) throws -> WorkerConfiguration {
+    public static func operatorAddress(arguments: [String], environment: [String: String]) throws -> (port: Int?, host: String) {
         let command = try parse(arguments)
-        return try WorkerConfiguration.load(flags: command.flags(), environment: environment, file: command.config)
+        return try WorkerConfiguration.operatorAddress(flags: command.flags(), environment: environment, file: command.config)
     }
 
     /// The options given on the command line, by their names in the configuration.

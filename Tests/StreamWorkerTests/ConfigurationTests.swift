@@ -493,6 +493,27 @@ import Testing
         #expect(try load(env: ["SG_METRICS_PORT": ""], yaml: "metrics-port:").metricsPort == nil)
     }
 
+    /// What `sgctl health` resolves: the same precedence as the whole configuration, and nothing
+    /// else read, so a password file that is gone does not make a healthy worker unhealthy.
+    @Test func theOperatorAddressResolvesAsTheConfigurationDoesAndReadsNothingElse() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sg-address-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let yaml = directory.appendingPathComponent("worker.yaml").path
+        try "metrics-port: 9100\nmetrics-host: 0.0.0.0\n".write(toFile: yaml, atomically: true, encoding: .utf8)
+        let gone = ["redis-password-file": directory.appendingPathComponent("gone").path]
+        let fromFile = try WorkerConfiguration.operatorAddress(flags: gone, environment: ["SG_CONFIG": yaml], file: nil)
+        #expect(fromFile.port == 9100 && fromFile.host == "0.0.0.0")
+        let flagged = try WorkerConfiguration.operatorAddress(
+            flags: ["metrics-port": "9300"], environment: ["SG_METRICS_PORT": "9200", "SG_METRICS_HOST": "::"], file: yaml)
+        #expect(flagged.port == 9300 && flagged.host == "::")
+        let none = try WorkerConfiguration.operatorAddress(flags: [:], environment: [:], file: nil)
+        #expect(none.port == nil && none.host == "127.0.0.1")
+        #expect(throws: ConfigurationError.self) {
+            try WorkerConfiguration.load(flags: gone, environment: ["SG_CONFIG": yaml], file: nil)
+        }
+    }
+
     @Test func aBadMetricsPortSaysWhichPortsAreAllowed() {
         let e = error { () throws(ConfigurationError) in try load(env: ["SG_METRICS_PORT": "70000"]) }
         #expect(e?.description == "metrics-port: \"70000\" is not an integer in 0...65535 (from SG_METRICS_PORT)")

@@ -257,6 +257,23 @@ import Testing
         #expect(attempts.order("a") == [1, 1, 1, 2, 3])
     }
 
+    @Test func readyChannelsComeOutFirstComeFirstServedEachOnceAndRemovedOnesAreSkipped() {
+        var ready = ReadyChannels()
+        for channel in ["a", "b", "a", "c", "d"] { ready.append(channel) }
+        ready.remove("c")
+        #expect(ready.contains("a") && !ready.contains("c"))
+        #expect(ready.popFirst() == "a")
+        ready.append("a")
+        ready.append("c")
+        var order: [String] = []
+        while let channel = ready.popFirst() { order.append(channel) }
+        #expect(order == ["b", "d", "a", "c"])
+        #expect(ready.isEmpty)
+        ready.append("x")
+        ready.removeAll()
+        #expect(ready.popFirst() == nil)
+    }
+
     /// A partition being shed: its queued messages are dropped, and a read still under way cannot
     /// queue a later message of the same channel, which would wait for a gap nobody here fills.
     @Test func aShedStreamTakesNothingMoreUntilItIsReopened() async {

@@ -24,7 +24,7 @@ struct BenchWorker: AsyncParsableCommand {
     @Option(help: "Each worker's --batch, entries per read (default: the worker's).") var batch: Int?
     @Option(help: "Messages per produce call: 1 sends each in a script call of its own (every channel's producer at once); more sends one message per channel in turn, in batches of this many, one call per partition.")
     var produceBatch = 200
-    @Flag(help: "Drain a backlog: the settled pool is stopped (SIGSTOP) while the whole workload is produced, then resumed and timed until it is done, so producing takes no CPU from the timed part.")
+    @Flag(help: "Drain a backlog: the settled pool is stopped (SIGSTOP) while the whole workload is produced, then resumed and timed until it is done, so producing takes no CPU from the timed part. No latency is measured (every message waited for the resume).")
     var backlog = false
     @Option(help: "Measure enqueue→commit latency on one message in N (an audit XADD each; 0 turns it off).")
     var latencySample = 16
@@ -68,7 +68,7 @@ struct BenchWorker: AsyncParsableCommand {
             redisURL: redis.redisURL ?? ProcessInfo.processInfo.environment["SG_REDIS_URL"] ?? ToolConnection.defaultURL, stream: stream, group: "g", keyPrefix: prefix, partitions: partitions,
             options: redis.workerFlags + ["--history-max", String(perChannel), "--work-ms", String(workMs), "--log-level", "error"]
                 + (concurrency.map { ["--concurrency", String($0)] } ?? []) + (batch.map { ["--batch", String($0)] } ?? []),
-            environment: latencySample > 0 ? ["SG_AUDIT_STREAM": audit, "SG_AUDIT_SAMPLE": String(latencySample)] : [:])
+            environment: latencySample > 0 && !backlog ? ["SG_AUDIT_STREAM": audit, "SG_AUDIT_SAMPLE": String(latencySample)] : [:])
         // The pool starts on an empty stream and is timed only once it has settled (every worker
         // reading, partitions where the assignment puts them): the figure is steady throughput.
         let launched = ContinuousClock.now
@@ -79,9 +79,17 @@ struct BenchWorker: AsyncParsableCommand {
         let settled = launched.duration(to: .now)
 
         if backlog {
-            // Well within the leases' TTL at the default sizes: the pool resumes as it was.
             processes.forEach { $0.signal(SIGSTOP) }
+            for process in processes {
+                try await waitUntilStopped(process.pid)
+            }
+            let producing = ContinuousClock.now
             try await produce(producer, stream: stream, perChannel: perChannel)
+            // Past a third of the default lock TTL a stopped worker misses lease renewals, and the
+            // timed part would include the pool recovering.
+            if producing.duration(to: .now) > .seconds(3) {
+                FileHandle.standardError.write(Data("bench: producing took \(fmt(seconds(producing.duration(to: .now)))) s with the pool stopped: leases may have lapsed, so the figure may include a rebalance\n".utf8))
+            }
         }
         let roundTripsBefore = try await Self.topLevelCalls(client)
         let redisCPUBefore = try await Self.redisCPUSeconds(client)
@@ -131,7 +139,7 @@ struct BenchWorker: AsyncParsableCommand {
         let rate = Double(total) / seconds(elapsed)
         let roundTripsPerMessage = Double(roundTrips) / Double(total)
         if json {
-            printJSONLine([
+            var object: [String: Any] = [
                 "bench": "worker", "backlog": backlog, "messages": total, "channels": channels, "workers": workers, "partitions": partitions, "produce_batch": max(1, produceBatch), "msgs_per_sec": rate,
                 "latency_p50_ms": latencies.percentileMicros(50) / 1000, "latency_p99_ms": latencies.percentileMicros(99) / 1000,
                 "round_trips_per_message": roundTripsPerMessage, "peak_rss_kib": peakRSS, "verified": report.ok,
@@ -139,9 +147,16 @@ struct BenchWorker: AsyncParsableCommand {
                 "worker_cpu_us_per_message": workerCPU * 1e6 / Double(total), "redis_cpu_us_per_message": redisCPU * 1e6 / Double(total),
                 "redis_cpu_producing_alone_us_per_message": producingCPU * 1e6 / Double(total),
                 "redis_cpu_with_replicas_us_per_message": client.isCluster ? replicatedCPU * 1e6 / Double(total) : redisCPU * 1e6 / Double(total),
-            ])
+            ]
+            if backlog {
+                object["latency_p50_ms"] = nil
+                object["latency_p99_ms"] = nil
+            }
+            printJSONLine(object)
         } else {
-            print("\(total) messages, \(channels) channels, \(workers) worker(s), \(partitions) partition(s), \(backlog ? "backlog drained" : "\(max(1, produceBatch)) per produce call"): \(fmt(rate)) msg/s, enqueue→commit p50 \(fmt(latencies.percentileMicros(50) / 1000)) ms, p99 \(fmt(latencies.percentileMicros(99) / 1000)) ms")
+            let latency = backlog ? "no latency (backlog)"
+                : "enqueue→commit p50 \(fmt(latencies.percentileMicros(50) / 1000)) ms, p99 \(fmt(latencies.percentileMicros(99) / 1000)) ms"
+            print("\(total) messages, \(channels) channels, \(workers) worker(s), \(partitions) partition(s), \(backlog ? "backlog drained" : "\(max(1, produceBatch)) per produce call"): \(fmt(rate)) msg/s, \(latency)")
             print("pool settled \(fmt(seconds(settled) * 1000)) ms after launch (not timed); Redis round trips per message \(String(format: "%.2f", roundTripsPerMessage)), peak worker RSS \(peakRSS / 1024) MiB; \(report.text(keyPrefix: keys.prefix, stream: stream))")
             let replicas = client.isCluster ? " on the primaries, \(fmt(replicatedCPU * 1e6 / Double(total))) µs with the replicas" : ""
             let producing = backlog ? " (produced before timing)"
@@ -151,6 +166,20 @@ struct BenchWorker: AsyncParsableCommand {
         }
         if !report.ok { throw ExitCode(1) }
         return rate
+    }
+
+    /// Waits until the kernel shows `pid` stopped, so nothing it reads while the workload is
+    /// produced counts as untimed work.
+    func waitUntilStopped(_ pid: Int32) async throws {
+        for _ in 0..<500 {
+            // The state follows the command name, which ends with the last ')'.
+            if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+               let close = stat.lastIndex(of: ")"), stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("T") {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw ValidationError("worker \(pid) did not stop on SIGSTOP")
     }
 
     /// The workload: `perChannel` messages on each channel, as `--produce-batch` says.

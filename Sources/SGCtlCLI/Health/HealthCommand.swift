@@ -2,7 +2,6 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import StreamConsumerCLI
-import StreamWorker
 
 /// A worker's health endpoint, asked from inside its container: the image has no curl and no shell,
 /// so its HEALTHCHECK runs this. It asks where the worker serves: in a container whose first
@@ -58,13 +57,13 @@ struct HealthCommand: AsyncParsableCommand {
     /// stream-consumer), else from this command's own SG_METRICS_* variables.
     static func workerURL(pid: Int32?, live: Bool) throws -> String {
         if let worker = try WorkerProcess(pid: pid ?? 1, required: pid != nil) {
-            let configuration: WorkerConfiguration
+            let address: (port: Int?, host: String)
             do {
-                configuration = try worker.configuration()
+                address = try worker.operatorAddress()
             } catch {
-                throw HealthFailure("cannot resolve the configuration of process \(worker.pid): \(error)")
+                throw HealthFailure("cannot resolve where process \(worker.pid) serves: \(error)")
             }
-            return try url(port: configuration.metricsPort, host: configuration.metricsHost, live: live, source: "process \(worker.pid)'s metrics-port")
+            return try url(port: address.port, host: address.host, live: live, source: "process \(worker.pid)'s metrics-port")
         }
         return try defaultURL(environment: ProcessInfo.processInfo.environment, live: live)
     }
@@ -134,13 +133,13 @@ struct WorkerProcess {
         data.split(separator: 0, omittingEmptySubsequences: false).dropLast(data.last == 0 ? 1 : 0).map { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// The configuration as the worker resolved it; files named by relative paths are read from
-    /// its working directory.
-    func configuration() throws -> WorkerConfiguration {
+    /// Where it serves, resolved as the worker resolved it (its YAML file as it is now); a
+    /// relative path to that file is read from the worker's working directory.
+    func operatorAddress() throws -> (port: Int?, host: String) {
         guard FileManager.default.changeCurrentDirectoryPath(directory) else {
             throw HealthFailure("cannot enter its working directory \(directory)")
         }
-        return try StreamConsumerCommand.configuration(arguments: arguments, environment: environment)
+        return try StreamConsumerCommand.operatorAddress(arguments: arguments, environment: environment)
     }
 }
 

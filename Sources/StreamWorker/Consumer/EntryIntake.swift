@@ -45,6 +45,7 @@ struct EntryIntake: Sendable {
                 await deadLetter(streamEntry, reason: bad.reason, detail: bad.description, deliveries: entry.deliveries, channel: nil, seq: nil)
             }
         }
+        if Task.isCancelled { return }
         await dispatch(&good)
     }
 

@@ -1,3 +1,5 @@
+import DequeModule
+
 /// What processing a run of a channel's messages asks of the dispatcher.
 enum DispatchOutcome: Sendable {
     /// Every message of the run is finished.
@@ -35,7 +37,7 @@ actor ChannelDispatcher {
     /// The stream of the message each running channel is processing.
     private var runningStream: [String: String] = [:]
     /// Channels with queued messages that wait for a free slot, in arrival order.
-    private var ready: [String] = []
+    private var ready = ReadyChannels()
     private var queued = 0
     /// Entry ids accepted and not finished, per stream: their pending-list idle time is kept fresh.
     private var entries: [String: Set<String>] = [:]
@@ -77,7 +79,7 @@ actor ChannelDispatcher {
             dropped.forEach { finished($0.message) }
             if queues[channel]!.isEmpty {
                 queues[channel] = nil
-                if running[channel] == nil { ready.removeAll { $0 == channel } }
+                if running[channel] == nil { ready.remove(channel) }
             }
         }
     }
@@ -115,7 +117,7 @@ actor ChannelDispatcher {
         entries[message.stream, default: []].insert(message.id)
         queued += 1
         insertInOrder(DispatchJob(message: message))
-        if running[message.channel] == nil, !parked.contains(message.channel), !ready.contains(message.channel) {
+        if running[message.channel] == nil, !parked.contains(message.channel) {
             ready.append(message.channel)
         }
     }
@@ -170,8 +172,7 @@ actor ChannelDispatcher {
     }
 
     private func startReadyChannels() {
-        while !stopping, running.count < concurrency, !ready.isEmpty {
-            let channel = ready.removeFirst()
+        while !stopping, running.count < concurrency, let channel = ready.popFirst() {
             running[channel] = Task { await self.drain(channel) }
         }
     }
@@ -274,7 +275,7 @@ actor ChannelDispatcher {
 
     private func unpark(_ channel: String) {
         parked.remove(channel)
-        if running[channel] == nil, queues[channel].map({ !$0.isEmpty }) == true, !ready.contains(channel) {
+        if running[channel] == nil, queues[channel].map({ !$0.isEmpty }) == true {
             ready.append(channel)
         }
         startReadyChannels()
@@ -375,4 +376,42 @@ struct StreamID: Comparable {
     }
 
     static func < (a: StreamID, b: StreamID) -> Bool { (a.ms, a.seq) < (b.ms, b.seq) }
+}
+
+/// The channels waiting for a slot, first come first served, each at most once. A read can make
+/// thousands ready in one turn: appending, popping and asking are O(1), and a removal only
+/// forgets the channel's ticket, so its old place in line is skipped when it comes up.
+struct ReadyChannels {
+    private var line = Deque<(channel: String, ticket: Int)>()
+    private var tickets: [String: Int] = [:]
+    private var lastTicket = 0
+
+    var isEmpty: Bool { tickets.isEmpty }
+
+    func contains(_ channel: String) -> Bool { tickets[channel] != nil }
+
+    /// Queues `channel` at the back unless it already waits.
+    mutating func append(_ channel: String) {
+        guard tickets[channel] == nil else { return }
+        lastTicket += 1
+        tickets[channel] = lastTicket
+        line.append((channel, lastTicket))
+    }
+
+    mutating func popFirst() -> String? {
+        while let (channel, ticket) = line.popFirst() {
+            if tickets[channel] == ticket {
+                tickets[channel] = nil
+                return channel
+            }
+        }
+        return nil
+    }
+
+    mutating func remove(_ channel: String) { tickets[channel] = nil }
+
+    mutating func removeAll() {
+        line.removeAll()
+        tickets.removeAll()
+    }
 }

@@ -211,6 +211,26 @@ public struct WorkerConfiguration: Sendable, Equatable {
     public static func load(
         flags: [String: String], environment: [String: String], file: String?
     ) throws(ConfigurationError) -> WorkerConfiguration {
+        let (yaml, path) = try configFile(flags: flags, environment: environment, file: file)
+        return try load(flags: flags, environment: environment, yaml: yaml, fileSource: .file(path))
+    }
+
+    /// Where the operator HTTP server listens (``metricsPort``, ``metricsHost``), from the same
+    /// sources with the same precedence as ``load(flags:environment:file:)``, without reading or
+    /// checking anything else: a health probe must not fail on a rotated password or TLS file.
+    public static func operatorAddress(
+        flags: [String: String], environment: [String: String], file: String?
+    ) throws(ConfigurationError) -> (port: Int?, host: String) {
+        let (yaml, path) = try configFile(flags: flags, environment: environment, file: file)
+        let l = try ConfigurationLoader(flags: flags, environment: environment, yaml: yaml, fileSource: .file(path))
+        return (try l.optionalInteger(.metricsPort, in: 0...65535),
+                try l.string(.metricsHost, default: WorkerConfiguration.defaults.metricsHost, allowWhitespace: false))
+    }
+
+    /// The YAML file's text and path: `file`, else the `config` flag, else `SG_CONFIG`; none without them.
+    private static func configFile(
+        flags: [String: String], environment: [String: String], file: String?
+    ) throws(ConfigurationError) -> (yaml: String?, path: String?) {
         var path: String?
         var source: ConfigurationSource = .flag("config")
         if let file {
@@ -221,11 +241,8 @@ public struct WorkerConfiguration: Sendable, Equatable {
             path = env
             source = .environment(ConfigurationLoader.configEnvironment)
         }
-        var yaml: String?
-        if let path {
-            yaml = try ConfigurationLoader.readConfigFile(path: path, source: source)
-        }
-        return try load(flags: flags, environment: environment, yaml: yaml, fileSource: .file(path))
+        guard let path else { return (nil, nil) }
+        return (try ConfigurationLoader.readConfigFile(path: path, source: source), path)
     }
 
     /// Like ``load(flags:environment:file:)`` but with the YAML as text (`nil` for no file), so tests need no files.
