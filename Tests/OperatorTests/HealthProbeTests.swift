@@ -22,11 +22,7 @@ import Testing
                               environment: environment, logPath: directory.appendingPathComponent("\(name).log").path)
         }
         func probe(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32?, output: String) {
-            let log = directory.appendingPathComponent("probe-\(UUID().uuidString.prefix(8)).log").path
-            let process = try ChildProcess(builtProductPath("sgctl"), ["health"] + arguments, stdout: log, environment: environment)
-            let status = await process.wait(timeout: .seconds(60))
-            if status == nil { process.killNow() }
-            return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+            try await runHealthProbe(arguments, environment: environment, logIn: directory)
         }
 
         let yaml = directory.appendingPathComponent("worker.yaml").path

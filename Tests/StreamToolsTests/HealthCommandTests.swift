@@ -53,11 +53,7 @@ import Testing
         try await waitUntil(timeout: .seconds(60)) { FileManager.default.fileExists(atPath: portFile) }
         let port = try String(contentsOfFile: portFile, encoding: .utf8)
         func health(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32?, output: String) {
-            let log = directory.appendingPathComponent("probe-\(UUID().uuidString.prefix(8)).log").path
-            let probe = try ChildProcess(builtProductPath("sgctl"), ["health"] + arguments, stdout: log, environment: environment)
-            let status = await probe.wait(timeout: .seconds(60))
-            if status == nil { probe.killNow() }
-            return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+            try await runHealthProbe(arguments, environment: environment, logIn: directory)
         }
         #expect(try await health(["--url", "http://127.0.0.1:\(port)/ok"]).status == 0)
         let redirected = try await health(["--url", "http://127.0.0.1:\(port)/health/ready"])

@@ -149,6 +149,15 @@ public func builtProductPath(_ name: String) -> String {
     return bundle.appendingPathComponent(name).path
 }
 
+/// Runs `sgctl health` with `arguments` (60 s at most), its output logged in `directory`.
+public func runHealthProbe(_ arguments: [String], environment: [String: String] = [:], logIn directory: URL) async throws -> (status: Int32?, output: String) {
+    let log = directory.appendingPathComponent("probe-\(UUID().uuidString.prefix(8)).log").path
+    let probe = try ChildProcess(builtProductPath("sgctl"), ["health"] + arguments, stdout: log, environment: environment)
+    let status = await probe.wait(timeout: .seconds(60))
+    if status == nil { probe.killNow() }
+    return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+}
+
 /// The Python that Scripts/test.sh prepares in a virtual environment with the packages the tests
 /// decode with (prometheus_client, opentelemetry-proto). Tests fail (never skip) without it.
 public enum TestPython {
