@@ -65,27 +65,32 @@ struct EntryIntake: Sendable {
         }
     }
 
-    /// Delivery counts from XPENDING, one round trip for the whole batch.
-    func deliveryCounts(_ ids: [(String, String)]) async -> [String: Int] {
-        guard !ids.isEmpty else { return [:] }
-        let commands = ids.map { RedisCommand("XPENDING", $0.0, settings.group, $0.1, $0.1, 1) }
-        guard let results = try? await client.pipeline(commands) else { return [:] }
-        var counts: [String: Int] = [:]
-        for (i, result) in results.enumerated() {
-            if case .success(let reply) = result, let row = reply.array?.first?.array, row.count == 4, let n = row[3].int {
-                counts["\(ids[i].0)/\(ids[i].1)"] = Int(n)
-            }
-        }
-        return counts
+    /// Takes in entries delivered before (this consumer's own pending ones, or claimed ones),
+    /// with their delivery counts, which decide max-deliveries.
+    func acceptRedelivered(_ entries: [(stream: String, entry: StreamReplyEntry)]) async {
+        let counts = await deliveryCounts(entries.map { ($0.stream, $0.entry.id) })
+        await accept(zip(entries, counts).map { read, deliveries in
+            Entry(stream: read.stream, id: read.entry.id, fields: read.entry.fields, deliveries: deliveries)
+        })
     }
 
-    /// Takes in claimed entries of one stream with their delivery counts, skipping those already
-    /// queued or running here (a claim must not queue an entry twice).
+    /// Takes in claimed entries of one stream, skipping those already queued or running here (a
+    /// claim must not queue an entry twice).
     func acceptClaimed(_ entries: [StreamReplyEntry], of stream: String) async {
-        let counts = await deliveryCounts(entries.map { (stream, $0.id) })
         let queued = await dispatcher.contains(stream: stream, ids: entries.map(\.id))
-        await accept(entries.filter { !queued.contains($0.id) }.map {
-            Entry(stream: stream, id: $0.id, fields: $0.fields, deliveries: counts["\(stream)/\($0.id)"] ?? 1)
-        })
+        await acceptRedelivered(entries.filter { !queued.contains($0.id) }.map { (stream, $0) })
+    }
+
+    /// Delivery counts from XPENDING in the entries' order, 1 where unknown; one round trip.
+    private func deliveryCounts(_ ids: [(stream: String, id: String)]) async -> [Int] {
+        guard !ids.isEmpty else { return [] }
+        let commands = ids.map { RedisCommand("XPENDING", $0.stream, settings.group, $0.id, $0.id, 1) }
+        guard let results = try? await client.pipeline(commands) else { return Array(repeating: 1, count: ids.count) }
+        return results.map { result in
+            if case .success(let reply) = result, let row = reply.array?.first?.array, row.count == 4, let n = row[3].int {
+                return Int(n)
+            }
+            return 1
+        }
     }
 }

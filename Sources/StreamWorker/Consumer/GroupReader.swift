@@ -102,11 +102,7 @@ struct GroupReader: Sendable {
                             pendingCursor[entry.stream] = entry.entry.id
                         }
                         for stream in streams where !seen.contains(stream) { pendingCursor[stream] = nil }
-                        let counts = await intake.deliveryCounts(entries.map { ($0.stream, $0.entry.id) })
-                        await intake.accept(entries.map {
-                            EntryIntake.Entry(stream: $0.stream, id: $0.entry.id, fields: $0.entry.fields,
-                                              deliveries: counts["\($0.stream)/\($0.entry.id)"] ?? 1)
-                        })
+                        await intake.acceptRedelivered(entries)
                     } else {
                         await intake.accept(entries.map {
                             EntryIntake.Entry(stream: $0.stream, id: $0.entry.id, fields: $0.entry.fields, deliveries: 1)

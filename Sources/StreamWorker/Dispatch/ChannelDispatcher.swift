@@ -113,8 +113,7 @@ actor ChannelDispatcher {
     private func enqueue(_ message: InboundMessage) {
         // Not tracked, so not refreshed: it stays pending and another worker reclaims it.
         if stopping || closed.contains(message.stream) { return }
-        if entries[message.stream]?.contains(message.id) == true { return }
-        entries[message.stream, default: []].insert(message.id)
+        guard entries[message.stream, default: []].insert(message.id).inserted else { return }
         queued += 1
         insertInOrder(DispatchJob(message: message))
         if running[message.channel] == nil, !parked.contains(message.channel) {
