@@ -110,25 +110,25 @@ struct MessageProcessor: Sendable {
                                             policy: settings.policy, started: .now))
     }
 
+    // The steps below keep their async frames small: a frame holds every local of its function
+    // (and of everything inlined into it) while the channel waits in it, once per channel in
+    // flight. So each step only awaits; what it decides before and after runs in a synchronous
+    // helper, whose locals live on the thread's stack.
+
     /// Batched with the claims of other channels of the partition; when the lock is taken, waits
     /// for its release as the lock does.
     @inline(never)
     private func claimStep(_ run: inout Run) async -> RunStateMachine.Action {
         let lock = run.lock
-        var claimed: [Result<RESPValue, RedisError>]?
         let sentAt = ContinuousClock.now
         let traceStart = run.trace.map { _ in RunTrace.now }
+        var claimed: [Result<RESPValue, RedisError>]?
         switch try? await claimer.claim(run.claim, partition: run.jobs[0].message.stream) {
         case .claimed(let claimFence, let results)?:
             if await lock.adoptClaim(fence: claimFence, claimSentAt: sentAt) { claimed = results }
         case .unreadable(let claimFence, let error)?:
             if await lock.adoptClaim(fence: claimFence, claimSentAt: sentAt) {
-                if let trace = run.trace, let traceStart {
-                    trace.step("claim", messages: run.machine.head..<run.jobs.count, from: traceStart, outcome: { _ in "unreadable" })
-                }
-                logger(run).warning("Reading the channel's state failed; retrying", metadata: ["error": "\(error)"])
-                metrics.retry("claim_error")
-                return run.machine.stateUnreadable()
+                return claimUnreadable(error, traceStart: traceStart, &run)
             }
         case .contended?, nil:
             break
@@ -136,6 +136,23 @@ struct MessageProcessor: Sendable {
         if claimed == nil {
             claimed = await lock.acquireBlocking(pollInterval: .seconds(1), timeout: nil, reading: run.reads)
         }
+        let fence = claimed == nil ? 0 : await lock.fence ?? 0
+        return claimEnded(claimed, fence: fence, traceStart: traceStart, &run)
+    }
+
+    @inline(never)
+    private func claimUnreadable(_ error: RedisError, traceStart: DefaultTracerClock.Instant?, _ run: inout Run) -> RunStateMachine.Action {
+        if let trace = run.trace, let traceStart {
+            trace.step("claim", messages: run.machine.head..<run.jobs.count, from: traceStart, outcome: { _ in "unreadable" })
+        }
+        logger(run).warning("Reading the channel's state failed; retrying", metadata: ["error": "\(error)"])
+        metrics.retry("claim_error")
+        return run.machine.stateUnreadable()
+    }
+
+    @inline(never)
+    private func claimEnded(_ claimed: [Result<RESPValue, RedisError>]?, fence: Int64, traceStart: DefaultTracerClock.Instant?,
+                            _ run: inout Run) -> RunStateMachine.Action {
         if let trace = run.trace, let traceStart {
             trace.step("claim", messages: run.machine.head..<run.jobs.count, from: traceStart,
                        outcome: { [claimed = claimed != nil] _ in claimed ? "claimed" : "not_claimed" })
@@ -148,8 +165,8 @@ struct MessageProcessor: Sendable {
             metrics.retry("claim_error")
             return run.machine.stateUnreadable()
         }
-        run.fence = await lock.fence ?? 0
-        run.trace?.claimed(fence: run.fence, from: run.machine.head)
+        run.fence = fence
+        run.trace?.claimed(fence: fence, from: run.machine.head)
         let action = run.machine.claimed(lastSeq: run.lastSeq, now: .now, shuttingDown: Task.isShuttingDownGracefully)
         if case .handle(let plan) = action, plan.steps.first == .handle(acceptingGap: true) {
             metrics.gapTimeout()
@@ -159,35 +176,53 @@ struct MessageProcessor: Sendable {
         return action
     }
 
+    /// The handlers run in the lease's task, which sets the fence for them; this one only waits.
     @inline(never)
     private func handleStep(_ plan: RunPlan, _ run: inout Run) async -> RunStateMachine.Action {
-        let head = run.machine.head
-        let messages = run.jobs[head..<(head + plan.steps.count)].map(\.message)
         let progress = HandlerProgress()
-        let fence = run.fence
         do {
-            run.handled = try await LeaseContext.$fence.withValue(fence) {
-                [state = run.state, policy = settings.policy, started = run.machine.started, trace = run.trace, handler] in
-                try await run.lock.runWhileHeld {
-                    await Self.runHandlers(messages, steps: plan.steps, state: state, handler: handler, policy: policy,
-                                           started: started, progress: progress,
-                                           trace: trace.map { (trace: $0, head: head, fence: fence) })
-                }
-            }
+            run.handled = try await run.lock.runWhileHeld(handlers(plan, run, progress: progress))
         } catch {
-            for (message, step) in zip(messages, plan.steps).prefix(progress.reached) where step != .duplicate {
-                await handler.finished(message, fence: fence, outcome: .leaseLost)
-            }
-            if !Task.isCancelled {
-                logger(run).warning("Lease lost while handling; retrying", metadata: ["error": "\(error)"])
-                metrics.retry("lease_lost")
-            }
-            return run.machine.leaseLost(cancelled: Task.isCancelled)
+            await reportLeaseLost(plan, run, progress: progress)
+            return leaseLost(error, &run)
         }
+        return handlersReturned(&run)
+    }
+
+    @inline(never)
+    private func handlers(_ plan: RunPlan, _ run: Run, progress: HandlerProgress) -> @Sendable () async -> HandledRun {
+        let head = run.machine.head
+        let messages = Array(run.jobs[head..<(head + plan.steps.count)].map(\.message))
+        let context = HandlerContext(steps: plan.steps, state: run.state, handler: handler, policy: settings.policy,
+                                     started: run.machine.started, progress: progress, fence: run.fence,
+                                     trace: run.trace.map { (trace: $0, head: head) })
+        return { await LeaseContext.$fence.withValue(context.fence) { await Self.runHandlers(messages, context) } }
+    }
+
+    /// Tells the handler which of the messages it reached lost their lease.
+    @inline(never)
+    private func reportLeaseLost(_ plan: RunPlan, _ run: Run, progress: HandlerProgress) async {
+        let head = run.machine.head
+        for index in 0..<progress.reached where plan.steps[index] != .duplicate {
+            await handler.finished(run.jobs[head + index].message, fence: run.fence, outcome: .leaseLost)
+        }
+    }
+
+    @inline(never)
+    private func leaseLost(_ error: any Error, _ run: inout Run) -> RunStateMachine.Action {
+        if !Task.isCancelled {
+            logger(run).warning("Lease lost while handling; retrying", metadata: ["error": "\(error)"])
+            metrics.retry("lease_lost")
+        }
+        return run.machine.leaseLost(cancelled: Task.isCancelled)
+    }
+
+    @inline(never)
+    private func handlersReturned(_ run: inout Run) -> RunStateMachine.Action {
         if let failure = run.handled.failure {
             metrics.handlerError()
             logger(run).warning("Handler failed", metadata: [
-                "entry": "\(run.jobs[head + run.handled.items.count].message.id)", "error": "\(failure)",
+                "entry": "\(run.jobs[run.machine.head + run.handled.items.count].message.id)", "error": "\(failure)",
                 "attempt": "\(run.machine.failuresOfHead + 1)"])
         }
         let action = run.machine.handled(run.handled.items.count, failed: run.handled.failure != nil, cancelled: Task.isCancelled)
@@ -197,39 +232,62 @@ struct MessageProcessor: Sendable {
 
     @inline(never)
     private func commitStep(_ run: inout Run) async -> RunStateMachine.Action {
-        let items = run.handled.items, fence = run.fence, trace = run.trace
-        let commit = RunCommit(items: items, lockKey: run.lock.key, token: run.lock.token, fence: fence,
-                               group: settings.group, keys: settings.keys)
+        let traceStart = run.trace.map { _ in RunTrace.now }
         let outcome: RunCommit.Outcome
-        let traceStart = trace.map { _ in RunTrace.now }
-        let committing = run.machine.head..<(run.machine.head + items.count)
-        func traced(_ outcome: (Int) -> String) {
-            if let trace, let traceStart { trace.step("commit", messages: committing, from: traceStart, outcome: outcome, fence: fence) }
-        }
         do {
-            outcome = try await committer.commit(commit)
-            traced { outcome.attempt(at: $0 - committing.lowerBound).traceLabel }
-        } catch let error as RedisError where error.serverCode != nil {
-            traced { _ in "refused" }
-            logger(run).warning("Commit refused; retrying the first message alone", metadata: ["error": "\(error)"])
-            metrics.retry("commit_error")
-            return run.machine.commitRefused()
+            outcome = try await committer.commit(commit(of: run))
         } catch {
-            traced { _ in "failed" }
-            logger(run).warning("Commit failed; retrying", metadata: ["error": "\(error)"])
-            metrics.retry("commit_error")
-            return run.machine.commitFailed()
+            return commitFailed(error, traceStart: traceStart, &run)
         }
-        for (index, item) in items.enumerated() {
-            await handler.finished(item.message, fence: fence, outcome: .committed(outcome.attempt(at: index)))
+        traceCommit(run, from: traceStart) { outcome.attempt(at: $0).traceLabel }
+        await reportCommitted(run, outcome)
+        if case .committed = outcome { await run.lock.releasedExternally() }
+        return commitEnded(outcome, &run)
+    }
+
+    @inline(never)
+    private func commit(of run: Run) -> RunCommit {
+        RunCommit(items: run.handled.items, lockKey: run.lock.key, token: run.lock.token, fence: run.fence,
+                  group: settings.group, keys: settings.keys)
+    }
+
+    /// The commit's span, when tracing: `outcome` labels the run's i-th committed message.
+    @inline(never)
+    private func traceCommit(_ run: Run, from traceStart: DefaultTracerClock.Instant?, outcome: (Int) -> String) {
+        guard let trace = run.trace, let traceStart else { return }
+        let committing = run.machine.head..<(run.machine.head + run.handled.items.count)
+        trace.step("commit", messages: committing, from: traceStart, outcome: { outcome($0 - committing.lowerBound) }, fence: run.fence)
+    }
+
+    @inline(never)
+    private func commitFailed(_ error: any Error, traceStart: DefaultTracerClock.Instant?, _ run: inout Run) -> RunStateMachine.Action {
+        metrics.retry("commit_error")
+        if let error = error as? RedisError, error.serverCode != nil {
+            traceCommit(run, from: traceStart) { _ in "refused" }
+            logger(run).warning("Commit refused; retrying the first message alone", metadata: ["error": "\(error)"])
+            return run.machine.commitRefused()
         }
+        traceCommit(run, from: traceStart) { _ in "failed" }
+        logger(run).warning("Commit failed; retrying", metadata: ["error": "\(error)"])
+        return run.machine.commitFailed()
+    }
+
+    @inline(never)
+    private func reportCommitted(_ run: Run, _ outcome: RunCommit.Outcome) async {
+        for (index, item) in run.handled.items.enumerated() {
+            await handler.finished(item.message, fence: run.fence, outcome: .committed(outcome.attempt(at: index)))
+        }
+    }
+
+    @inline(never)
+    private func commitEnded(_ outcome: RunCommit.Outcome, _ run: inout Run) -> RunStateMachine.Action {
+        let items = run.handled.items
         guard case .committed(_, let results) = outcome else {
             let label = outcome == .lost ? "lost" : "stale"
             for _ in items { metrics.committed(label) }
             logger(run).warning("Commit rejected; retrying from the lock", metadata: ["outcome": "\(outcome)"])
             return run.machine.commitRejected()
         }
-        await run.lock.releasedExternally()
         for (item, result) in zip(items, results) {
             if result == .applied {
                 metrics.committed("applied")
@@ -254,16 +312,26 @@ struct MessageProcessor: Sendable {
     @inline(never)
     private func parkStep(subscribe: Bool, _ run: inout Run) async -> RunResult {
         var advance: ChannelAdvance?
-        let head = run.machine.head
-        if subscribe, let seq = run.jobs[head].message.seq {
+        if subscribe, let seq = run.jobs[run.machine.head].message.seq {
             // Subscribe while still holding the lock, so the next holder's release reaches us.
             if let subscription = try? await client.subscribe(shardChannel: LockKeys.releaseChannel(forLock: run.lock.key)) {
                 advance = ChannelAdvance(subscription: subscription, seq: seq)
             }
             await run.lock.release()
-            logger(run).debug("Earlier messages of the channel are not applied yet",
-                              metadata: ["entry": "\(run.jobs[head].message.id)", "seq": "\(seq)", "last_seq": "\(run.lastSeq ?? 0)"])
+            logWaiting(run)
         }
+        return parked(advance: advance, run)
+    }
+
+    @inline(never)
+    private func logWaiting(_ run: Run) {
+        let head = run.jobs[run.machine.head].message
+        logger(run).debug("Earlier messages of the channel are not applied yet",
+                          metadata: ["entry": "\(head.id)", "seq": "\(head.seq ?? 0)", "last_seq": "\(run.lastSeq ?? 0)"])
+    }
+
+    @inline(never)
+    private func parked(advance: ChannelAdvance?, _ run: Run) -> RunResult {
         run.trace?.end(finished: run.machine.finished, rest: "waiting")
         return RunResult(finished: run.machine.finished, rest: .notReady(advance: advance))
     }
@@ -271,6 +339,11 @@ struct MessageProcessor: Sendable {
     @inline(never)
     private func finishStep(_ rest: RunStateMachine.Rest, release: Bool, _ run: inout Run) async -> RunResult {
         if release { await run.lock.release() }
+        return finished(rest, run)
+    }
+
+    @inline(never)
+    private func finished(_ rest: RunStateMachine.Rest, _ run: Run) -> RunResult {
         let finished = run.machine.finished
         if let index = finished.firstIndex(where: { if case .leftPending = $0 { true } else { false } }),
            case .leftPending(let reason) = finished[index], reason != "shutdown" {
@@ -294,47 +367,105 @@ struct MessageProcessor: Sendable {
         var failure: (any Error)?
     }
 
+    /// What the handlers of a run need besides its messages. A class: the handler loop's async
+    /// frames pass it along as one reference rather than copying its fields.
+    final class HandlerContext: Sendable {
+        let steps: [RunPlan.Step]
+        let state: ChannelState
+        let handler: any MessageHandler
+        let policy: ProcessingPolicy
+        let started: ContinuousClock.Instant
+        let progress: HandlerProgress
+        let fence: Int64
+        let trace: (trace: RunTrace, head: Int)?
+
+        init(steps: [RunPlan.Step], state: ChannelState, handler: any MessageHandler, policy: ProcessingPolicy,
+             started: ContinuousClock.Instant, progress: HandlerProgress, fence: Int64, trace: (trace: RunTrace, head: Int)?) {
+            (self.steps, self.state, self.handler, self.policy) = (steps, state, handler, policy)
+            (self.started, self.progress, self.fence, self.trace) = (started, progress, fence, trace)
+        }
+    }
+
     /// Runs the handler for each planned message in order, each seeing the state its predecessors'
     /// updates lead to. Stops before a further message once shutdown began or the run's budget is
     /// spent, and at the first failure.
-    static func runHandlers(
-        _ messages: [InboundMessage], steps: [RunPlan.Step], state: ChannelState, handler: any MessageHandler,
-        policy: ProcessingPolicy, started: ContinuousClock.Instant, progress: HandlerProgress,
-        trace: (trace: RunTrace, head: Int, fence: Int64)? = nil
-    ) async -> HandledRun {
-        var state = state
-        var items: [RunCommit.Item] = []
-        items.reserveCapacity(messages.count)
-        // The commit script reads every incremented field in one HMGET, whose arguments Lua
-        // unpacks (at most 8,000); a run stops before its updates get near that.
-        var increments = 0
-        for (index, (message, step)) in zip(messages, steps).enumerated() {
-            guard case .handle(let acceptingGap) = step else {
-                items.append(.init(message: message, mode: .duplicate, update: StateUpdate()))
-                continue
-            }
-            if index > 0, Task.isCancelled || Task.isShuttingDownGracefully || !policy.runMayContinue(started: started, now: .now) {
-                break
-            }
-            progress.reached = index + 1
+    @inline(never)
+    static func runHandlers(_ messages: [InboundMessage], _ context: HandlerContext) async -> HandledRun {
+        var run = HandlerLoop(context, count: messages.count)
+        for index in messages.indices {
+            guard run.mayStart(index, messages[index]) else { break }
+            guard let acceptingGap = run.handles(index) else { continue }
             do {
-                let update = if let trace {
-                    try await trace.trace.handle(trace.head + index, fence: trace.fence) { [state] in
-                        try await handler.handle(message, state: state)
-                    }
-                } else {
-                    try await handler.handle(message, state: state)
-                }
-                try update.validate()
-                increments += update.increment.count
-                if index > 0, increments > Self.maxIncrementsPerRun { break }
-                if handler.needsState { state.apply(update, seq: message.seq, id: message.id) }
-                items.append(.init(message: message, mode: acceptingGap ? .handledAcceptingGap : .handled, update: update))
+                let update = try await handle(messages, at: index, state: run.state, context)
+                guard try run.returned(update, by: messages[index], at: index, acceptingGap: acceptingGap) else { break }
             } catch {
-                return HandledRun(items: items, failure: error)
+                return HandledRun(items: run.items, failure: error)
             }
         }
-        return HandledRun(items: items, failure: nil)
+        return HandledRun(items: run.items, failure: nil)
+    }
+
+    /// The bookkeeping of ``runHandlers(_:_:)`` between handler calls, kept out of its async frame.
+    struct HandlerLoop {
+        let context: HandlerContext
+        var state: ChannelState
+        var items: [RunCommit.Item] = []
+        /// The commit script reads every incremented field in one HMGET, whose arguments Lua
+        /// unpacks (at most 8,000); a run stops before its updates get near that.
+        var increments = 0
+
+        init(_ context: HandlerContext, count: Int) {
+            self.context = context
+            state = context.state
+            items.reserveCapacity(count)
+        }
+
+        /// Whether the message at `index` may start: a duplicate always (it is only recorded), a
+        /// further one while the task goes on and the run's budget lasts.
+        @inline(never)
+        mutating func mayStart(_ index: Int, _ message: InboundMessage) -> Bool {
+            guard case .handle = context.steps[index] else {
+                items.append(.init(message: message, mode: .duplicate, update: StateUpdate()))
+                return true
+            }
+            if index > 0, Task.isCancelled || Task.isShuttingDownGracefully
+                || !context.policy.runMayContinue(started: context.started, now: .now) {
+                return false
+            }
+            context.progress.reached = index + 1
+            return true
+        }
+
+        /// Nil for a duplicate (recorded already), else whether the handler accepts a gap.
+        func handles(_ index: Int) -> Bool? {
+            guard case .handle(let acceptingGap) = context.steps[index] else { return nil }
+            return acceptingGap
+        }
+
+        /// Records what the handler returned; false when the run stops before the next message.
+        @inline(never)
+        mutating func returned(_ update: StateUpdate, by message: InboundMessage, at index: Int, acceptingGap: Bool) throws -> Bool {
+            try update.validate()
+            increments += update.increment.count
+            if index > 0, increments > MessageProcessor.maxIncrementsPerRun { return false }
+            if context.handler.needsState { state.apply(update, seq: message.seq, id: message.id) }
+            items.append(.init(message: message, mode: acceptingGap ? .handledAcceptingGap : .handled, update: update))
+            return true
+        }
+    }
+
+    @inline(never)
+    private static func handle(_ messages: [InboundMessage], at index: Int, state: ChannelState, _ context: HandlerContext) async throws -> StateUpdate {
+        if context.trace != nil { return try await handleTraced(messages, at: index, state: state, context) }
+        return try await context.handler.handle(messages[index], state: state)
+    }
+
+    @inline(never)
+    private static func handleTraced(_ messages: [InboundMessage], at index: Int, state: ChannelState, _ context: HandlerContext) async throws -> StateUpdate {
+        let (trace, head) = context.trace!
+        return try await trace.handle(head + index, fence: context.fence) { [handler = context.handler] in
+            try await handler.handle(messages[index], state: state)
+        }
     }
 
     /// The state the claim read in its round trip: the state hash (when the handler needs it) or

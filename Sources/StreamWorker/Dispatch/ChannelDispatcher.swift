@@ -176,35 +176,51 @@ actor ChannelDispatcher {
         }
     }
 
+    /// A channel's task: its runs one after another. Only `process` is awaited here, and the
+    /// frame that stays allocated meanwhile (once per channel in flight) holds little else.
     private func drain(_ channel: String) async {
+        while let run = nextRunToProcess(for: channel) {
+            let outcome = await process(run)
+            guard processed(run, of: channel, outcome) else { return }
+        }
+    }
+
+    /// The next run of `channel` to process; one taken after the task was cancelled is finished
+    /// here instead (left pending in the group, redelivered after a restart or by a reclaimer).
+    private func nextRunToProcess(for channel: String) -> [DispatchJob]? {
         while let run = nextRun(for: channel) {
             if Task.isCancelled {
-                // Left pending in the group; redelivered after a restart or by a reclaimer.
                 run.forEach { finished($0.message) }
                 continue
             }
             runningStream[channel] = run[0].message.stream
-            let outcome = await process(run)
-            runningStream[channel] = nil
-            switch outcome {
-            case .done:
-                run.forEach { finished($0.message) }
-            case .requeue(let count):
-                run.prefix(count).forEach { finished($0.message) }
-                run.dropFirst(count).forEach { putBack($0) }
-                if !ready.isEmpty, queues[channel] != nil {
-                    // Someone else waits for a slot: take the channel's turn again behind them.
-                    running[channel] = nil
-                    ready.append(channel)
-                    startReadyChannels()
-                    return
-                }
-            case .retry(let count, let pause, let wake):
-                run.prefix(count).forEach { finished($0.message) }
-                park(channel, Array(run.dropFirst(count)), for: pause, wake: wake)
-                return
-            }
+            return run
         }
+        return nil
+    }
+
+    /// Applies a run's outcome; false when the channel's task ends here (it requeued or parked).
+    private func processed(_ run: [DispatchJob], of channel: String, _ outcome: DispatchOutcome) -> Bool {
+        runningStream[channel] = nil
+        switch outcome {
+        case .done:
+            run.forEach { finished($0.message) }
+        case .requeue(let count):
+            run.prefix(count).forEach { finished($0.message) }
+            run.dropFirst(count).forEach { putBack($0) }
+            if !ready.isEmpty, queues[channel] != nil {
+                // Someone else waits for a slot: take the channel's turn again behind them.
+                running[channel] = nil
+                ready.append(channel)
+                startReadyChannels()
+                return false
+            }
+        case .retry(let count, let pause, let wake):
+            run.prefix(count).forEach { finished($0.message) }
+            park(channel, Array(run.dropFirst(count)), for: pause, wake: wake)
+            return false
+        }
+        return true
     }
 
     /// The next run of `channel`: its queue's head and the messages after it of the same stream,

@@ -49,18 +49,24 @@ public struct AuditingHandler: MessageHandler {
     public var needsState: Bool { inner.needsState }
 
     public func handle(_ message: InboundMessage, state: ChannelState) async throws -> StateUpdate {
-        guard sampled(message) else {
-            let update = try await inner.handle(message, state: state)
-            if jitter > .zero { try await Task.sleep(for: jitter * Double.random(in: 0...1)) }
-            return update
-        }
+        guard sampled(message) else { return try await handleJittered(message, state: state) }
+        return try await handleRecorded(message, state: state)
+    }
+
+    private func handleJittered(_ message: InboundMessage, state: ChannelState) async throws -> StateUpdate {
+        let update = try await inner.handle(message, state: state)
+        if jitter > .zero { try await Task.sleep(for: jitter * Double.random(in: 0...1)) }
+        return update
+    }
+
+    /// Out of line: its locals would otherwise sit in every attempt's async frame, sampled or not.
+    @inline(never)
+    private func handleRecorded(_ message: InboundMessage, state: ChannelState) async throws -> StateUpdate {
         let enter = Self.nowMicros()
         try await record(message, ["at_us", String(enter)], kind: "enter")
         let result: Result<StateUpdate, any Error>
         do {
-            let update = try await inner.handle(message, state: state)
-            if jitter > .zero { try await Task.sleep(for: jitter * Double.random(in: 0...1)) }
-            result = .success(update)
+            result = .success(try await handleJittered(message, state: state))
         } catch {
             result = .failure(error)
         }
