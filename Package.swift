@@ -39,6 +39,8 @@ let package = Package(
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        // glibc's malloc.h, for the worker's arena limit.
+        .systemLibrary(name: "CMalloc"),
         .systemLibrary(
             name: "COpenSSL",
             pkgConfig: "openssl",
@@ -110,6 +112,7 @@ let package = Package(
             name: "StreamConsumerCLI",
             dependencies: [
                 "BuildInfo",
+                "CMalloc",
                 "StreamWorker",
                 "RedisClient",
                 "JSONLogging",

@@ -20,10 +20,12 @@ enum Stargazer {
         case ("sgctl", _):
             await SGCtl.main()
         case ("stream-consumer", _):
+            MallocArenas.limit()
             await StreamConsumerCommand.main()
         case (_, "sgctl"?):
             await SGCtl.main(Array(arguments.dropFirst(2)))
         case (_, "stream-consumer"?):
+            MallocArenas.limit()
             await StreamConsumerCommand.main(Array(arguments.dropFirst(2)))
         case (_, let first):
             let usage = """

@@ -3,6 +3,7 @@ import StreamConsumerCLI
 @main
 enum StreamConsumerMain {
     static func main() async {
+        MallocArenas.limit()
         await StreamConsumerCommand.main()
     }
 }
