@@ -9,17 +9,6 @@ import Testing
 @Suite(.serialized) struct ShutdownTests {
     typealias Deployment = WorkerPoolTests.Deployment
 
-    /// An audit record (`kind`, `consumer`, `entry`, `at_us`, `status`, `outcome`, …) as written by AuditingHandler.
-    static func auditRecords(_ d: Deployment) async throws -> [[String: String]] {
-        let records = try await d.client.send("XRANGE", d.audit, "-", "+").array ?? []
-        return records.map { entry in
-            let flat = entry.array?.last?.array?.compactMap(\.string) ?? []
-            var fields: [String: String] = [:]
-            for i in stride(from: 0, to: flat.count - 1, by: 2) { fields[flat[i]] = flat[i + 1] }
-            return fields
-        }
-    }
-
     static func nowMicros() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
 
     /// One message on each of `channels` channels.
@@ -44,7 +33,7 @@ import Testing
         let worker = try d.worker("w", ["--work-ms", "20000", "--shutdown-grace", "2", "--concurrency", "4"], jitterMs: 0)
         defer { worker.killNow() }
         try await waitUntil(timeout: .seconds(60)) {
-            try await Self.auditRecords(d).filter { $0["kind"] == "enter" }.count == 4
+            try await d.auditRecords().filter { $0["kind"] == "enter" }.count == 4
         }
         let signalled = ContinuousClock.now
         let signalledMicros = Self.nowMicros()
@@ -55,7 +44,7 @@ import Testing
         #expect(exitTime < .seconds(12), "exited \(exitTime) after SIGTERM with a 2 s grace")
         #expect(exitTime >= .seconds(2), "the running turns were given their grace")
 
-        let records = try await Self.auditRecords(d)
+        let records = try await d.auditRecords()
         let enters = records.filter { $0["kind"] == "enter" }
         #expect(enters.count == 4, "nothing queued started after SIGTERM")
         #expect(enters.allSatisfy { Int64($0["at_us"] ?? "") ?? .max < signalledMicros })
@@ -77,9 +66,9 @@ import Testing
         let owner = try d.worker("owner", timing + ["--work-ms", "6000", "--shutdown-grace", "60", "--concurrency", "2"], jitterMs: 0)
         defer { owner.killNow() }
         try await waitUntil(timeout: .seconds(60)) {
-            try await Self.auditRecords(d).filter { $0["kind"] == "enter" }.count == 2
+            try await d.auditRecords().filter { $0["kind"] == "enter" }.count == 2
         }
-        let running = Set(try await Self.auditRecords(d).filter { $0["kind"] == "enter" }.compactMap { $0["entry"] })
+        let running = Set(try await d.auditRecords().filter { $0["kind"] == "enter" }.compactMap { $0["entry"] })
         let other = try d.worker("other", timing + ["--work-ms", "100"], jitterMs: 0)
         defer { other.killNow() }
         let signalled = ContinuousClock.now
@@ -104,7 +93,7 @@ import Testing
 
         try await d.waitForAll(channels, channels: channels, timeout: .seconds(120))
         try await d.verifyHistories(messages: channels, channels: channels)
-        let records = try await Self.auditRecords(d)
+        let records = try await d.auditRecords()
         let ownerEnters = records.filter { $0["kind"] == "enter" && $0["consumer"] == "owner" }
         #expect(Set(ownerEnters.compactMap { $0["entry"] }) == running, "the owner started nothing after SIGTERM")
         #expect(ownerEnters.allSatisfy { Int64($0["at_us"] ?? "") ?? .max < signalledMicros })

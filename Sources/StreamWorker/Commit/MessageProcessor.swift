@@ -396,7 +396,11 @@ struct MessageProcessor: Sendable {
             guard run.mayStart(index, messages[index]) else { break }
             guard let acceptingGap = run.handles(index) else { continue }
             do {
-                let update = try await handle(messages, at: index, state: run.state, context)
+                let update = if context.trace == nil {
+                    try await context.handler.handle(messages[index], state: run.state)
+                } else {
+                    try await handleTraced(messages, at: index, state: run.state, context)
+                }
                 guard try run.returned(update, by: messages[index], at: index, acceptingGap: acceptingGap) else { break }
             } catch {
                 return HandledRun(items: run.items, failure: error)
@@ -452,12 +456,6 @@ struct MessageProcessor: Sendable {
             items.append(.init(message: message, mode: acceptingGap ? .handledAcceptingGap : .handled, update: update))
             return true
         }
-    }
-
-    @inline(never)
-    private static func handle(_ messages: [InboundMessage], at index: Int, state: ChannelState, _ context: HandlerContext) async throws -> StateUpdate {
-        if context.trace != nil { return try await handleTraced(messages, at: index, state: state, context) }
-        return try await context.handler.handle(messages[index], state: state)
     }
 
     @inline(never)
