@@ -51,8 +51,6 @@ struct MessageProcessor: Sendable {
         let jobs: [DispatchJob]
         let lock: DistributedLock
         let claim: ChannelClaim
-        /// What the lock reads when it has to wait for the channel (the claim's reads, unbatched).
-        let reads: [RedisCommand]
         let hasSeq: Bool
         let trace: RunTrace?
         var machine: RunStateMachine
@@ -98,13 +96,9 @@ struct MessageProcessor: Sendable {
             client: client, key: keys.lock(channel: channel), ttl: settings.lockTTL,
             autoRenew: true, maxRenewals: 0, abortOnLoss: true, logger: self.logger)
         let hasSeq = jobs.contains { $0.message.seq != nil }
-        var reads: [RedisCommand] = []
-        if handler.needsState { reads.append(RedisCommand("HGETALL", keys.state(channel: channel))) }
-        else if hasSeq { reads.append(RedisCommand("HGET", keys.state(channel: channel), "last_seq")) }
-        if hasSeq { reads.append(RedisCommand("SMEMBERS", keys.deadSeqs(channel: channel))) }
         let claim = ChannelClaim(lock: lock.key, token: lock.token, channel: channel, keys: keys,
                                  read: handler.needsState ? .state : hasSeq ? .lastSeq : .nothing, hasSeq: hasSeq)
-        return Run(jobs: jobs, lock: lock, claim: claim, reads: reads, hasSeq: hasSeq,
+        return Run(jobs: jobs, lock: lock, claim: claim, hasSeq: hasSeq,
                    trace: tracer.map { RunTrace(tracer: $0, messages: jobs.map(\.message), group: settings.group) },
                    machine: RunStateMachine(seqs: jobs.map(\.message.seq), waitingSince: jobs.map(\.notReadySince),
                                             policy: settings.policy, started: .now))
@@ -134,10 +128,22 @@ struct MessageProcessor: Sendable {
             break
         }
         if claimed == nil {
-            claimed = await lock.acquireBlocking(pollInterval: .seconds(1), timeout: nil, reading: run.reads)
+            claimed = await lock.acquireBlocking(pollInterval: .seconds(1), timeout: nil, reading: contendedReads(run))
         }
         let fence = claimed == nil ? 0 : await lock.fence ?? 0
         return claimEnded(claimed, fence: fence, traceStart: traceStart, &run)
+    }
+
+    /// What the lock reads when it has to wait for the channel: the claim's reads, unbatched.
+    /// Made only then, since most claims are not contended.
+    @inline(never)
+    private func contendedReads(_ run: Run) -> [RedisCommand] {
+        let channel = run.jobs[0].message.channel, keys = settings.keys
+        var reads: [RedisCommand] = []
+        if handler.needsState { reads.append(RedisCommand("HGETALL", keys.state(channel: channel))) }
+        else if run.hasSeq { reads.append(RedisCommand("HGET", keys.state(channel: channel), "last_seq")) }
+        if run.hasSeq { reads.append(RedisCommand("SMEMBERS", keys.deadSeqs(channel: channel))) }
+        return reads
     }
 
     @inline(never)
