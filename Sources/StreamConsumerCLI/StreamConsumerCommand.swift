@@ -40,7 +40,7 @@ public struct StreamConsumerCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: Self.help("Consumer name (default: hostname-pid).", "SG_CONSUMER")) var consumer: String?
     @Option(parsing: .unconditional, help: Self.help("Field holding the channel id (default: channel_id).", "SG_CHANNEL_FIELD")) var channelField: String?
     @Option(parsing: .unconditional, help: Self.help("Channels processed in parallel (default: 64).", "SG_CONCURRENCY")) var concurrency: String?
-    @Option(parsing: .unconditional, help: Self.help("Entries per read (default: 256).", "SG_BATCH")) var batch: String?
+    @Option(parsing: .unconditional, help: Self.help("Entries per read of each stream (default: 256).", "SG_BATCH")) var batch: String?
     @Option(parsing: .unconditional, help: Self.help("How long a read blocks, in ms (default: 1000).", "SG_BLOCK_MS")) var blockMs: String?
     @Option(parsing: .unconditional, help: Self.help("Lock lease in seconds, fractions allowed (default: 10).", "SG_LOCK_TTL")) var lockTTL: String?
     @Option(parsing: .unconditional, help: Self.help("Idle time before another worker reclaims an entry, in seconds (default: 2 x lock-ttl).", "SG_CLAIM_IDLE")) var claimIdle: String?

@@ -47,7 +47,8 @@ public struct WorkerConfiguration: Sendable, Equatable {
     public var channelField: String
     /// Entries handled at once, across channels.
     public var concurrency: Int
-    /// Entries asked for per XREADGROUP.
+    /// The `COUNT` of each XREADGROUP, which Redis applies to every stream read: per owned
+    /// partition when partitioned.
     public var batch: Int
     /// How long XREADGROUP blocks when there is nothing new (`block-ms`).
     public var blockTime: Duration
