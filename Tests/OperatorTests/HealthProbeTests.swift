@@ -11,11 +11,14 @@ import Testing
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let prefix = TestRedis.uniqueKey("probe")
-        // Ports nobody listens on once these are released; the workers take two of them.
-        let (fromYAML, fromFlag, nobody) = try { () throws -> (Int, Int, Int) in
-            let ports = try (0..<3).map { _ in try TakenPort() }
-            return (ports[0].port, ports[1].port, ports[2].port)
+        // Two free ports for the workers to take, and one held bound without listening, so that
+        // nothing answers on it while the test runs.
+        let (fromYAML, fromFlag) = try { () throws -> (Int, Int) in
+            let ports = try (0..<2).map { _ in try TakenPort() }
+            return (ports[0].port, ports[1].port)
         }()
+        let unanswered = try TakenPort(listening: false)
+        let nobody = unanswered.port
         func worker(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> WorkerProcess {
             try WorkerProcess(["--redis-url", redis, "--stream", prefix + ":in", "--group", "g", "--consumer", name,
                                "--key-prefix", prefix, "--block-ms", "200"] + arguments,
@@ -45,5 +48,6 @@ import Testing
         let notAWorker = try await probe(["--pid", String(getpid())])
         #expect(notAWorker.status == 1)
         #expect(notAWorker.output.contains("not stream-consumer"), "\(notAWorker.output)")
+        withExtendedLifetime(unanswered) {}
     }
 }

@@ -22,12 +22,13 @@ enum HTTPGet {
     }
 }
 
-/// A loopback port held open (listening) until this is released.
+/// A loopback port held until this is released: listening, or only bound, so that no one else
+/// can take it and a connection to it is refused at once.
 final class TakenPort: Sendable {
     let fd: Int32
     let port: Int
 
-    init() throws {
+    init(listening: Bool = true) throws {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw POSIXError(.EIO) }
         var address = sockaddr_in()
@@ -39,7 +40,7 @@ final class TakenPort: Sendable {
                 bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
             }
         }
-        guard ok, listen(descriptor, 1) == 0 else {
+        guard ok, !listening || listen(descriptor, 1) == 0 else {
             close(descriptor)
             throw POSIXError(.EADDRINUSE)
         }
