@@ -473,7 +473,7 @@ public actor DistributedLock {
     }
 
     /// Off the actor (a task made in its methods would start on it), with the caller's task-local
-    /// values (the fence, the trace context) and priority.
+    /// values and priority.
     private nonisolated static func start<T: Sendable>(
         _ body: @escaping @Sendable () async throws -> T, cancelled: Bool
     ) -> Task<T, any Error> {

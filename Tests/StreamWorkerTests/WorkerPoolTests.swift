@@ -226,6 +226,9 @@ import Testing
         // may be between runs when it is stopped, and then nothing of it is late.
         try await waitUntil(timeout: .seconds(60)) {
             paused.signal(SIGSTOP)
+            // Stopped for certain before the audit is read: a record still being written would
+            // otherwise make a finished attempt look open.
+            try await waitUntil(timeout: .seconds(10)) { paused.isStopped }
             if try await d.isHandling("paused") { return true }
             paused.signal(SIGCONT)
             return false

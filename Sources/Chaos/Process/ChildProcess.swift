@@ -48,6 +48,18 @@ public final class ChildProcess: Sendable {
         reaped.withLock { if !$0 { _ = kill(pid, signal) } }
     }
 
+    /// Whether the kernel shows the process stopped (state `T`). `kill(SIGSTOP)` returns before
+    /// every thread has stopped, and until then the process may still act.
+    public var isStopped: Bool { Self.isStopped(pid) }
+
+    /// Whether the kernel shows `pid` stopped (state `T`); false when it is gone.
+    public static func isStopped(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        // The state follows the command name, which ends with the last ')'.
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("T")
+    }
+
     /// Waits up to `timeout` for exit; returns the exit status, or nil if it is still running.
     public func wait(timeout: Duration) async -> Int32? {
         let deadline = ContinuousClock.now + timeout

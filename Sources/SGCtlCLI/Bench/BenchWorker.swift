@@ -172,11 +172,7 @@ struct BenchWorker: AsyncParsableCommand {
     /// produced counts as untimed work.
     func waitUntilStopped(_ pid: Int32) async throws {
         for _ in 0..<500 {
-            // The state follows the command name, which ends with the last ')'.
-            if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-               let close = stat.lastIndex(of: ")"), stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("T") {
-                return
-            }
+            if ChildProcess.isStopped(pid) { return }
             try await Task.sleep(for: .milliseconds(10))
         }
         throw ValidationError("worker \(pid) did not stop on SIGSTOP")

@@ -140,9 +140,12 @@ struct MessageProcessor: Sendable {
     private func contendedReads(_ run: Run) -> [RedisCommand] {
         let channel = run.jobs[0].message.channel, keys = settings.keys
         var reads: [RedisCommand] = []
-        if handler.needsState { reads.append(RedisCommand("HGETALL", keys.state(channel: channel))) }
-        else if run.hasSeq { reads.append(RedisCommand("HGET", keys.state(channel: channel), "last_seq")) }
-        if run.hasSeq { reads.append(RedisCommand("SMEMBERS", keys.deadSeqs(channel: channel))) }
+        switch run.claim.read {
+        case .state: reads.append(RedisCommand("HGETALL", keys.state(channel: channel)))
+        case .lastSeq: reads.append(RedisCommand("HGET", keys.state(channel: channel), "last_seq"))
+        case .nothing: break
+        }
+        if run.claim.hasSeq { reads.append(RedisCommand("SMEMBERS", keys.deadSeqs(channel: channel))) }
         return reads
     }
 
@@ -198,7 +201,7 @@ struct MessageProcessor: Sendable {
     @inline(never)
     private func handlers(_ plan: RunPlan, _ run: Run, progress: HandlerProgress) -> @Sendable () async -> HandledRun {
         let head = run.machine.head
-        let messages = Array(run.jobs[head..<(head + plan.steps.count)].map(\.message))
+        let messages = run.jobs[head..<(head + plan.steps.count)].map(\.message)
         let context = HandlerContext(steps: plan.steps, state: run.state, handler: handler, policy: settings.policy,
                                      started: run.machine.started, progress: progress, fence: run.fence,
                                      trace: run.trace.map { (trace: $0, head: head) })
@@ -398,16 +401,20 @@ struct MessageProcessor: Sendable {
     @inline(never)
     static func runHandlers(_ messages: [InboundMessage], _ context: HandlerContext) async -> HandledRun {
         var run = HandlerLoop(context, count: messages.count)
-        for index in messages.indices {
-            guard run.mayStart(index, messages[index]) else { break }
-            guard let acceptingGap = run.handles(index) else { continue }
+        handling: for index in messages.indices {
+            let acceptingGap: Bool
+            switch run.next(index, messages[index]) {
+            case .recorded: continue
+            case .stop: break handling
+            case .handle(let accepting): acceptingGap = accepting
+            }
             do {
                 let update = if context.trace == nil {
                     try await context.handler.handle(messages[index], state: run.state)
                 } else {
                     try await handleTraced(messages, at: index, state: run.state, context)
                 }
-                guard try run.returned(update, by: messages[index], at: index, acceptingGap: acceptingGap) else { break }
+                guard try run.returned(update, by: messages[index], at: index, acceptingGap: acceptingGap) else { break handling }
             } catch {
                 return HandledRun(items: run.items, failure: error)
             }
@@ -415,8 +422,18 @@ struct MessageProcessor: Sendable {
         return HandledRun(items: run.items, failure: nil)
     }
 
-    /// The bookkeeping of ``runHandlers(_:_:)`` between handler calls, kept out of its async frame.
+    /// The bookkeeping of ``runHandlers(_:_:)``: its decisions run in synchronous helpers, so their
+    /// temporaries stay out of the loop's async frame.
     struct HandlerLoop {
+        enum Next {
+            /// A duplicate: recorded, nothing to run.
+            case recorded
+            /// The run stops before this message.
+            case stop
+            /// Run the handler; it accepts a gap when the gap timed out.
+            case handle(acceptingGap: Bool)
+        }
+
         let context: HandlerContext
         var state: ChannelState
         var items: [RunCommit.Item] = []
@@ -430,26 +447,20 @@ struct MessageProcessor: Sendable {
             items.reserveCapacity(count)
         }
 
-        /// Whether the message at `index` may start: a duplicate always (it is only recorded), a
-        /// further one while the task goes on and the run's budget lasts.
+        /// What to do with the message at `index`: a duplicate is only recorded; a further message
+        /// runs while the task goes on and the run's budget lasts.
         @inline(never)
-        mutating func mayStart(_ index: Int, _ message: InboundMessage) -> Bool {
-            guard case .handle = context.steps[index] else {
+        mutating func next(_ index: Int, _ message: InboundMessage) -> Next {
+            guard case .handle(let acceptingGap) = context.steps[index] else {
                 items.append(.init(message: message, mode: .duplicate, update: StateUpdate()))
-                return true
+                return .recorded
             }
             if index > 0, Task.isCancelled || Task.isShuttingDownGracefully
                 || !context.policy.runMayContinue(started: context.started, now: .now) {
-                return false
+                return .stop
             }
             context.progress.reached = index + 1
-            return true
-        }
-
-        /// Nil for a duplicate (recorded already), else whether the handler accepts a gap.
-        func handles(_ index: Int) -> Bool? {
-            guard case .handle(let acceptingGap) = context.steps[index] else { return nil }
-            return acceptingGap
+            return .handle(acceptingGap: acceptingGap)
         }
 
         /// Records what the handler returned; false when the run stops before the next message.
