@@ -53,11 +53,15 @@ public final class ChildProcess: Sendable {
     public var isStopped: Bool { Self.isStopped(pid) }
 
     /// Whether the kernel shows `pid` stopped (state `T`); false when it is gone.
-    public static func isStopped(_ pid: pid_t) -> Bool {
+    public static func isStopped(_ pid: pid_t) -> Bool { statFields(pid)?.first == "T" }
+
+    /// The fields of `/proc/<pid>/stat` from the state on (field 3, so `[0]` is the state and
+    /// `[11]`, `[12]` are utime and stime); nil when the process is gone.
+    public static func statFields(_ pid: pid_t) -> [Substring]? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return false }
-        // The state follows the command name, which ends with the last ')'.
-        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("T")
+              let close = stat.lastIndex(of: ")") else { return nil }
+        // The command name may hold spaces and parentheses; it ends with the last ')'.
+        return stat[stat.index(after: close)...].split(separator: " ")
     }
 
     /// Waits up to `timeout` for exit; returns the exit status, or nil if it is still running.

@@ -51,7 +51,6 @@ struct MessageProcessor: Sendable {
         let jobs: [DispatchJob]
         let lock: DistributedLock
         let claim: ChannelClaim
-        let hasSeq: Bool
         let trace: RunTrace?
         var machine: RunStateMachine
         var state = ChannelState()
@@ -98,7 +97,7 @@ struct MessageProcessor: Sendable {
         let hasSeq = jobs.contains { $0.message.seq != nil }
         let claim = ChannelClaim(lock: lock.key, token: lock.token, channel: channel, keys: keys,
                                  read: handler.needsState ? .state : hasSeq ? .lastSeq : .nothing, hasSeq: hasSeq)
-        return Run(jobs: jobs, lock: lock, claim: claim, hasSeq: hasSeq,
+        return Run(jobs: jobs, lock: lock, claim: claim,
                    trace: tracer.map { RunTrace(tracer: $0, messages: jobs.map(\.message), group: settings.group) },
                    machine: RunStateMachine(seqs: jobs.map(\.message.seq), waitingSince: jobs.map(\.notReadySince),
                                             policy: settings.policy, started: .now))
@@ -168,7 +167,7 @@ struct MessageProcessor: Sendable {
         }
         guard let results = claimed else { return run.machine.notClaimed() }
         do {
-            (run.state, run.lastSeq) = try Self.decodeState(results, needsState: handler.needsState, hasSeq: run.hasSeq)
+            (run.state, run.lastSeq) = try Self.decodeState(results, needsState: handler.needsState, hasSeq: run.claim.hasSeq)
         } catch {
             logger(run).warning("Reading the channel's state failed; retrying", metadata: ["error": "\(error)"])
             metrics.retry("claim_error")
