@@ -198,7 +198,9 @@ public final class StreamWorker: Service, Sendable {
 }
 
 extension StreamWorker: PartitionHost {
-    func takeOver(streams: [String]) async { await reclaimer.takeOver(streams: streams) }
+    func takeOver(streams: [String], countingDeliveries: Bool) async {
+        await reclaimer.takeOver(streams: streams, countingDeliveries: countingDeliveries)
+    }
     func dropQueued(streams: Set<String>) async { await dispatcher.dropQueued(streams: streams) }
     func cancelRunning(streams: Set<String>) async { await dispatcher.cancelRunning(streams: streams) }
     func inFlightByStream() async -> [String: Int] { await dispatcher.inFlightCounts }

@@ -101,4 +101,52 @@ import Testing
         // only where the older holder's write was refused.
         try await d.verifyInvariants(channels: channels, policy: .olderHolderRefused)
     }
+
+    /// A rebalance is not a delivery: entries a worker keeps queued while its partitions change
+    /// (here three visits of a second worker), and entries handed over in a cooperative shed, are
+    /// neither counted again nor dead-lettered for it.
+    @Test func rebalancesDoNotCountAsDeliveriesOfTheEntriesAWorkerKeeps() async throws {
+        let d = try Deployment(partitions: 4)
+        defer { d.cleanup() }
+        let messages = 32, channels = 16
+        let keeper = "keeper"
+        // Visitors that take some partitions but not all, so that the keeper keeps some entries and sheds others.
+        let visitors = (0..<200).map { "visitor\($0)" }.filter {
+            (1...3).contains(PartitionAssignment.partitions(of: $0, partitions: 4, members: [keeper, $0]).count)
+        }.prefix(3)
+        try #require(visitors.count == 3)
+        try await d.produce(messages: messages, channels: channels)
+        let limit = ["--max-deliveries", "3"]
+        // Both slow, so that what changes hands is still pending when it moves back.
+        let slowly = Self.ttl + limit + ["--work-ms", "400", "--concurrency", "1"]
+        let slow = try d.worker(keeper, slowly)
+        defer { slow.killNow() }
+        try await waitUntil(timeout: .seconds(120)) { try await d.appliedCount(channels: channels) >= 1 }
+        for (visit, name) in visitors.enumerated() {
+            let visitor = try d.worker(name, slowly)
+            defer { visitor.killNow() }
+            try await waitUntil(timeout: .seconds(120)) { Self.log(d, name).contains("Reading partition") }
+            visitor.signal(SIGTERM)
+            #expect(await visitor.wait(timeout: .seconds(60)) == 0)
+            // The keeper reads every partition again before the next visit.
+            try await waitUntil(timeout: .seconds(120)) {
+                Self.log(d, keeper).components(separatedBy: "Reading partition").count - 1 >= 4 + visit + 1
+            }
+        }
+        let deadLetters = d.streams.map { WorkerKeys.deadLetters(of: $0) }
+        func dead() async throws -> Int64 {
+            var n: Int64 = 0
+            for key in deadLetters { n += try await d.client.send("XLEN", key).int ?? 0 }
+            return n
+        }
+        // Dead-lettered entries are never applied: stop waiting as soon as one shows up.
+        try await waitUntil(timeout: .seconds(240)) {
+            if try await dead() > 0 { return true }
+            return try await d.appliedCount(channels: channels) >= Int64(messages)
+        }
+        try #require(try await dead() == 0, "entries dead-lettered for max deliveries by rebalances alone")
+        try await d.waitForAll(messages, channels: channels)
+        try await d.verifyHistories(messages: messages, channels: channels)
+        try await d.verifyInvariants(channels: channels)
+    }
 }

@@ -58,4 +58,25 @@ import Testing
         #expect { try RESPValue.array([.array([]), Self.bulk("x")]).hash(from: "HGETALL") } throws: { "\($0)".contains("field name") }
         #expect { try RESPValue.array([Self.bulk("a"), .array([])]).stringHash(from: "HGETALL") } throws: { _ in true }
     }
+
+    @Test func pendingRangeAndJustIDClaimRepliesAreDecodedAndMalformedOnesNamed() throws {
+        let rows = try StreamReplies.pending(.array([.array([Self.bulk("1-0"), Self.bulk("c"), .integer(12), .integer(3)])]))
+        #expect(rows.map(\.id) == ["1-0"] && rows[0].idle == 12 && rows[0].deliveries == 3)
+        #expect(try StreamReplies.range(.array([Self.entry("1-0", ["k", "v"])])) == [StreamReplyEntry(id: "1-0", fields: [StreamField("k", "v")])])
+        #expect(try StreamReplies.range(.array([])).isEmpty, "trimmed away")
+        let ids = try StreamReplies.autoClaimIDs(.array([Self.bulk("0-0"), .array([Self.bulk("1-0"), Self.bulk("2-0")]), .array([])]))
+        #expect(ids.cursor == "0-0" && ids.ids == ["1-0", "2-0"])
+        #expect { try StreamReplies.pending(.array([.array([Self.bulk("1-0"), Self.bulk("c"), .integer(12)])])) } throws: { "\($0)".contains("XPENDING") }
+        #expect { try StreamReplies.range(.integer(1)) } throws: { "\($0)".contains("XRANGE") }
+        #expect { try StreamReplies.autoClaimIDs(.array([Self.bulk("0-0"), .array([.array([])])])) } throws: { "\($0)".contains("JUSTID") }
+    }
+
+    /// Only a lease drawn right after a cooperative shed skips counting the hand-over as a delivery.
+    @Test func aHandOverFollowsAShedOnlyWhenTheRecordSaysSoForThePreviousEpoch() {
+        #expect(PartitionOwners.followsShed(PartitionOwners.shedValue(consumer: "w1", epoch: 6), epoch: 7))
+        #expect(!PartitionOwners.followsShed(PartitionOwners.shedValue(consumer: "w1", epoch: 5), epoch: 7), "someone held it in between")
+        #expect(!PartitionOwners.followsShed(PartitionOwners.value(consumer: "w1", epoch: 6), epoch: 7), "its lease ran out")
+        #expect(!PartitionOwners.followsShed(nil, epoch: 1))
+        #expect(!PartitionOwners.followsShed("garbage", epoch: 1))
+    }
 }

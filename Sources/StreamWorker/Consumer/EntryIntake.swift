@@ -65,20 +65,63 @@ struct EntryIntake: Sendable {
         }
     }
 
-    /// Takes in entries delivered before (this consumer's own pending ones, or claimed ones),
-    /// with their delivery counts, which decide max-deliveries.
+    /// Takes in entries delivered before (this consumer's own pending ones, or claimed ones), with
+    /// their delivery counts, which decide max-deliveries. Those already queued or running here
+    /// are skipped: an entry must not be queued twice, nor judged by a delivery it did not need.
     func acceptRedelivered(_ entries: [(stream: String, entry: StreamReplyEntry)]) async {
-        let counts = await deliveryCounts(entries.map { ($0.stream, $0.entry.id) })
-        await accept(zip(entries, counts).map { read, deliveries in
+        var queued: [String: Set<String>] = [:]
+        for stream in Set(entries.map(\.stream)) {
+            queued[stream] = await dispatcher.contains(stream: stream, ids: entries.compactMap { $0.stream == stream ? $0.entry.id : nil })
+        }
+        let fresh = entries.filter { queued[$0.stream]?.contains($0.entry.id) != true }
+        let counts = await deliveryCounts(fresh.map { ($0.stream, $0.entry.id) })
+        await accept(zip(fresh, counts).map { read, deliveries in
             Entry(stream: read.stream, id: read.entry.id, fields: read.entry.fields, deliveries: deliveries)
         })
     }
 
-    /// Takes in claimed entries of one stream, skipping those already queued or running here (a
-    /// claim must not queue an entry twice).
-    func acceptClaimed(_ entries: [StreamReplyEntry], of stream: String) async {
-        let queued = await dispatcher.contains(stream: stream, ids: entries.map(\.id))
-        await acceptRedelivered(entries.filter { !queued.contains($0.id) }.map { (stream, $0) })
+    /// Takes in what a read that was cut short delivered: Redis made those entries pending here,
+    /// but its reply never arrived. They are this consumer's pending entries of `streams` delivered
+    /// since `start` that are not queued here, found with XPENDING and fetched with XRANGE. Neither
+    /// counts as a delivery, where reading them again with XREADGROUP would: every rebalance would
+    /// then bring healthy entries nearer to max-deliveries.
+    func acceptUnreceived(streams: [String], since start: ContinuousClock.Instant) async throws {
+        let page = 1000
+        for stream in streams {
+            var from = "-"
+            while true {
+                let rows = try StreamReplies.pending(
+                    try await client.send("XPENDING", stream, settings.group, from, "+", page, settings.consumer))
+                // Redis counts idle time from the delivery; the margin covers its millisecond rounding.
+                let window = start.duration(to: .now) + .milliseconds(250)
+                let recent = rows.filter { Duration.milliseconds($0.idle) <= window }
+                let queued = await dispatcher.contains(stream: stream, ids: recent.map(\.id))
+                let lost = recent.filter { !queued.contains($0.id) }
+                if !lost.isEmpty {
+                    let found = try await fetch(lost.map(\.id), of: stream)
+                    await accept(zip(lost, found).map { row, entry in
+                        Entry(stream: stream, id: row.id, fields: entry.fields, deliveries: Int(row.deliveries))
+                    })
+                }
+                guard rows.count == page, let last = rows.last else { break }
+                from = "(" + last.id
+            }
+        }
+    }
+
+    /// Takes in entries claimed without their bodies (which counts no delivery), fetching them.
+    func acceptClaimed(_ ids: [String], of stream: String) async throws {
+        guard !ids.isEmpty else { return }
+        await acceptRedelivered(try await fetch(ids, of: stream).map { (stream, $0) })
+    }
+
+    /// The entries with `ids`, in their order, with XRANGE (which counts no delivery); one round
+    /// trip. An entry deleted from the stream comes back without fields.
+    private func fetch(_ ids: [String], of stream: String) async throws -> [StreamReplyEntry] {
+        let bodies = try await client.pipeline(ids.map { RedisCommand("XRANGE", stream, $0, $0) })
+        return try zip(ids, bodies).map { id, body in
+            try StreamReplies.range(try body.get()).first { $0.id == id } ?? StreamReplyEntry(id: id, fields: nil)
+        }
     }
 
     /// Delivery counts from XPENDING in the entries' order, 1 where unknown; one round trip.
@@ -87,10 +130,8 @@ struct EntryIntake: Sendable {
         let commands = ids.map { RedisCommand("XPENDING", $0.stream, settings.group, $0.id, $0.id, 1) }
         guard let results = try? await client.pipeline(commands) else { return Array(repeating: 1, count: ids.count) }
         return results.map { result in
-            if case .success(let reply) = result, let row = reply.array?.first?.array, row.count == 4, let n = row[3].int {
-                return Int(n)
-            }
-            return 1
+            guard let reply = try? result.get(), let row = try? StreamReplies.pending(reply).first else { return 1 }
+            return Int(row.deliveries)
         }
     }
 }

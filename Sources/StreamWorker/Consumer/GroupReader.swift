@@ -27,6 +27,8 @@ struct GroupReader: Sendable {
         // Partitioned, a partition's pending entries are taken over when its lease is acquired instead.
         var pendingCursor: [String: String] = readSet == nil
             ? Dictionary(uniqueKeysWithValues: settings.streams.map { ($0, "0") }) : [:]
+        // A read that failed or was cut short, whose deliveries are taken in before the next read.
+        var unreceived: (streams: [String], since: ContinuousClock.Instant)?
         var backoff = Duration.milliseconds(100)
         relocating: while !Task.isCancelled {
         do {
@@ -46,6 +48,10 @@ struct GroupReader: Sendable {
                         }
                         pendingCursor = pendingCursor.filter { current.contains($0.key) }
                     }
+                    if let lost = unreceived {
+                        unreceived = nil
+                        await recover(lost.streams.filter { current.contains($0) }, since: lost.since)
+                    }
                     let readingPending = !pendingCursor.isEmpty
                     let streams = readingPending ? Array(pendingCursor.keys).sorted() : current
                     var command = RedisCommand("XREADGROUP", "GROUP", settings.group, settings.consumer,
@@ -60,6 +66,7 @@ struct GroupReader: Sendable {
                     for stream in streams { command.append(stream) }
                     for stream in streams { command.append(readingPending ? pendingCursor[stream]! : ">") }
                     var entries: [(stream: String, entry: StreamReplyEntry)]
+                    let readStart = ContinuousClock.now
                     do {
                         let read = command, readVersion = version
                         // Cancelled at shutdown, or when the owned partitions change: the blocked read is
@@ -72,12 +79,11 @@ struct GroupReader: Sendable {
                         health.update { $0.readSucceeded(streams: streams) }
                     } catch {
                         if Task.isCancelled { return }
-                        if let readSet, readSet.version != version {
-                            // What the aborted read delivered is pending here, so the partitions still
-                            // read start again from their pending entries.
-                            for stream in readSet.snapshot.streams { pendingCursor[stream] = "0" }
-                            continue
+                        // Redis may have delivered entries whose reply never came: they are pending here.
+                        if !readingPending {
+                            unreceived = (Array(Set(streams).union(unreceived?.streams ?? [])), unreceived?.since ?? readStart)
                         }
+                        if let readSet, readSet.version != version { continue }
                         health.update { $0.readFailed(streams: streams, error: error) }
                         logger.warning("Read failed; retrying", metadata: ["error": "\(error)", "retry_in_ms": "\(backoff.redisMilliseconds)"])
                         try? await Task.sleep(for: backoff)
@@ -85,8 +91,6 @@ struct GroupReader: Sendable {
                         // UNBLOCKED: the node was demoted to a replica while the read blocked.
                         if client.isCluster, ClusterRedirect(error) != nil || (error as? RedisError)?.isConnectionError == true
                             || (error as? RedisError)?.serverCode == "UNBLOCKED" {
-                            // What a lost read delivered is pending here: read it again from the new owner.
-                            for stream in streams { pendingCursor[stream] = "0" }
                             throw Relocate()
                         }
                         continue
@@ -117,6 +121,18 @@ struct GroupReader: Sendable {
             logger.error("Reader stopped", metadata: ["error": "\(error)"])
             return
         }
+        }
+    }
+
+    /// Takes in what a failed or interrupted read delivered (``EntryIntake/acceptUnreceived(streams:since:)``);
+    /// what this cannot find now, the reclaimer finds after claim-idle.
+    private func recover(_ streams: [String], since start: ContinuousClock.Instant) async {
+        guard !streams.isEmpty else { return }
+        do {
+            try await intake.acceptUnreceived(streams: streams, since: start)
+        } catch {
+            logger.warning("Taking in what a failed read delivered failed; the reclaimer takes it after claim-idle",
+                           metadata: ["streams": "\(streams)", "error": "\(error)"])
         }
     }
 

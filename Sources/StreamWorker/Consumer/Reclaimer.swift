@@ -30,8 +30,10 @@ struct Reclaimer: Sendable {
     }
 
     /// Claims every pending entry of `streams` for this consumer (the previous owner's included,
-    /// without waiting for claim-idle) and dispatches them.
-    func takeOver(streams: [String]) async {
+    /// without waiting for claim-idle) and dispatches them. Unless `countingDeliveries`, they are
+    /// claimed with JUSTID and fetched apart, so the hand-over adds no delivery: a pool's rolling
+    /// restart moves a partition many times, and its queued entries must not run out of deliveries.
+    func takeOver(streams: [String], countingDeliveries: Bool) async {
         await dispatcher.reopen(streams: Set(streams))
         for stream in streams {
             var cursor = "0-0"
@@ -39,7 +41,8 @@ struct Reclaimer: Sendable {
                 do {
                     // Idle 0: the previous owner has shed it or lost its lease; a late holder is
                     // still stopped by the channel's lock and fence.
-                    cursor = try await claimPage(of: stream, idle: .zero, from: cursor, saying: "Took over a partition's pending entries")
+                    cursor = try await claimPage(of: stream, idle: .zero, from: cursor, justIDs: !countingDeliveries,
+                                                 saying: "Took over a partition's pending entries")
                 } catch {
                     // What is left is found by the reclaimer after claim-idle.
                     logger.warning("Taking over a partition's pending entries failed", metadata: ["stream": "\(stream)", "error": "\(error)"])
@@ -51,16 +54,27 @@ struct Reclaimer: Sendable {
 
     /// One XAUTOCLAIM page of `stream`'s entries idle at least `idle`, taken in here; returns the
     /// cursor of the next page.
-    private func claimPage(of stream: String, idle: Duration, from cursor: String, saying what: Logger.Message) async throws -> String {
-        let reply = try await client.send(
+    private func claimPage(of stream: String, idle: Duration, from cursor: String, justIDs: Bool = false,
+                           saying what: Logger.Message) async throws -> String {
+        var command = RedisCommand(
             "XAUTOCLAIM", stream, settings.group, settings.consumer, idle.redisMilliseconds, cursor, "COUNT", settings.batch)
-        let claimed = try StreamReplies.autoClaim(reply)
+        if justIDs {
+            command.append("JUSTID")
+            let claimed = try StreamReplies.autoClaimIDs(try await client.send(command))
+            if !claimed.ids.isEmpty {
+                metrics.reclaimed(claimed.ids.count)
+                logger.info(what, metadata: ["stream": "\(stream)", "count": "\(claimed.ids.count)"])
+                try await intake.acceptClaimed(claimed.ids, of: stream)
+            }
+            return claimed.cursor
+        }
+        let claimed = try StreamReplies.autoClaim(try await client.send(command))
         if !claimed.entries.isEmpty {
             metrics.reclaimed(claimed.entries.count)
             logger.info(what, metadata: ["stream": "\(stream)", "count": "\(claimed.entries.count)"])
             // No backpressure wait here: the queue may be full of later messages that wait for
             // exactly these (a dead worker's), so holding them back would deadlock the channel.
-            await intake.acceptClaimed(claimed.entries, of: stream)
+            await intake.acceptRedelivered(claimed.entries.map { (stream, $0) })
         }
         return claimed.cursor
     }

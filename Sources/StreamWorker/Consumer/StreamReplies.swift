@@ -64,4 +64,34 @@ enum StreamReplies {
         }
         return (cursor, try entries.map { try entry($0, from: "XAUTOCLAIM") }, deleted)
     }
+
+    /// XAUTOCLAIM … JUSTID: `[next cursor, [id, …], [deleted id, …]]`.
+    static func autoClaimIDs(_ reply: RESPValue) throws -> (cursor: String, ids: [String]) {
+        guard let parts = reply.array, parts.count == 2 || parts.count == 3, let cursor = parts[0].string,
+              let values = parts[1].array else {
+            throw RedisError.unexpectedReply("XAUTOCLAIM JUSTID returned \(reply)")
+        }
+        return (cursor, try values.map { value in
+            guard let id = value.string else { throw RedisError.unexpectedReply("XAUTOCLAIM JUSTID returned the id \(value)") }
+            return id
+        })
+    }
+
+    /// XPENDING's extended form: `[[id, consumer, idle ms, deliveries], …]`.
+    static func pending(_ reply: RESPValue) throws -> [(id: String, idle: Int64, deliveries: Int64)] {
+        guard let rows = reply.array else { throw RedisError.unexpectedReply("XPENDING returned \(reply)") }
+        return try rows.map { row in
+            guard let fields = row.array, fields.count == 4, let id = fields[0].string, let idle = fields[2].int,
+                  let deliveries = fields[3].int else {
+                throw RedisError.unexpectedReply("XPENDING returned the row \(row)")
+            }
+            return (id, idle, deliveries)
+        }
+    }
+
+    /// XRANGE: `[entry, …]`.
+    static func range(_ reply: RESPValue) throws -> [StreamReplyEntry] {
+        guard let entries = reply.array else { throw RedisError.unexpectedReply("XRANGE returned \(reply)") }
+        return try entries.map { try entry($0, from: "XRANGE") }
+    }
 }

@@ -22,6 +22,9 @@ actor PartitionCoordinator {
     private var leases: [Int: DistributedLock] = [:]
     private var acquiring: [Int: (task: Task<Void, Never>, since: ContinuousClock.Instant)] = [:]
     private var watchers: [Int: Task<Void, Never>] = [:]
+    /// Partitions acquired after the previous owner's lease ran out (a crash or a stall): taking
+    /// their pending entries over counts as a delivery, which max-deliveries judges.
+    private var expiredBefore: Set<Int> = []
     nonisolated let readSet = ReadSet()
 
     init(client: RedisClient, keys: WorkerKeys, group: String, consumer: String, streams: [String], ttl: Duration,
@@ -147,7 +150,7 @@ actor PartitionCoordinator {
                 acquiring.removeValue(forKey: p)?.task.cancel()
             case .startReading(let p):
                 let streams = streams(of: p)
-                await host?.takeOver(streams: streams)
+                await host?.takeOver(streams: streams, countingDeliveries: expiredBefore.remove(p) != nil)
                 readSet.add(streams)
                 let epoch = await leases[p]?.fence ?? 0
                 logger.info("Reading partition", metadata: ["partition": "\(p)", "epoch": "\(epoch)"])
@@ -172,12 +175,19 @@ actor PartitionCoordinator {
         let actions = ownership.acquired(p, now: .now)
         guard actions.contains(.startReading(p)) else {
             // No longer wanted (the wait was cancelled meanwhile, or shutdown began).
-            await lock.release()
+            await giveBack(p, lock)
             return
         }
         leases[p] = lock
         let epoch = await lock.fence ?? 0
-        _ = try? await client.send("HSET", keys.partitionOwners(group: group), String(p), PartitionOwners.value(consumer: consumer, epoch: epoch))
+        let owners = keys.partitionOwners(group: group)
+        let record = try? await client.pipeline([
+            RedisCommand("HGET", owners, String(p)),
+            RedisCommand("HSET", owners, String(p), PartitionOwners.value(consumer: consumer, epoch: epoch)),
+        ])
+        // A record that cannot be read counts as a crash: a delivery too many is the safe side.
+        let previous = try? record?.first?.get().string
+        if !PartitionOwners.followsShed(previous, epoch: epoch) { expiredBefore.insert(p) }
         watchers[p] = Task {
             if await lock.waitForLoss() != nil { await self.leaseLost(p, lock) }
         }
@@ -202,7 +212,18 @@ actor PartitionCoordinator {
     private func release(_ p: Int) async {
         watchers.removeValue(forKey: p)?.cancel()
         guard let lock = leases.removeValue(forKey: p) else { return }
-        await lock.release()
+        await giveBack(p, lock)
         logger.info("Released partition", metadata: ["partition": "\(p)"])
+    }
+
+    /// Releases a lease this worker gives up, first recording that it did, so that the next owner
+    /// does not count taking over the entries left pending as a delivery.
+    private func giveBack(_ p: Int, _ lock: DistributedLock) async {
+        // Only while the lease is ours: a lost one may be someone else's record by now.
+        if await lock.isHeld, let epoch = await lock.fence {
+            _ = try? await client.send(
+                "HSET", keys.partitionOwners(group: group), String(p), PartitionOwners.shedValue(consumer: consumer, epoch: epoch))
+        }
+        await lock.release()
     }
 }

@@ -1,8 +1,9 @@
 /// What the partition coordinator asks of the worker around it.
 protocol PartitionHost: Sendable {
     /// Claims every pending entry of `streams` for this consumer (the previous owner's included,
-    /// without waiting for claim-idle) and dispatches them.
-    func takeOver(streams: [String]) async
+    /// without waiting for claim-idle) and dispatches them. Counted as a delivery only when
+    /// `countingDeliveries` (the previous owner's lease ran out rather than being given back).
+    func takeOver(streams: [String], countingDeliveries: Bool) async
     /// Drops the queued, not yet running messages of `streams`; they stay pending for the next owner.
     func dropQueued(streams: Set<String>) async
     /// Cancels the running messages of `streams`; they stay pending for the next owner.
