@@ -105,10 +105,25 @@ import Testing
         }
 
         func waitForAll(_ total: Int, channels: Int, timeout: Duration = .seconds(240)) async throws {
-            try await waitUntil(timeout: timeout) {
-                let applied = try await self.appliedCount(channels: channels)
-                guard applied >= Int64(total) else { return false }
-                return try await self.pending() == 0
+            do {
+                try await waitUntil(timeout: timeout) {
+                    let applied = try await self.appliedCount(channels: channels)
+                    guard applied >= Int64(total) else { return false }
+                    return try await self.pending() == 0
+                }
+            } catch {
+                // What CI's output needs to tell a stall from a loss: the logs stay on its machine.
+                let applied = (try? await appliedCount(channels: channels)) ?? -1
+                let pending = (try? await pending()) ?? -1
+                var dead: [String] = []
+                for stream in streams {
+                    for entry in (try? await client.send("XRANGE", WorkerKeys.deadLetters(of: stream), "-", "+").array) ?? [] {
+                        let flat = entry.array?.last?.array?.compactMap(\.string) ?? []
+                        dead.append(flat.firstIndex(of: "reason").map { flat[$0 + 1] } ?? "?")
+                    }
+                }
+                Issue.record("\(applied) of \(total) applied, \(pending) pending, dead-lettered: \(dead)")
+                throw error
             }
         }
 
