@@ -81,6 +81,18 @@ import Testing
         #expect(o.reconcile(desired: [], now: at(15), inFlight: idle) == [.release(1)])
     }
 
+    @Test func aShedEndsWithinTwiceTheTimeoutEvenIfAbandonedMessagesDoNotStop() {
+        var o = machine()
+        _ = o.reconcile(desired: [1], now: t0, inFlight: idle)
+        _ = o.acquired(1, now: t0)
+        let stuck: (Int) -> Int = { _ in 1 }
+        _ = o.reconcile(desired: [], now: at(3), inFlight: stuck)
+        #expect(o.reconcile(desired: [], now: at(13), inFlight: stuck) == [.abandonInFlight(1)])
+        #expect(o.reconcile(desired: [], now: at(22), inFlight: stuck) == [], "still waiting for the cancelled messages")
+        #expect(o.reconcile(desired: [], now: at(23), inFlight: stuck) == [.release(1)])
+        #expect(o.held.isEmpty)
+    }
+
     @Test func aPartitionWantedBackWhileSheddingIsReadAgain() {
         var o = machine()
         _ = o.reconcile(desired: [1], now: t0, inFlight: idle)

@@ -4,7 +4,7 @@
 ///
 /// A partition that should move is shed cooperatively: the owner stops reading it, lets its
 /// in-flight messages finish (or abandons them after `shedTimeout`; they stay pending), and only
-/// then releases the lease, which the new owner is waiting for. A partition is never taken from a
+/// then (or after twice `shedTimeout` at most) releases the lease, which the new owner is waiting for. A partition is never taken from a
 /// live owner (leases are claimed with NX), and a freshly acquired one is kept for at least
 /// `minHold`, so membership flaps do not bounce partitions around.
 public struct PartitionOwnership<Instant: InstantProtocol>: Sendable where Instant.Duration == Duration {
@@ -91,7 +91,10 @@ public struct PartitionOwnership<Instant: InstantProtocol>: Sendable where Insta
         }
         for p in phases.keys.sorted() {
             guard case .shedding(let since, let abandoned) = phases[p]! else { continue }
-            if inFlight(p) == 0 {
+            // Bounded even when a cancelled message does not stop (a handler that ignores
+            // cancellation): its channel's lock and fence still guard it, and the partition's
+            // next owner must not wait for it.
+            if inFlight(p) == 0 || (abandoned && since.duration(to: now) >= shedTimeout * 2) {
                 phases[p] = nil
                 actions.append(.release(p))
             } else if !abandoned, since.duration(to: now) >= shedTimeout {
