@@ -109,15 +109,10 @@ struct EntryIntake: Sendable {
         }
     }
 
-    /// Takes in entries claimed without their bodies (which counts no delivery), fetching them.
-    func acceptClaimed(_ ids: [String], of stream: String) async throws {
-        guard !ids.isEmpty else { return }
-        await acceptRedelivered(try await fetch(ids, of: stream).map { (stream, $0) })
-    }
-
     /// The entries with `ids`, in their order, with XRANGE (which counts no delivery); one round
     /// trip. An entry deleted from the stream comes back without fields.
-    private func fetch(_ ids: [String], of stream: String) async throws -> [StreamReplyEntry] {
+    func fetch(_ ids: [String], of stream: String) async throws -> [StreamReplyEntry] {
+        guard !ids.isEmpty else { return [] }
         let bodies = try await client.pipeline(ids.map { RedisCommand("XRANGE", stream, $0, $0) })
         return try zip(ids, bodies).map { id, body in
             try StreamReplies.range(try body.get()).first { $0.id == id } ?? StreamReplyEntry(id: id, fields: nil)

@@ -53,29 +53,28 @@ struct Reclaimer: Sendable {
     }
 
     /// One XAUTOCLAIM page of `stream`'s entries idle at least `idle`, taken in here; returns the
-    /// cursor of the next page.
+    /// cursor of the next page. With `justIDs` the claim counts no delivery, and the entries are
+    /// fetched apart.
     private func claimPage(of stream: String, idle: Duration, from cursor: String, justIDs: Bool = false,
                            saying what: Logger.Message) async throws -> String {
         var command = RedisCommand(
             "XAUTOCLAIM", stream, settings.group, settings.consumer, idle.redisMilliseconds, cursor, "COUNT", settings.batch)
+        let next: String, entries: [StreamReplyEntry]
         if justIDs {
             command.append("JUSTID")
             let claimed = try StreamReplies.autoClaimIDs(try await client.send(command))
-            if !claimed.ids.isEmpty {
-                metrics.reclaimed(claimed.ids.count)
-                logger.info(what, metadata: ["stream": "\(stream)", "count": "\(claimed.ids.count)"])
-                try await intake.acceptClaimed(claimed.ids, of: stream)
-            }
-            return claimed.cursor
+            (next, entries) = (claimed.cursor, try await intake.fetch(claimed.ids, of: stream))
+        } else {
+            let claimed = try StreamReplies.autoClaim(try await client.send(command))
+            (next, entries) = (claimed.cursor, claimed.entries)
         }
-        let claimed = try StreamReplies.autoClaim(try await client.send(command))
-        if !claimed.entries.isEmpty {
-            metrics.reclaimed(claimed.entries.count)
-            logger.info(what, metadata: ["stream": "\(stream)", "count": "\(claimed.entries.count)"])
+        if !entries.isEmpty {
+            metrics.reclaimed(entries.count)
+            logger.info(what, metadata: ["stream": "\(stream)", "count": "\(entries.count)"])
             // No backpressure wait here: the queue may be full of later messages that wait for
             // exactly these (a dead worker's), so holding them back would deadlock the channel.
-            await intake.acceptRedelivered(claimed.entries.map { (stream, $0) })
+            await intake.acceptRedelivered(entries.map { (stream, $0) })
         }
-        return claimed.cursor
+        return next
     }
 }
