@@ -202,6 +202,7 @@ actor PartitionCoordinator {
         guard leases[p] === lock else { return }
         leases[p] = nil
         watchers[p] = nil
+        expiredBefore.remove(p)
         metrics.leaseLosses.increment()
         let cause = await lock.lastLoss.map { "\($0)" } ?? "unknown"
         logger.warning("Partition lease lost; stopped reading it", metadata: ["partition": "\(p)", "cause": "\(cause)"])
@@ -211,6 +212,7 @@ actor PartitionCoordinator {
 
     private func release(_ p: Int) async {
         watchers.removeValue(forKey: p)?.cancel()
+        expiredBefore.remove(p)
         guard let lock = leases.removeValue(forKey: p) else { return }
         await giveBack(p, lock)
         logger.info("Released partition", metadata: ["partition": "\(p)"])
