@@ -203,6 +203,7 @@ extension StreamWorker: PartitionHost {
     }
     func dropQueued(streams: Set<String>) async { await dispatcher.dropQueued(streams: streams) }
     func cancelRunning(streams: Set<String>) async { await dispatcher.cancelRunning(streams: streams) }
+    func forget(streams: Set<String>) async { await dispatcher.forget(streams: streams) }
     func inFlightByStream() async -> [String: Int] { await dispatcher.inFlightCounts }
 }
 

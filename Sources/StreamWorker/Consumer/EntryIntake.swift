@@ -81,14 +81,17 @@ struct EntryIntake: Sendable {
     }
 
     /// Takes in what a read that was cut short delivered: Redis made those entries pending here,
-    /// but its reply never arrived. They are this consumer's pending entries of `streams` delivered
-    /// since `start` that are not queued here, found with XPENDING and fetched with XRANGE. Neither
-    /// counts as a delivery, where reading them again with XREADGROUP would: every rebalance would
-    /// then bring healthy entries nearer to max-deliveries.
-    func acceptUnreceived(streams: [String], since start: ContinuousClock.Instant) async throws {
+    /// but its reply never arrived. They are this consumer's pending entries of `streams` newer than
+    /// the last id a read returned (`received`; the group's delivered id only grows), delivered since
+    /// `start`, and neither queued here before the search nor now, found with XPENDING and fetched
+    /// with XRANGE. Neither counts as a delivery, where reading them again with XREADGROUP would:
+    /// every rebalance would then bring healthy entries nearer to max-deliveries. The bounds keep
+    /// out what finished meanwhile, or was left pending on purpose to be retried after claim-idle.
+    func acceptUnreceived(streams: [String], since start: ContinuousClock.Instant, after received: [String: String]) async throws {
         let page = 1000
+        let held = await dispatcher.inFlightEntries
         for stream in streams {
-            var from = "-"
+            var from = received[stream].map { "(" + $0 } ?? "-"
             while true {
                 let rows = try StreamReplies.pending(
                     try await client.send("XPENDING", stream, settings.group, from, "+", page, settings.consumer))
@@ -96,7 +99,7 @@ struct EntryIntake: Sendable {
                 let window = start.duration(to: .now) + .milliseconds(250)
                 let recent = rows.filter { Duration.milliseconds($0.idle) <= window }
                 let queued = await dispatcher.contains(stream: stream, ids: recent.map(\.id))
-                let lost = recent.filter { !queued.contains($0.id) }
+                let lost = recent.filter { !queued.contains($0.id) && held[stream]?.contains($0.id) != true }
                 if !lost.isEmpty {
                     let found = try await fetch(lost.map(\.id), of: stream)
                     await accept(zip(lost, found).map { row, entry in

@@ -29,6 +29,8 @@ struct GroupReader: Sendable {
             ? Dictionary(uniqueKeysWithValues: settings.streams.map { ($0, "0") }) : [:]
         // A read that failed or was cut short, whose deliveries are taken in before the next read.
         var unreceived: (streams: [String], since: ContinuousClock.Instant)?
+        // The newest id each stream's `>` reads returned: what a lost read delivered comes after it.
+        var received: [String: String] = [:]
         var backoff = Duration.milliseconds(100)
         relocating: while !Task.isCancelled {
         do {
@@ -50,7 +52,7 @@ struct GroupReader: Sendable {
                     }
                     if let lost = unreceived {
                         unreceived = nil
-                        await recover(lost.streams.filter { current.contains($0) }, since: lost.since)
+                        await recover(lost.streams.filter { current.contains($0) }, since: lost.since, after: received)
                     }
                     let readingPending = !pendingCursor.isEmpty
                     let streams = readingPending ? Array(pendingCursor.keys).sorted() : current
@@ -95,6 +97,9 @@ struct GroupReader: Sendable {
                         }
                         continue
                     }
+                    if !readingPending {
+                        for entry in entries { received[entry.stream] = entry.entry.id }
+                    }
                     if let readSet {
                         // A partition whose lease went meanwhile is the next owner's: leave its entries pending.
                         entries.removeAll { !readSet.contains($0.stream) }
@@ -124,12 +129,12 @@ struct GroupReader: Sendable {
         }
     }
 
-    /// Takes in what a failed or interrupted read delivered (``EntryIntake/acceptUnreceived(streams:since:)``);
+    /// Takes in what a failed or interrupted read delivered (``EntryIntake/acceptUnreceived(streams:since:after:)``);
     /// what this cannot find now, the reclaimer finds after claim-idle.
-    private func recover(_ streams: [String], since start: ContinuousClock.Instant) async {
+    private func recover(_ streams: [String], since start: ContinuousClock.Instant, after received: [String: String]) async {
         guard !streams.isEmpty else { return }
         do {
-            try await intake.acceptUnreceived(streams: streams, since: start)
+            try await intake.acceptUnreceived(streams: streams, since: start, after: received)
         } catch {
             logger.warning("Taking in what a failed read delivered failed; the reclaimer takes it after claim-idle",
                            metadata: ["streams": "\(streams)", "error": "\(error)"])

@@ -87,6 +87,12 @@ actor ChannelDispatcher {
     /// Accepts messages of `streams` again (their partition is read here again).
     func reopen(streams: Set<String>) { closed.subtract(streams) }
 
+    /// Stops tracking the entries of `streams` (the refresher no longer claims them back); messages
+    /// of them still running finish as usual. Nothing of them is queued: their partition was shed.
+    func forget(streams: Set<String>) {
+        for stream in streams { entries[stream] = nil }
+    }
+
     /// Cancels the channels running a message of `streams`; their queued messages go with them.
     func cancelRunning(streams: Set<String>) {
         for (channel, stream) in runningStream where streams.contains(stream) { running[channel]?.cancel() }

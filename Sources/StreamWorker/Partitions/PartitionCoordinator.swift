@@ -151,6 +151,8 @@ actor PartitionCoordinator {
             case .startReading(let p):
                 let streams = streams(of: p)
                 await host?.takeOver(streams: streams, countingDeliveries: expiredBefore.remove(p) != nil)
+                // Lost or shed while taking over: reading it now would pull entries no one here runs.
+                guard ownership.reading.contains(p) else { continue }
                 readSet.add(streams)
                 let epoch = await leases[p]?.fence ?? 0
                 logger.info("Reading partition", metadata: ["partition": "\(p)", "epoch": "\(epoch)"])
@@ -174,8 +176,10 @@ actor PartitionCoordinator {
         let since = acquiring.removeValue(forKey: p)?.since
         let actions = ownership.acquired(p, now: .now)
         guard actions.contains(.startReading(p)) else {
-            // No longer wanted (the wait was cancelled meanwhile, or shutdown began).
-            await giveBack(p, lock)
+            // No longer wanted (the wait was cancelled meanwhile, or shutdown began). Given back
+            // without the shed mark: what is pending may be a crashed owner's, and its next
+            // take-over must still count.
+            await lock.release()
             return
         }
         leases[p] = lock
@@ -188,6 +192,8 @@ actor PartitionCoordinator {
         // A record that cannot be read counts as a crash: a delivery too many is the safe side.
         let previous = try? record?.first?.get().string
         if !PartitionOwners.followsShed(previous, epoch: epoch) { expiredBefore.insert(p) }
+        // Released meanwhile (shutdown began during those round trips).
+        guard leases[p] === lock else { return }
         watchers[p] = Task {
             if await lock.waitForLoss() != nil { await self.leaseLost(p, lock) }
         }
@@ -212,17 +218,21 @@ actor PartitionCoordinator {
 
     private func release(_ p: Int) async {
         watchers.removeValue(forKey: p)?.cancel()
-        expiredBefore.remove(p)
+        // Not yet taken over after a crash: what is pending is still the crashed owner's.
+        let crashedBefore = expiredBefore.remove(p) != nil
         guard let lock = leases.removeValue(forKey: p) else { return }
-        await giveBack(p, lock)
+        // A message that ignored its cancellation may still run: stop refreshing its entry, which
+        // would otherwise keep claiming it back from the next owner.
+        await host?.forget(streams: Set(streams(of: p)))
+        await giveBack(p, lock, markingShed: !crashedBefore)
         logger.info("Released partition", metadata: ["partition": "\(p)"])
     }
 
-    /// Releases a lease this worker gives up, first recording that it did, so that the next owner
-    /// does not count taking over the entries left pending as a delivery.
-    private func giveBack(_ p: Int, _ lock: DistributedLock) async {
+    /// Releases a lease this worker gives up, first recording (when `markingShed`) that it did, so
+    /// that the next owner does not count taking over the entries left pending as a delivery.
+    private func giveBack(_ p: Int, _ lock: DistributedLock, markingShed: Bool) async {
         // Only while the lease is ours: a lost one may be someone else's record by now.
-        if await lock.isHeld, let epoch = await lock.fence {
+        if markingShed, await lock.isHeld, let epoch = await lock.fence {
             _ = try? await client.send(
                 "HSET", keys.partitionOwners(group: group), String(p), PartitionOwners.shedValue(consumer: consumer, epoch: epoch))
         }

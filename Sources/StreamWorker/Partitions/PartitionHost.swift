@@ -8,6 +8,9 @@ protocol PartitionHost: Sendable {
     func dropQueued(streams: Set<String>) async
     /// Cancels the running messages of `streams`; they stay pending for the next owner.
     func cancelRunning(streams: Set<String>) async
+    /// Stops keeping the entries of `streams` fresh (their partition was given up); whatever still
+    /// runs of them finishes as usual.
+    func forget(streams: Set<String>) async
     /// Accepted, unfinished messages per stream.
     func inFlightByStream() async -> [String: Int]
 }
