@@ -191,9 +191,9 @@ actor PartitionCoordinator {
         ])
         // A record that cannot be read counts as a crash: a delivery too many is the safe side.
         let previous = try? record?.first?.get().string
-        if !PartitionOwners.followsShed(previous, epoch: epoch) { expiredBefore.insert(p) }
         // Released meanwhile (shutdown began during those round trips).
         guard leases[p] === lock else { return }
+        if !PartitionOwners.followsShed(previous, epoch: epoch) { expiredBefore.insert(p) }
         watchers[p] = Task {
             if await lock.waitForLoss() != nil { await self.leaseLost(p, lock) }
         }
