@@ -472,6 +472,29 @@ public actor DistributedLock {
         return try result.get()
     }
 
+    /// Runs `body` in the caller's task while the (already acquired) lease holds, and throws
+    /// ``LockError/leaseLost(key:cause:)`` once `body` has returned if the lease was lost
+    /// meanwhile. Does not release.
+    ///
+    /// With `abortOnLoss`, a loss calls `cancel`, which must cancel the caller's task (a handle
+    /// the caller owns): that task stays cancelled, so the caller goes on elsewhere. It saves the
+    /// task ``runWhileHeld(_:)`` makes for `body`, which costs memory for as long as `body` runs.
+    public func runWhileHeld<T: Sendable>(
+        cancellingOnLoss cancel: @escaping @Sendable () -> Void, _ body: @Sendable () async throws -> T
+    ) async throws -> T {
+        startWatchdog()
+        let signal = lossSignal
+        guard abortOnLoss else { return try await body() }
+        if let cause = signal.cause { throw LockError.leaseLost(key: key, cause: cause) }
+        let handler = signal.onLoss(cancel)
+        let result: Result<T, any Error>
+        do { result = .success(try await body()) } catch { result = .failure(error) }
+        if let handler { signal.removeHandler(handler) }
+        // The loss sets its cause before it calls `cancel`: a caller that was cancelled by it learns so here.
+        if let cause = signal.cause { throw LockError.leaseLost(key: key, cause: cause) }
+        return try result.get()
+    }
+
     /// Off the actor (a task made in its methods would start on it), with the caller's task-local
     /// values and priority.
     private nonisolated static func start<T: Sendable>(

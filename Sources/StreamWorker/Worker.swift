@@ -50,8 +50,8 @@ public final class StreamWorker: Service, Sendable {
             concurrency: configuration.concurrency,
             maxQueued: max(configuration.batch * 8, configuration.concurrency * 4),
             runLimit: policy.runLimit
-        ) { [duplicateLog] jobs in
-            let result = await processor.process(jobs)
+        ) { [duplicateLog] jobs, task in
+            let result = await processor.process(jobs, in: task)
             for finish in result.finished {
                 switch finish {
                 case .applied: duplicateLog.applied()
@@ -64,6 +64,8 @@ public final class StreamWorker: Service, Sendable {
                 return .done
             case .requeue:
                 return .requeue(finished: result.finished.count)
+            case .restart(let retries):
+                return .restart(finished: result.finished.count, retries: retries)
             case .notReady(let advance):
                 let retries = jobs[result.finished.count].retries
                 // Woken by the channel's next release; without one, back off.

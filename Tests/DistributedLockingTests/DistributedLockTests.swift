@@ -156,6 +156,44 @@ import Testing
         if steal == "SET" { #expect(try await client.send("GET", key).string == "thief") }
     }
 
+    /// The caller's-task variant: the body runs in the caller's task, which the loss cancels
+    /// through the handle the caller passed; the call throws once the body has returned.
+    @Test func aBodyInTheCallersTaskIsCancelledThroughItsHandleWhenTheKeyIsStolen() async throws {
+        let client = try TestRedis.client()
+        defer { client.close() }
+        let key = TestRedis.uniqueKey()
+        let lock = DistributedLock(client: client, key: key, ttl: .seconds(6), autoRenew: true, maxRenewals: 0)
+        let entered = Flag()
+        let bodyCancelled = Flag()
+        let handle = Box<Task<Void, any Error>>()
+        let holder = Task {
+            try await waitUntil { handle.value != nil }
+            guard await lock.acquire() else { throw LockError.acquireTimedOut(key: key) }
+            do {
+                try await lock.runWhileHeld(cancellingOnLoss: { handle.value?.cancel() }) {
+                    entered.set()
+                    do { try await Task.sleep(for: .seconds(120)) } catch { bodyCancelled.set() }
+                }
+            } catch {
+                await lock.release()
+                throw error
+            }
+        }
+        handle.set(holder)
+        try await waitUntil { entered.value }
+        try await client.send("SET", key, "thief")
+        await #expect(throws: LockError.leaseLost(key: key, cause: .stolen)) { try await holder.value }
+        #expect(bodyCancelled.value)
+        #expect(try await client.send("GET", key).string == "thief", "the thief's key is left alone")
+
+        // Held throughout: the body's result comes back, and nothing was cancelled.
+        let calm = DistributedLock(client: client, key: TestRedis.uniqueKey(), ttl: .seconds(6), autoRenew: true, maxRenewals: 0)
+        #expect(await calm.acquire())
+        let value = try await calm.runWhileHeld(cancellingOnLoss: { Issue.record("cancelled without a loss") }) { 42 }
+        #expect(value == 42 && !Task.isCancelled)
+        await calm.release()
+    }
+
     @Test func aBlockingAcquireGivesUpAtItsTimeout() async throws {
         let client = try TestRedis.client()
         defer { client.close() }

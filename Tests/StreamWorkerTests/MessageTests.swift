@@ -147,7 +147,7 @@ import Testing
 @Suite struct DispatcherTests {
     @Test func aChannelsMessagesRunOneAtATimeInOrderWhileChannelsRunInParallel() async {
         let log = EventLog()
-        let dispatcher = ChannelDispatcher(concurrency: 4, maxQueued: 1000) { run in
+        let dispatcher = ChannelDispatcher(concurrency: 4, maxQueued: 1000) { run, _ in
             let job = run[0]
             log.enter(job.message.channel)
             try? await Task.sleep(for: .milliseconds(Int.random(in: 0...2)))
@@ -171,7 +171,7 @@ import Testing
     @Test func queuedMessagesOfAChannelAreHandedOverInRunsInOrder() async {
         let runs = RunLog()
         let gate = Gate()
-        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 1000, runLimit: 4) { run in
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 1000, runLimit: 4) { run, _ in
             if run[0].message.channel == "x" { await gate.wait() }
             runs.add(run.map { $0.message.seq ?? 0 })
             return .done
@@ -187,7 +187,7 @@ import Testing
     @Test func aRequeuedRunGoesBackInLineBehindTheWaitingChannels() async {
         let runs = RunLog()
         let gate = Gate()
-        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 1000, runLimit: 3) { run in
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 1000, runLimit: 3) { run, _ in
             if run[0].message.channel == "x" { await gate.wait() }
             runs.add(run.map { $0.message.seq ?? 0 })
             // Only the first message of each run of "a" gets its turn.
@@ -204,7 +204,7 @@ import Testing
     @Test func theRestOfARunWaitsBehindTheMessageThatIsNotReady() async {
         let runs = RunLog()
         let gate = Gate()
-        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 1000, runLimit: 8) { run in
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 1000, runLimit: 8) { run, _ in
             if run[0].message.channel == "x" { await gate.wait(); return .done }
             runs.add(run.map { $0.message.seq ?? 0 })
             // 1 and 2 finish; 3 is not ready the first time.
@@ -222,7 +222,7 @@ import Testing
     @Test func aRunNeverMixesStreams() async {
         let runs = RunLog()
         let gate = Gate()
-        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 1000, runLimit: 8) { run in
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 1000, runLimit: 8) { run, _ in
             if run[0].message.channel == "x" { await gate.wait() }
             runs.add(run.map { $0.message.seq ?? 0 })
             return .done
@@ -240,7 +240,7 @@ import Testing
         let log = EventLog()
         let attempts = EventLog()
         // One slot: channel "a" is not ready twice; "b" must run meanwhile, and "a" keeps its order.
-        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 100) { run in
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 100) { run, _ in
             let job = run[0]
             attempts.enter(job.message.channel)
             attempts.exit(job.message.channel, job.message.seq!)
@@ -279,7 +279,7 @@ import Testing
     @Test func aShedStreamTakesNothingMoreUntilItIsReopened() async {
         let log = EventLog()
         let gate = Gate()
-        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 100) { run in
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 100) { run, _ in
             let job = run[0]
             if job.message.id == "0-1" { await gate.wait() }
             log.enter(job.message.channel)
@@ -303,7 +303,7 @@ import Testing
     @Test func aLateArrivingEarlierMessageRunsBeforeLaterOnes() async {
         let log = EventLog()
         let gate = Gate()
-        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 100) { run in
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 100) { run, _ in
             let job = run[0]
             if job.message.id == "0-1" { await gate.wait() }
             log.enter(job.message.channel)
@@ -359,7 +359,7 @@ import Testing
     @Test func afterStopStartingOnlyTheRunningTurnFinishesAndTheQueueIsDropped() async {
         let started = EventLog()
         let release = Gate()
-        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 100) { run in
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 100) { run, _ in
             let job = run[0]
             started.enter(job.message.channel)
             started.exit(job.message.channel, job.message.seq ?? 0)
@@ -382,7 +382,7 @@ import Testing
 
     @Test func theReaderWaitsWhileTooMuchIsQueued() async {
         let release = Gate()
-        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 2) { _ in
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 2) { _, _ in
             await release.wait()
             return .done
         }

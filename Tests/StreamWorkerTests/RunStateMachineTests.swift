@@ -179,13 +179,18 @@ import Testing
         #expect(committedFirst.finished == [.applied, .leftPending("shutdown")])
     }
 
-    @Test func aLostLeaseIsClaimedAgainAtOnceUnlessCancelled() {
-        var m = handling([1])
-        #expect(m.leaseLost(cancelled: false) == .retry(release: true, pause: .zero))
-        #expect(start(&m) == .claim)
-        _ = m.claimed(lastSeq: 0, now: t0, shuttingDown: false)
-        #expect(m.leaseLost(cancelled: true) == .finish(rest: .none, release: true))
-        #expect(m.finished == [.leftPending("shutdown")])
+    @Test func aLostLeaseHandsTheRestBackToGoOnInANewTaskWithItsRetries() {
+        var m = handling([1, 2])
+        #expect(m.leaseLost() == .finish(rest: .restart(retries: 1), release: true))
+        #expect(m.finished.isEmpty, "nothing was committed, and nothing is left pending")
+
+        var committedFirst = handling([1, 2])
+        _ = committedFirst.handled(1, failed: false, cancelled: false)
+        _ = committedFirst.committed([.applied], cancelled: false)
+        _ = start(&committedFirst)
+        _ = committedFirst.claimed(lastSeq: 1, now: t0, shuttingDown: false)
+        #expect(committedFirst.leaseLost() == .finish(rest: .restart(retries: 1), release: true))
+        #expect(committedFirst.finished == [.applied], "what was committed before stays finished")
     }
 
     @Test func aCommitWithoutAReplyIsRetriedAfterAPauseAndARejectedOneAtOnce() {
@@ -198,7 +203,7 @@ import Testing
         #expect(m.commitRejected() == .retry(release: true, pause: .zero))
     }
 
-    @Test func rejectionsAndLostLeasesAreBoundedTogether() {
+    @Test func rejectionsAndLostLeasesAreBoundedTogetherAcrossRestarts() {
         var m = machine([1])
         for round in 0...policy.maxRetries {
             #expect(start(&m) == .claim)
@@ -207,7 +212,10 @@ import Testing
                 _ = m.handled(1, failed: false, cancelled: false)
                 _ = m.commitRejected()
             } else {
-                _ = m.leaseLost(cancelled: false)
+                guard case .finish(.restart(let retries), _) = m.leaseLost() else { Issue.record("no restart"); return }
+                #expect(retries == round + 1)
+                // The dispatcher starts the rest's next run with the retries so far.
+                m = RunStateMachine(seqs: [1], waitingSince: [nil], policy: policy, started: t0, retries: retries)
             }
         }
         #expect(start(&m) == .finish(rest: .none, release: false))
@@ -233,7 +241,8 @@ import Testing
         for _ in 0...policy.maxRetries {
             _ = start(&m)
             _ = m.claimed(lastSeq: 0, now: t0, shuttingDown: false)
-            _ = m.leaseLost(cancelled: false)
+            _ = m.handled(1, failed: false, cancelled: false)
+            _ = m.commitRejected()
         }
         #expect(start(&m) == .finish(rest: .requeue, release: false))
         #expect(m.finished == [.leftPending("too many lost or failed commits")])

@@ -27,7 +27,7 @@ import Testing
 
         let started = Mutex<[String]>([])
         let gate = Gate()
-        let dispatcher = ChannelDispatcher(concurrency: 4, maxQueued: 100) { run in
+        let dispatcher = ChannelDispatcher(concurrency: 4, maxQueued: 100) { run, _ in
             started.withLock { $0 += run.map(\.message.id) }
             if run[0].message.channel == "held" { await gate.wait() }
             return .done

@@ -34,6 +34,9 @@ struct MessageProcessor: Sendable {
         /// The next message's predecessor is not applied yet and the lock is released. Retry when
         /// `advance` fires (if there is one) or after a pause.
         case notReady(advance: ChannelAdvance?)
+        /// The lease was lost while the handlers ran, and the loss cancelled the channel's task: the
+        /// rest goes on in a new task, carrying the run's retries.
+        case restart(retries: Int)
     }
 
     let client: RedisClient
@@ -49,6 +52,8 @@ struct MessageProcessor: Sendable {
     /// One run's state across its actions: what the last claim read and the handlers returned.
     struct Run {
         let jobs: [DispatchJob]
+        /// The task this runs in, which a lease lost while the handlers run cancels.
+        let task: ChannelTask
         let lock: DistributedLock
         let claim: ChannelClaim
         let trace: RunTrace?
@@ -65,8 +70,8 @@ struct MessageProcessor: Sendable {
     /// Each action runs in a step of its own: an async function's frame holds every local of its
     /// body for as long as it runs, and this one stays alive while the handler works, once per
     /// channel in flight (with everything inline it was 10.9 KB).
-    func process(_ jobs: [DispatchJob]) async -> RunResult {
-        var run = start(jobs)
+    func process(_ jobs: [DispatchJob], in task: ChannelTask) async -> RunResult {
+        var run = start(jobs, in: task)
         var action = run.machine.retry(now: .now, shuttingDown: Task.isShuttingDownGracefully, cancelled: Task.isCancelled)
         while true {
             switch action {
@@ -88,7 +93,7 @@ struct MessageProcessor: Sendable {
     }
 
     @inline(never)
-    private func start(_ jobs: [DispatchJob]) -> Run {
+    private func start(_ jobs: [DispatchJob], in task: ChannelTask) -> Run {
         let keys = settings.keys
         let channel = jobs[0].message.channel
         let lock = DistributedLock(
@@ -97,10 +102,10 @@ struct MessageProcessor: Sendable {
         let hasSeq = jobs.contains { $0.message.seq != nil }
         let claim = ChannelClaim(lock: lock.key, token: lock.token, channel: channel, keys: keys,
                                  read: handler.needsState ? .state : hasSeq ? .lastSeq : .nothing, hasSeq: hasSeq)
-        return Run(jobs: jobs, lock: lock, claim: claim,
+        return Run(jobs: jobs, task: task, lock: lock, claim: claim,
                    trace: tracer.map { RunTrace(tracer: $0, messages: jobs.map(\.message), group: settings.group) },
                    machine: RunStateMachine(seqs: jobs.map(\.message.seq), waitingSince: jobs.map(\.notReadySince),
-                                            policy: settings.policy, started: .now))
+                                            policy: settings.policy, started: .now, retries: jobs[0].runRetries))
     }
 
     // The steps below keep their async frames small: a frame holds every local of its function
@@ -184,12 +189,14 @@ struct MessageProcessor: Sendable {
         return action
     }
 
-    /// The handlers run in the lease's task, which sets the fence for them; this one only waits.
+    /// The handlers run in the channel's task (a task of their own would cost memory once per
+    /// channel in flight), so a lost lease cancels that task, and the run goes on in a new one.
     @inline(never)
     private func handleStep(_ plan: RunPlan, _ run: inout Run) async -> RunStateMachine.Action {
         let progress = HandlerProgress()
         do {
-            run.handled = try await run.lock.runWhileHeld(handlers(plan, run, progress: progress))
+            run.handled = try await run.lock.runWhileHeld(cancellingOnLoss: { [task = run.task] in task.cancel() },
+                                                          handlers(plan, run, progress: progress))
         } catch {
             await reportLeaseLost(plan, run, progress: progress)
             return leaseLost(error, &run)
@@ -218,11 +225,9 @@ struct MessageProcessor: Sendable {
 
     @inline(never)
     private func leaseLost(_ error: any Error, _ run: inout Run) -> RunStateMachine.Action {
-        if !Task.isCancelled {
-            logger(run).warning("Lease lost while handling; retrying", metadata: ["error": "\(error)"])
-            metrics.retry("lease_lost")
-        }
-        return run.machine.leaseLost(cancelled: Task.isCancelled)
+        logger(run).warning("Lease lost while handling; retrying", metadata: ["error": "\(error)"])
+        metrics.retry("lease_lost")
+        return run.machine.leaseLost()
     }
 
     @inline(never)
@@ -357,11 +362,19 @@ struct MessageProcessor: Sendable {
            case .leftPending(let reason) = finished[index], reason != "shutdown" {
             logger(run).warning("Left pending for redelivery", metadata: ["entry": "\(run.jobs[index].message.id)", "reason": "\(reason)"])
         }
-        run.trace?.end(finished: finished, rest: rest == .requeue ? "requeued" : "waiting")
         switch rest {
-        case .none: return RunResult(finished: finished, rest: .none)
-        case .requeue: return RunResult(finished: finished, rest: .requeue)
-        case .notReady: return RunResult(finished: finished, rest: .notReady(advance: nil))
+        case .none:
+            run.trace?.end(finished: finished, rest: "waiting")
+            return RunResult(finished: finished, rest: .none)
+        case .requeue:
+            run.trace?.end(finished: finished, rest: "requeued")
+            return RunResult(finished: finished, rest: .requeue)
+        case .notReady:
+            run.trace?.end(finished: finished, rest: "waiting")
+            return RunResult(finished: finished, rest: .notReady(advance: nil))
+        case .restart(let retries):
+            run.trace?.end(finished: finished, rest: "lease_lost")
+            return RunResult(finished: finished, rest: .restart(retries: retries))
         }
     }
 

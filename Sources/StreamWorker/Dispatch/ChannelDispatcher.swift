@@ -1,4 +1,5 @@
 import DequeModule
+import Synchronization
 
 /// What processing a run of a channel's messages asks of the dispatcher.
 enum DispatchOutcome: Sendable {
@@ -12,6 +13,20 @@ enum DispatchOutcome: Sendable {
     /// holding a slot meanwhile, so the workers holding the earlier messages can make progress.
     /// `wake` is given the pause as its timeout.
     case retry(finished: Int = 0, after: Duration, wake: (@Sendable (Duration) async -> Void)? = nil)
+    /// The first `finished` messages are finished; the channel's task was cancelled by a lease lost
+    /// while it ran the handlers, so the rest goes on in a new task, the next run starting with
+    /// `retries` (the bound on lost leases and rejected commits spans both runs).
+    case restart(finished: Int, retries: Int)
+}
+
+/// A channel's task, for whoever must cancel it from outside: the lock, when the lease is lost
+/// while the handlers run in it.
+final class ChannelTask: Sendable {
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    fileprivate func set(_ task: Task<Void, Never>) { self.task.withLock { $0 = task } }
+
+    func cancel() { task.withLock { $0 }?.cancel() }
 }
 
 /// A queued message and when it first found its channel not ready.
@@ -19,6 +34,8 @@ struct DispatchJob: Sendable {
     var message: InboundMessage
     var notReadySince: ContinuousClock.Instant?
     var retries = 0
+    /// Lost leases and rejected commits of the run that was restarted with this job at its head.
+    var runRetries = 0
 }
 
 /// Per-channel serial queues: one channel's messages run in stream order, in runs of up to
@@ -28,7 +45,7 @@ actor ChannelDispatcher {
     private let concurrency: Int
     private let maxQueued: Int
     private let runLimit: Int
-    private let process: @Sendable ([DispatchJob]) async -> DispatchOutcome
+    private let process: @Sendable ([DispatchJob], ChannelTask) async -> DispatchOutcome
 
     private var queues: [String: ChannelQueue] = [:]
     /// Channels waiting out a retry pause; they hold no slot.
@@ -52,7 +69,8 @@ actor ChannelDispatcher {
     /// gap no one here fills.
     private var closed: Set<String> = []
 
-    init(concurrency: Int, maxQueued: Int, runLimit: Int = 1, process: @escaping @Sendable ([DispatchJob]) async -> DispatchOutcome) {
+    /// - Parameter process: runs a channel's run in the channel's task, whose handle it is given.
+    init(concurrency: Int, maxQueued: Int, runLimit: Int = 1, process: @escaping @Sendable ([DispatchJob], ChannelTask) async -> DispatchOutcome) {
         self.concurrency = max(1, concurrency)
         self.maxQueued = max(1, maxQueued)
         self.runLimit = max(1, runLimit)
@@ -178,15 +196,19 @@ actor ChannelDispatcher {
 
     private func startReadyChannels() {
         while !stopping, running.count < concurrency, let channel = ready.popFirst() {
-            running[channel] = Task { await self.drain(channel) }
+            // The task runs nothing before this turn ends (drain is isolated here): the handle is set first.
+            let handle = ChannelTask()
+            let task = Task { await self.drain(channel, handle) }
+            handle.set(task)
+            running[channel] = task
         }
     }
 
     /// A channel's task: its runs one after another. Only `process` is awaited here, and the
     /// frame that stays allocated meanwhile (once per channel in flight) holds little else.
-    private func drain(_ channel: String) async {
+    private func drain(_ channel: String, _ handle: ChannelTask) async {
         while let run = nextRunToProcess(for: channel) {
-            let outcome = await process(run)
+            let outcome = await process(run, handle)
             guard processed(run, of: channel, outcome) else { return }
         }
     }
@@ -224,6 +246,18 @@ actor ChannelDispatcher {
         case .retry(let count, let pause, let wake):
             run.prefix(count).forEach { finished($0.message) }
             park(channel, Array(run.dropFirst(count)), for: pause, wake: wake)
+            return false
+        case .restart(let count, let retries):
+            run.prefix(count).forEach { finished($0.message) }
+            for (index, job) in run.dropFirst(count).enumerated() {
+                var job = job
+                if index == 0 { job.runRetries = retries }
+                putBack(job)
+            }
+            // This task stays cancelled: the channel gets a new one.
+            running[channel] = nil
+            if queues[channel] != nil { ready.append(channel) }
+            startReadyChannels()
             return false
         }
         return true

@@ -20,6 +20,9 @@ struct RunStateMachine: Sendable {
         case requeue
         /// The first of the rest waits for its predecessors (the lock is released).
         case notReady
+        /// The lease was lost while the handlers ran in the run's task, and the loss cancelled
+        /// that task: the rest goes on in a new one, from a run that starts with these retries.
+        case restart(retries: Int)
     }
 
     enum Action: Sendable, Equatable {
@@ -62,8 +65,11 @@ struct RunStateMachine: Sendable {
     /// update does not hold back the messages before it.
     private var headAlone = false
 
-    init(seqs: [Int64?], waitingSince: [ContinuousClock.Instant?], policy: ProcessingPolicy, started: ContinuousClock.Instant) {
+    /// - Parameter retries: those of the run this one restarts (``Rest/restart(retries:)``).
+    init(seqs: [Int64?], waitingSince: [ContinuousClock.Instant?], policy: ProcessingPolicy, started: ContinuousClock.Instant,
+         retries: Int = 0) {
         precondition(!seqs.isEmpty && seqs.count == waitingSince.count, "a run has messages, each with its wait")
+        self.retries = retries
         self.seqs = seqs
         self.waitingSince = waitingSince
         self.policy = policy
@@ -141,13 +147,13 @@ struct RunStateMachine: Sendable {
         return handlerFailed(cancelled: cancelled, release: true)
     }
 
-    /// The lease ended while the handlers ran (they were cancelled); nothing was committed.
-    mutating func leaseLost(cancelled: Bool) -> Action {
+    /// The lease ended while the handlers ran (they were cancelled with the run's task); nothing
+    /// was committed. The rest goes on in a new task, counting this retry against the same bound.
+    mutating func leaseLost() -> Action {
         guard case .handling = state else { preconditionFailure("leaseLost while \(state)") }
-        state = .idle
-        if cancelled { return leaveRest("shutdown", release: true) }
         retries += 1
-        return .retry(release: true, pause: .zero)
+        state = .done
+        return .finish(rest: .restart(retries: retries), release: true)
     }
 
     /// The commit's reply never came (connection error): the outcome is unknown, so claim again;
