@@ -201,6 +201,49 @@ import Testing
         #expect(runs.all == [[0], [1, 2, 3], [100], [2, 3], [3]])
     }
 
+    /// A lost lease cancels the channel's task: the rest of its run goes on, in order, in a new task
+    /// that is not cancelled, its head carrying the run's retries; later runs start their own count.
+    @Test func aRestartedRunGoesOnInANewTaskWithItsRetries() async {
+        struct Call: Equatable { var seqs: [Int64]; var task: ObjectIdentifier; var retries: Int; var cancelled: Bool }
+        let calls = Mutex<[Call]>([])
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 1000, runLimit: 2) { run, task in
+            calls.withLock {
+                $0.append(Call(seqs: run.map { $0.message.seq ?? 0 }, task: ObjectIdentifier(task), retries: run[0].runRetries,
+                               cancelled: Task.isCancelled))
+            }
+            guard run[0].message.seq == 1 else { return .done }
+            task.cancel()
+            return .restart(finished: 1, retries: 2)
+        }
+        await dispatcher.submit((1...4).map { InboundMessage(stream: "s", id: "\($0)-0", channel: "a", seq: Int64($0), fields: []) })
+        #expect(await dispatcher.waitUntilDrained(timeout: .seconds(60)))
+        let all = calls.withLock { $0 }
+        #expect(all.map(\.seqs) == [[1, 2], [2, 3], [4]])
+        #expect(all.map(\.retries) == [0, 2, 0])
+        #expect(all.map(\.cancelled) == [false, false, false])
+        #expect(all.count == 3 && all[1].task != all[0].task, "the rest runs in a new task")
+    }
+
+    /// A channel the dispatcher itself cancelled (a shed partition, shutdown) is not started again
+    /// by its restart: the rest stays pending for whoever reads the partition next.
+    @Test func aRestartOfAChannelTheDispatcherCancelledLeavesTheRestPending() async {
+        let runs = RunLog()
+        let entered = Gate(), release = Gate()
+        let dispatcher = ChannelDispatcher(concurrency: 1, maxQueued: 1000, runLimit: 8) { run, task in
+            runs.add(run.map { $0.message.seq ?? 0 })
+            entered.open()
+            await release.wait()
+            return .restart(finished: 1, retries: 1)
+        }
+        await dispatcher.submit((1...3).map { InboundMessage(stream: "s", id: "\($0)-0", channel: "a", seq: Int64($0), fields: []) })
+        await entered.wait()
+        await dispatcher.cancelRunning(streams: ["s"])
+        release.open()
+        #expect(await dispatcher.waitUntilDrained(timeout: .seconds(60)))
+        #expect(runs.all == [[1, 2, 3]])
+        #expect(await dispatcher.inFlightCounts["s"] == 0)
+    }
+
     @Test func theRestOfARunWaitsBehindTheMessageThatIsNotReady() async {
         let runs = RunLog()
         let gate = Gate()

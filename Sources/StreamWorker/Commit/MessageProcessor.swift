@@ -218,9 +218,17 @@ struct MessageProcessor: Sendable {
     @inline(never)
     private func reportLeaseLost(_ plan: RunPlan, _ run: Run, progress: HandlerProgress) async {
         let head = run.machine.head
-        for index in 0..<progress.reached where plan.steps[index] != .duplicate {
-            await handler.finished(run.jobs[head + index].message, fence: run.fence, outcome: .leaseLost)
+        let reached = (0..<progress.reached).filter { plan.steps[$0] != .duplicate }.map { run.jobs[head + $0].message }
+        await Self.evenIfCancelled { [handler, fence = run.fence] in
+            for message in reached { await handler.finished(message, fence: fence, outcome: .leaseLost) }
         }
+    }
+
+    /// Runs `body` to its end even when this task was cancelled (a lost lease or shutdown cancels
+    /// the channel's): a cluster client backs off between retries with sleeps that a cancelled
+    /// task cuts short, which would leave a lock to expire or an audit record unwritten.
+    private static func evenIfCancelled(_ body: @escaping @Sendable () async -> Void) async {
+        if Task.isCancelled { await Task { await body() }.value } else { await body() }
     }
 
     @inline(never)
@@ -351,7 +359,7 @@ struct MessageProcessor: Sendable {
 
     @inline(never)
     private func finishStep(_ rest: RunStateMachine.Rest, release: Bool, _ run: inout Run) async -> RunResult {
-        if release { await run.lock.release() }
+        if release { await Self.evenIfCancelled { [lock = run.lock] in await lock.release() } }
         return finished(rest, run)
     }
 

@@ -68,6 +68,9 @@ actor ChannelDispatcher {
     /// message of a channel whose earlier ones were just dropped, and that message would wait for a
     /// gap no one here fills.
     private var closed: Set<String> = []
+    /// Running channels this dispatcher cancelled (shutdown, a shed): a restart of one leaves the
+    /// rest pending instead of queueing it again, since the partition may be queued anew by then.
+    private var cancelled: Set<String> = []
 
     /// - Parameter process: runs a channel's run in the channel's task, whose handle it is given.
     init(concurrency: Int, maxQueued: Int, runLimit: Int = 1, process: @escaping @Sendable ([DispatchJob], ChannelTask) async -> DispatchOutcome) {
@@ -113,7 +116,10 @@ actor ChannelDispatcher {
 
     /// Cancels the channels running a message of `streams`; their queued messages go with them.
     func cancelRunning(streams: Set<String>) {
-        for (channel, stream) in runningStream where streams.contains(stream) { running[channel]?.cancel() }
+        for (channel, stream) in runningStream where streams.contains(stream) {
+            cancelled.insert(channel)
+            running[channel]?.cancel()
+        }
     }
 
     /// Which of `ids` are already queued or running here (a reclaim must not queue them twice).
@@ -186,6 +192,7 @@ actor ChannelDispatcher {
     /// Cancels the messages being processed and drops the queued ones (their locks are released;
     /// their entries stay pending and are redelivered).
     func cancelAll() {
+        cancelled.formUnion(running.keys)
         for task in running.values { task.cancel() }
         for (channel, queue) in queues where running[channel] == nil {
             queue.jobs.forEach { finished($0.message) }
@@ -201,6 +208,7 @@ actor ChannelDispatcher {
             let task = Task { await self.drain(channel, handle) }
             handle.set(task)
             running[channel] = task
+            cancelled.remove(channel)
         }
     }
 
@@ -250,9 +258,7 @@ actor ChannelDispatcher {
         case .restart(let count, let retries):
             run.prefix(count).forEach { finished($0.message) }
             for (index, job) in run.dropFirst(count).enumerated() {
-                var job = job
-                if index == 0 { job.runRetries = retries }
-                putBack(job)
+                if cancelled.contains(channel) { finished(job.message) } else { putBack(job, runRetries: index == 0 ? retries : 0) }
             }
             // This task stays cancelled: the channel gets a new one.
             running[channel] = nil
@@ -282,10 +288,13 @@ actor ChannelDispatcher {
 
     /// Returns a job that ran (or waited) to its channel's queue; one of a stream shed meanwhile, or
     /// any once stopping, is finished instead and stays pending for whoever reads the stream next.
-    private func putBack(_ job: DispatchJob) {
+    /// `runRetries` is kept only by the head of a restarted run: a later run starts its own count.
+    private func putBack(_ job: DispatchJob, runRetries: Int = 0) {
         if stopping || closed.contains(job.message.stream) {
             finished(job.message)
         } else {
+            var job = job
+            job.runRetries = runRetries
             insertInOrder(job)
         }
     }
