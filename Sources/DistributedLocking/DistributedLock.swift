@@ -459,17 +459,15 @@ public actor DistributedLock {
     /// values and priority, not a task executor preference.
     public func runWhileHeld<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
         startWatchdog()
-        let signal = lossSignal
-        guard abortOnLoss else { return try await body() }
-        if let cause = signal.cause { throw LockError.leaseLost(key: key, cause: cause) }
-        // One task that the loss cancels, not a group of the body and a loss waiter: a worker
-        // runs this once per channel in flight, and every task costs memory while the body works.
+        guard abortOnLoss else { return try await runWhileHeld(cancellingOnLoss: {}, body) }
+        // Lost already: the body's task is not started.
+        if let cause = lossSignal.cause { throw LockError.leaseLost(key: key, cause: cause) }
+        // One task that the loss cancels, not a group of the body and a loss waiter: every task
+        // costs memory while the body works.
         let task = Self.start(body, cancelled: Task.isCancelled)
-        let handler = signal.onLoss { task.cancel() }
-        let result = await withTaskCancellationHandler { await task.result } onCancel: { task.cancel() }
-        if let handler { signal.removeHandler(handler) }
-        if let cause = signal.cause { throw LockError.leaseLost(key: key, cause: cause) }
-        return try result.get()
+        return try await runWhileHeld(cancellingOnLoss: { task.cancel() }) {
+            try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
+        }
     }
 
     /// Runs `body` in the caller's task while the (already acquired) lease holds, and throws

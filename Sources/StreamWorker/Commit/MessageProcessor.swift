@@ -370,20 +370,14 @@ struct MessageProcessor: Sendable {
            case .leftPending(let reason) = finished[index], reason != "shutdown" {
             logger(run).warning("Left pending for redelivery", metadata: ["entry": "\(run.jobs[index].message.id)", "reason": "\(reason)"])
         }
-        switch rest {
-        case .none:
-            run.trace?.end(finished: finished, rest: "waiting")
-            return RunResult(finished: finished, rest: .none)
-        case .requeue:
-            run.trace?.end(finished: finished, rest: "requeued")
-            return RunResult(finished: finished, rest: .requeue)
-        case .notReady:
-            run.trace?.end(finished: finished, rest: "waiting")
-            return RunResult(finished: finished, rest: .notReady(advance: nil))
-        case .restart(let retries):
-            run.trace?.end(finished: finished, rest: "lease_lost")
-            return RunResult(finished: finished, rest: .restart(retries: retries))
+        let (label, rest): (String, Rest) = switch rest {
+        case .none: ("waiting", .none)
+        case .requeue: ("requeued", .requeue)
+        case .notReady: ("waiting", .notReady(advance: nil))
+        case .restart(let retries): ("lease_lost", .restart(retries: retries))
         }
+        run.trace?.end(finished: finished, rest: label)
+        return RunResult(finished: finished, rest: rest)
     }
 
     static let maxIncrementsPerRun = 4000

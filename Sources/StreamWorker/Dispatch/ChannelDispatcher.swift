@@ -20,13 +20,30 @@ enum DispatchOutcome: Sendable {
 }
 
 /// A channel's task, for whoever must cancel it from outside: the lock, when the lease is lost
-/// while the handlers run in it.
+/// while the handlers run in it, and the dispatcher.
 final class ChannelTask: Sendable {
-    private let task = Mutex<Task<Void, Never>?>(nil)
+    private struct State {
+        var task: Task<Void, Never>?
+        var stopped = false
+    }
 
-    fileprivate func set(_ task: Task<Void, Never>) { self.task.withLock { $0 = task } }
+    private let state = Mutex(State())
 
-    func cancel() { task.withLock { $0 }?.cancel() }
+    fileprivate func set(_ task: Task<Void, Never>) { state.withLock { $0.task = task } }
+
+    /// Cancels the task (a lost lease): the channel goes on in a new one.
+    func cancel() { state.withLock { $0.task }?.cancel() }
+
+    /// Cancels the task for good (shutdown, a shed): what it leaves is not started again, since
+    /// the partition may have been queued anew by then.
+    fileprivate func stop() {
+        state.withLock { state in
+            state.stopped = true
+            return state.task
+        }?.cancel()
+    }
+
+    fileprivate var stopped: Bool { state.withLock { $0.stopped } }
 }
 
 /// A queued message and when it first found its channel not ready.
@@ -50,7 +67,7 @@ actor ChannelDispatcher {
     private var queues: [String: ChannelQueue] = [:]
     /// Channels waiting out a retry pause; they hold no slot.
     private var parked: Set<String> = []
-    private var running: [String: Task<Void, Never>] = [:]
+    private var running: [String: ChannelTask] = [:]
     /// The stream of the message each running channel is processing.
     private var runningStream: [String: String] = [:]
     /// Channels with queued messages that wait for a free slot, in arrival order.
@@ -68,9 +85,6 @@ actor ChannelDispatcher {
     /// message of a channel whose earlier ones were just dropped, and that message would wait for a
     /// gap no one here fills.
     private var closed: Set<String> = []
-    /// Running channels this dispatcher cancelled (shutdown, a shed): a restart of one leaves the
-    /// rest pending instead of queueing it again, since the partition may be queued anew by then.
-    private var cancelled: Set<String> = []
 
     /// - Parameter process: runs a channel's run in the channel's task, whose handle it is given.
     init(concurrency: Int, maxQueued: Int, runLimit: Int = 1, process: @escaping @Sendable ([DispatchJob], ChannelTask) async -> DispatchOutcome) {
@@ -116,10 +130,7 @@ actor ChannelDispatcher {
 
     /// Cancels the channels running a message of `streams`; their queued messages go with them.
     func cancelRunning(streams: Set<String>) {
-        for (channel, stream) in runningStream where streams.contains(stream) {
-            cancelled.insert(channel)
-            running[channel]?.cancel()
-        }
+        for (channel, stream) in runningStream where streams.contains(stream) { running[channel]?.stop() }
     }
 
     /// Which of `ids` are already queued or running here (a reclaim must not queue them twice).
@@ -192,8 +203,7 @@ actor ChannelDispatcher {
     /// Cancels the messages being processed and drops the queued ones (their locks are released;
     /// their entries stay pending and are redelivered).
     func cancelAll() {
-        cancelled.formUnion(running.keys)
-        for task in running.values { task.cancel() }
+        for task in running.values { task.stop() }
         for (channel, queue) in queues where running[channel] == nil {
             queue.jobs.forEach { finished($0.message) }
             queues[channel] = nil
@@ -205,10 +215,8 @@ actor ChannelDispatcher {
         while !stopping, running.count < concurrency, let channel = ready.popFirst() {
             // The task runs nothing before this turn ends (drain is isolated here): the handle is set first.
             let handle = ChannelTask()
-            let task = Task { await self.drain(channel, handle) }
-            handle.set(task)
-            running[channel] = task
-            cancelled.remove(channel)
+            handle.set(Task { await self.drain(channel, handle) })
+            running[channel] = handle
         }
     }
 
@@ -257,8 +265,9 @@ actor ChannelDispatcher {
             return false
         case .restart(let count, let retries):
             run.prefix(count).forEach { finished($0.message) }
+            let stopped = running[channel]?.stopped == true
             for (index, job) in run.dropFirst(count).enumerated() {
-                if cancelled.contains(channel) { finished(job.message) } else { putBack(job, runRetries: index == 0 ? retries : 0) }
+                if stopped { finished(job.message) } else { putBack(job, runRetries: index == 0 ? retries : 0) }
             }
             // This task stays cancelled: the channel gets a new one.
             running[channel] = nil
