@@ -80,8 +80,8 @@ public final class RedisConnection: Sendable {
         let deadline = deadline(for: command)
         if options.cancelDropsConnection {
             return try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { continuation in
-                    shared.submit([Outgoing(command: encoded, waiter: .single(continuation), deadline: deadline, blocks: command.blockTime != nil)])
+                try await withUnsafeThrowingContinuation { continuation in
+                    shared.submit(Outgoing(command: encoded, waiter: .single(continuation), deadline: deadline, blocks: command.blockTime != nil))
                     // Cancelled before the submit: the handler's interrupt may already have been consumed.
                     if Task.isCancelled { shared.interrupt() }
                 }
@@ -89,8 +89,8 @@ public final class RedisConnection: Sendable {
                 shared.interrupt()
             }
         }
-        return try await withCheckedThrowingContinuation { continuation in
-            shared.submit([Outgoing(command: encoded, waiter: .single(continuation), deadline: deadline, blocks: command.blockTime != nil)])
+        return try await withUnsafeThrowingContinuation { continuation in
+            shared.submit(Outgoing(command: encoded, waiter: .single(continuation), deadline: deadline, blocks: command.blockTime != nil))
         }
     }
 
@@ -116,7 +116,7 @@ public final class RedisConnection: Sendable {
         // One deadline for the whole batch, so a disconnected batch expires all or nothing.
         let deadlines = commands.map { deadline(for: $0) }
         let batchDeadline = deadlines.contains(where: { $0 == nil }) ? nil : deadlines.compactMap { $0 }.max()
-        return await withCheckedContinuation { continuation in
+        return await withUnsafeContinuation { continuation in
             let collector = BatchCollector(count: commands.count, continuation: continuation)
             var batch: [Outgoing] = []
             batch.reserveCapacity(commands.count)
@@ -135,7 +135,7 @@ public final class RedisConnection: Sendable {
     /// Queues a command without waiting (subscriber bookkeeping).
     func submit(_ command: RedisCommand, waiter: ReplyWaiter) throws(RedisError) {
         let encoded = try EncodedCommand(command)
-        shared.submit([Outgoing(command: encoded, waiter: waiter, deadline: deadline(for: command), blocks: command.blockTime != nil)])
+        shared.submit(Outgoing(command: encoded, waiter: waiter, deadline: deadline(for: command), blocks: command.blockTime != nil))
     }
 
     private func deadline(for command: RedisCommand) -> ContinuousClock.Instant? {
@@ -178,21 +178,40 @@ final class ConnectionShared: Sendable {
     }
 
     func submit(_ batch: [Outgoing]) {
-        let (accepted, mustWake): (Bool, Bool) = state.withLock { state in
-            if state.closed { return (false, false) }
-            state.queue.append(contentsOf: batch)
-            let mustWake = state.idle
-            state.idle = false
-            return (true, mustWake)
+        let (accepted, mustWake) = state.withLock { state in
+            Self.accept(&state) { $0.append(contentsOf: batch) }
         }
         if mustWake {
             wake()
         } else if !accepted {
-            for item in batch {
-                item.command.free()
-                item.waiter.complete(.failure(.closed))
-            }
+            for item in batch { Self.refuse(item) }
         }
+    }
+
+    /// One command: the common case, without an array to carry it.
+    func submit(_ item: Outgoing) {
+        let (accepted, mustWake) = state.withLock { state in
+            Self.accept(&state) { $0.append(item) }
+        }
+        if mustWake {
+            wake()
+        } else if !accepted {
+            Self.refuse(item)
+        }
+    }
+
+    /// Queues unless closed; says whether the I/O thread sleeps and must be woken.
+    private static func accept(_ state: inout State, _ append: (inout [Outgoing]) -> Void) -> (accepted: Bool, mustWake: Bool) {
+        if state.closed { return (false, false) }
+        append(&state.queue)
+        let mustWake = state.idle
+        state.idle = false
+        return (true, mustWake)
+    }
+
+    private static func refuse(_ item: Outgoing) {
+        item.command.free()
+        item.waiter.complete(.failure(.closed))
     }
 
     func close() {

@@ -1,6 +1,9 @@
 /// Who gets a reply once it arrives.
+///
+/// The continuations are unsafe ones (a checked one allocates per command): every queued
+/// ``Outgoing`` is completed exactly once, by its reply or by the failure that drops it.
 enum ReplyWaiter: Sendable {
-    case single(CheckedContinuation<RESPValue, any Error>)
+    case single(UnsafeContinuation<RESPValue, any Error>)
     case batch(BatchCollector, index: Int)
     /// Fire-and-forget commands the connection sends itself (re-subscribes after a reconnect).
     case discard
@@ -28,9 +31,9 @@ enum ReplyWaiter: Sendable {
 final class BatchCollector: @unchecked Sendable {
     private var results: [Result<RESPValue, RedisError>]
     private var remaining: Int
-    private let continuation: CheckedContinuation<[Result<RESPValue, RedisError>], Never>
+    private let continuation: UnsafeContinuation<[Result<RESPValue, RedisError>], Never>
 
-    init(count: Int, continuation: CheckedContinuation<[Result<RESPValue, RedisError>], Never>) {
+    init(count: Int, continuation: UnsafeContinuation<[Result<RESPValue, RedisError>], Never>) {
         self.results = Array(repeating: .failure(.closed), count: count)
         self.remaining = count
         self.continuation = continuation

@@ -50,7 +50,7 @@ public final class RedisSubscriber: Sendable {
     public func subscribe(_ channel: [UInt8]) async throws -> RedisSubscription {
         let subscription = RedisSubscription(channel: channel, subscriber: self)
         do {
-            _ = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RESPValue, any Error>) in
+            _ = try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<RESPValue, any Error>) in
                 registry.add(subscription) {
                     do {
                         try connection.submit(RedisCommand(subscribeCommand, channel), waiter: .single(continuation))
