@@ -10,13 +10,14 @@ public enum LockScripts {
     /// Defines no globals.
     public static let claimChunk = """
         local function sg_lock_claim(lock, fence, token, ttl)
-          local holder = redis.call('GET', lock)
+          -- SET NX GET (Redis 7.0): sets a free lock and returns what was there, in one call.
+          local holder = redis.call('SET', lock, token, 'NX', 'PX', ttl, 'GET')
+          if not holder then
+            return 1, redis.call('INCR', fence)
+          end
           if holder == token then
             redis.call('PEXPIRE', lock, ttl)
             return 1, tonumber(redis.call('GET', fence) or '0')
-          end
-          if not holder and redis.call('SET', lock, token, 'NX', 'PX', ttl) then
-            return 1, redis.call('INCR', fence)
           end
           return 0, redis.call('PTTL', lock)
         end

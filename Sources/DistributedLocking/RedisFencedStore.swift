@@ -59,8 +59,10 @@ public enum FencedScripts {
           local i = first + 4
           for _ = 1, nset do redis.call('HSET', state, ARGV[i], ARGV[i+1]); i = i + 2 end
           for _ = 1, nincr do redis.call('HINCRBY', state, ARGV[i], ARGV[i+1]); i = i + 2 end
-          for _ = 1, nappend do redis.call('RPUSH', list, ARGV[i]); i = i + 1 end
-          if cap > 0 and nappend > 0 then redis.call('LTRIM', list, -cap, -1) end
+          local length = 0
+          for _ = 1, nappend do length = redis.call('RPUSH', list, ARGV[i]); i = i + 1 end
+          -- A list within its cap needs no trim.
+          if cap > 0 and length > cap then redis.call('LTRIM', list, -cap, -1) end
         end
         """
 

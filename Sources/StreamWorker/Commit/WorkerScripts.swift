@@ -87,7 +87,7 @@ public enum WorkerScripts {
         local function sg_err(message) return {'err', message} end
         -- Applies the updates that start at ARGV[first] for each first in `firsts`, in order, with
         -- as few calls as that allows: one HSET of every set, one HINCRBY per counter with the
-        -- deltas summed, one RPUSH of every value and one LTRIM. The same result as applying them
+        -- deltas summed, one RPUSH of every value and an LTRIM if the list outgrew its cap. The same result as applying them
         -- one by one as long as no field is both set and incremented, all appends share a cap,
         -- each sum stays exact (|sum| < 2^53) and unpack can take them; otherwise one by one.
         local function sg_apply_updates(state, list, firsts)
@@ -122,8 +122,8 @@ public enum WorkerScripts {
           -- Even a sum of 0: one by one, the increments would have created the field.
           for _, f in ipairs(order) do redis.call('HINCRBY', state, f, string.format('%d', deltas[f])) end
           if #values > 0 then
-            redis.call('RPUSH', list, unpack(values))
-            if tonumber(cap) > 0 then redis.call('LTRIM', list, -tonumber(cap), -1) end
+            local length = redis.call('RPUSH', list, unpack(values))
+            if tonumber(cap) > 0 and length > tonumber(cap) then redis.call('LTRIM', list, -tonumber(cap), -1) end
           end
         end
         -- One channel's run; its keys start at KEYS[K] and its arguments at ARGV[A].
