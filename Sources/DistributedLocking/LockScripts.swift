@@ -67,10 +67,12 @@ extension DistributedLock {
 public enum LockKeys {
     /// `sg:lock:channel:7` → `sg:fence:channel:7`; keys without a `:lock:` segment get a `:fence` suffix.
     public static func fenceKey(forLock key: String) -> String {
-        let utf8 = Array(key.utf8), marker = Array(":lock:".utf8)
-        if utf8.count >= marker.count,
-           let start = (0...(utf8.count - marker.count)).first(where: { utf8[$0..<$0 + marker.count].elementsEqual(marker) }) {
-            return String(decoding: utf8[..<start] + Array(":fence:".utf8) + utf8[(start + marker.count)...], as: UTF8.self)
+        if let lock = key.firstRange(of: ":lock:") {
+            var fence = String(key[..<lock.lowerBound])
+            fence.reserveCapacity(key.utf8.count + 1)
+            fence += ":fence:"
+            fence += key[lock.upperBound...]
+            return fence
         }
         if key.hasPrefix("lock:") { return "fence:" + key.dropFirst(5) }
         return key + ":fence"

@@ -76,9 +76,19 @@ public struct WorkerKeys: Sendable, Equatable {
     /// Dead letters of `stream` (a partition stream has its own, in its slot).
     public static func deadLetters(of stream: String) -> String { stream + ":dead" }
 
+    /// Built by appending into one buffer: a run builds several of these.
     private func channelKey(_ kind: String, _ channel: String) -> String {
-        isPartitioned
-            ? "\(prefix):\(Self.tag(partition: partition(of: channel))):\(kind):channel:\(channel)"
-            : "\(prefix):\(kind):channel:\(channel)"
+        var key = prefix
+        key.reserveCapacity(prefix.utf8.count + kind.utf8.count + channel.utf8.count + 24)
+        if isPartitioned {
+            key += ":{p"
+            key += String(partition(of: channel))
+            key += "}"
+        }
+        key += ":"
+        key += kind
+        key += ":channel:"
+        key += channel
+        return key
     }
 }
