@@ -81,9 +81,8 @@ public struct WorkerKeys: Sendable, Equatable {
         var key = prefix
         key.reserveCapacity(prefix.utf8.count + kind.utf8.count + channel.utf8.count + 24)
         if isPartitioned {
-            key += ":{p"
-            key += String(partition(of: channel))
-            key += "}"
+            key += ":"
+            key += Self.tag(partition: partition(of: channel))
         }
         key += ":"
         key += kind

@@ -87,9 +87,10 @@ public enum WorkerScripts {
         local function sg_err(message) return {'err', message} end
         -- Applies the updates that start at ARGV[first] for each first in `firsts`, in order, with
         -- as few calls as that allows: one HSET of every set, one HINCRBY per counter with the
-        -- deltas summed, one RPUSH of every value and an LTRIM if the list outgrew its cap. The same result as applying them
-        -- one by one as long as no field is both set and incremented, all appends share a cap,
-        -- each sum stays exact (|sum| < 2^53) and unpack can take them; otherwise one by one.
+        -- deltas summed, one RPUSH of every value and an LTRIM if the list outgrew its cap. The
+        -- same result as applying them one by one as long as no field is both set and incremented,
+        -- all appends share a cap, each sum stays exact (|sum| < 2^53) and unpack can take them;
+        -- otherwise one by one.
         local function sg_apply_updates(state, list, firsts)
           if #firsts == 1 then sg_apply_update(state, list, firsts[1]); return end
           local sets, set_fields, deltas, order, values, cap, separate = {}, {}, {}, {}, {}, nil, false
