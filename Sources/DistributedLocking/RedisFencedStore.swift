@@ -33,10 +33,10 @@ public enum FencedScripts {
     /// script that fails halfway, so scripts check before their first write. Defines no globals.
     public static let applyUpdateChunk = """
         -- What HINCRBY accepts and cannot overflow with a delta of at most 2^53: a plain decimal
-        -- integer below 10^18. (tonumber also takes '1.5', '1e3' and '0x10', which HINCRBY refuses
-        -- halfway through a commit.)
+        -- integer below 10^18, written as Redis writes one. (tonumber also takes '1.5', '1e3',
+        -- '0x10', '007' and '-0', which HINCRBY refuses halfway through a commit.)
         local function sg_is_counter(v)
-          return string.match(v, '^-?%d+$') ~= nil and #v <= 18
+          return v == '0' or (string.match(v, '^-?[1-9]%d*$') ~= nil and #v <= 18)
         end
         local function sg_check_update(state, list, first)
           local nset, nincr, nappend = tonumber(ARGV[first]), tonumber(ARGV[first+1]), tonumber(ARGV[first+2])

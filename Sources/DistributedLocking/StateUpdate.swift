@@ -29,6 +29,7 @@ public struct StateUpdate: Sendable, Equatable, Codable {
             throw .conflictingField(setFields.keys.first(where: { increment[$0] != nil })!)
         }
         if let listCap, listCap <= 0 { throw .invalidListCap(listCap) }
+        if increment.count > Self.maxIncrements { throw .tooManyIncrements(increment.count) }
         // With stored values below 10^18 (the scripts check), such a delta cannot overflow HINCRBY.
         if let (field, delta) = increment.first(where: { abs($0.value) > Self.maxIncrement }) {
             throw .incrementTooLarge(field, delta)
@@ -42,6 +43,10 @@ public struct StateUpdate: Sendable, Equatable, Codable {
 
     /// 2^53: far beyond any counter, and small enough that HINCRBY cannot overflow.
     public static let maxIncrement: Int64 = 1 << 53
+
+    /// Counters one update may increment: a commit reads them all in one HMGET, whose arguments
+    /// Lua unpacks (at most 8,000).
+    public static let maxIncrements = 4000
 
     /// The update as script arguments: counts first, then set pairs, increment pairs, appended values.
     /// Sorted, so the same update always encodes identically.
@@ -60,6 +65,7 @@ public enum StateUpdateError: Error, Sendable, Equatable, CustomStringConvertibl
     case conflictingField(String)
     case invalidListCap(Int)
     case incrementTooLarge(String, Int64)
+    case tooManyIncrements(Int)
 
     public var description: String {
         switch self {
@@ -68,6 +74,7 @@ public enum StateUpdateError: Error, Sendable, Equatable, CustomStringConvertibl
         case .conflictingField(let f): return "state field '\(f)' is both set and incremented"
         case .invalidListCap(let n): return "list cap \(n) must be positive"
         case .incrementTooLarge(let f, let d): return "increment \(d) of state field '\(f)' exceeds ±2^53"
+        case .tooManyIncrements(let n): return "state update increments \(n) fields; at most \(StateUpdate.maxIncrements)"
         }
     }
 }

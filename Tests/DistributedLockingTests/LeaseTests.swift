@@ -84,6 +84,9 @@ import Testing
         #expect(throws: StateUpdateError.emptyFieldName) { try StateUpdate(increment: ["": 1]).validate() }
         #expect(throws: StateUpdateError.invalidListCap(0)) { try StateUpdate(append: ["x"], listCap: 0).validate() }
         #expect(throws: StateUpdateError.incrementTooLarge("n", Int64.max)) { try StateUpdate(increment: ["n": .max]).validate() }
+        let counters = Dictionary(uniqueKeysWithValues: (0...StateUpdate.maxIncrements).map { ("n\($0)", Int64(1)) })
+        #expect(throws: StateUpdateError.tooManyIncrements(StateUpdate.maxIncrements + 1)) { try StateUpdate(increment: counters).validate() }
+        #expect(throws: Never.self) { try StateUpdate(increment: counters.filter { $0.key != "n0" }).validate() }
         #expect(throws: Never.self) { try StateUpdate(increment: ["n": StateUpdate.maxIncrement]).validate() }
     }
 

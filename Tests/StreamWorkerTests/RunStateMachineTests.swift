@@ -60,6 +60,16 @@ import Testing
         #expect(m.finished == [.leftPending("too many lost or failed commits")])
     }
 
+    @Test func aRefusedClaimHoldsNothingAndIsRetriedWithinTheBoundThenGivenUp() {
+        var m = machine([1, 2])
+        for _ in 0...policy.maxRetries {
+            #expect(start(&m) == .claim)
+            #expect(m.claimRefused() == .retry(release: false, pause: policy.commitRetryPause))
+        }
+        #expect(start(&m) == .finish(rest: .requeue, release: false))
+        #expect(m.finished == [.leftPending("too many lost or failed commits")])
+    }
+
     @Test func aClaimPlansTheHandlersFromTheFirstUnfinishedMessage() {
         var m = machine([3, 4, 5])
         _ = start(&m)

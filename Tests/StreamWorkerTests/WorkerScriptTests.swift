@@ -333,6 +333,46 @@ import Testing
         #expect(try await f.pendingCount() == 3, "b, c and d stay pending")
     }
 
+    @Test func aLuaErrorInOneChannelsCommitFailsThatChannelAloneAndSparesTheOthers() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        let (_, first) = await run(f, try await pending(f, channel: "a", seq: 1))
+        let (_, broken) = await run(f, try await pending(f, channel: "b", seq: 1))
+        let (_, last) = await run(f, try await pending(f, channel: "c", seq: 1))
+        // Not a number: comparing it with the run's fence is a Lua error, which no check foresees.
+        try await f.client.send("HSET", f.keys.state(channel: "b"), "fence", "not a number")
+
+        let outcomes = try await RunCommit.commit([first, broken, last], on: f.client)
+        #expect(try outcomes[0].get() == .committed(lastSeq: 1, results: [.applied]))
+        if case .failure(let error) = outcomes[1] { #expect((error as? RedisError)?.serverCode == "ERR") } else {
+            Issue.record("b committed: \(outcomes[1])")
+        }
+        #expect(try outcomes[2].get() == .committed(lastSeq: 1, results: [.applied]))
+        #expect(try await f.client.send("HGET", f.keys.state(channel: "b"), "count").isNull)
+        #expect(try await f.pendingCount() == 1, "b stays pending")
+    }
+
+    @Test func aClaimOfALockOrFenceOfAnotherTypeIsRefusedAloneAndHoldsNothing() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        try await f.client.send("HSET", f.keys.lock(channel: "b"), "not", "a string")
+        try await f.client.send("SET", f.keys.fence(channel: "c"), "not a number")
+        let claims = ["a", "b", "c", "d"].map {
+            ChannelClaim(lock: f.keys.lock(channel: $0), token: "t-\($0)", channel: $0, keys: f.keys, read: .lastSeq, hasSeq: true)
+        }
+        let outcomes = try await ChannelClaim.claim(claims, ttl: .seconds(30), on: f.client)
+        for (index, channel) in ["a", "d"].enumerated() {
+            guard case .claimed = try outcomes[index * 3].get() else { Issue.record("\(channel) not claimed: \(outcomes[index * 3])"); continue }
+            #expect(try await f.client.send("GET", f.keys.lock(channel: channel)).string == "t-\(channel)")
+        }
+        guard case .refused(let wrongType) = try outcomes[1].get() else { Issue.record("b not refused: \(outcomes[1])"); return }
+        #expect(wrongType.serverCode == "WRONGTYPE")
+        #expect(try await f.client.send("TYPE", f.keys.lock(channel: "b")).string == "hash", "left as it was")
+        guard case .refused(let notANumber) = try outcomes[2].get() else { Issue.record("c not refused: \(outcomes[2])"); return }
+        #expect(notANumber.serverCode == "ERR")
+        #expect(try await f.client.send("EXISTS", f.keys.lock(channel: "c")) == .integer(0), "set before the fence failed, then let go")
+    }
+
     @Test func aCommitAnnouncesTheChannelsNewLastSeqWithItsRelease() async throws {
         let f = try Fixture()
         defer { f.client.close() }
@@ -356,7 +396,11 @@ import Testing
         let append = StateUpdate(increment: ["count": 1], append: ["x"], listCap: 10)
         await #expect { try await f.commit(lock, id: id, seq: 1, update: append) } throws: { ($0 as? RedisError)?.serverCode == "WRONGTYPE" }
         // Lua's tonumber takes all of these; HINCRBY would refuse them halfway through the commit.
-        for notACounter in ["many", "1.5", "1e3", "0x10", "1234567890123456789"] {
+        for notACounter in ["007", "-0"] {
+            try await f.client.send("HSET", f.keys.state(channel: f.channel), "count", notACounter)
+            await #expect { try await f.client.send("HINCRBY", f.keys.state(channel: f.channel), "count", 1) } throws: { _ in true }
+        }
+        for notACounter in ["many", "1.5", "1e3", "0x10", "007", "00", "-0", "+1", "1234567890123456789"] {
             try await f.client.send("HSET", f.keys.state(channel: f.channel), "count", notACounter)
             await #expect { try await f.commit(lock, id: id, seq: 1) } throws: { ($0 as? RedisError)?.serverCode == "ERR" }
         }

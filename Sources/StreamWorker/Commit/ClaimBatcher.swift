@@ -21,6 +21,8 @@ struct ChannelClaim: Sendable {
         case claimed(fence: Int64, reads: [Result<RESPValue, RedisError>])
         /// Claimed with `fence`, but a read failed: the lock is held and must be released.
         case unreadable(fence: Int64, error: RedisError)
+        /// Not claimed: the lock or fence key is of another type, so waiting would not help.
+        case refused(RedisError)
     }
 
     var keys: [String]
@@ -49,6 +51,8 @@ struct ChannelClaim: Sendable {
             return .claimed(fence: value, reads: reads)
         case (2, 3):
             return .unreadable(fence: value, error: .server(RedisServerError(line: parts[2].string ?? "ERR read failed")))
+        case (3, 3):
+            return .refused(.server(RedisServerError(line: parts[2].string ?? "ERR claim failed")))
         default:
             throw RedisError.unexpectedReply("claim returned \(reply)")
         }

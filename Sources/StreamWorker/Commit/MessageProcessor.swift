@@ -128,6 +128,8 @@ struct MessageProcessor: Sendable {
             if await lock.adoptClaim(fence: claimFence, claimSentAt: sentAt) {
                 return claimUnreadable(error, traceStart: traceStart, &run)
             }
+        case .refused(let error)?:
+            return claimRefused(error, traceStart: traceStart, &run)
         case .contended?, nil:
             break
         }
@@ -161,6 +163,16 @@ struct MessageProcessor: Sendable {
         logger(run).warning("Reading the channel's state failed; retrying", metadata: ["error": "\(error)"])
         metrics.retry("claim_error")
         return run.machine.stateUnreadable()
+    }
+
+    @inline(never)
+    private func claimRefused(_ error: RedisError, traceStart: DefaultTracerClock.Instant?, _ run: inout Run) -> RunStateMachine.Action {
+        if let trace = run.trace, let traceStart {
+            trace.step("claim", messages: run.machine.head..<run.jobs.count, from: traceStart, outcome: { _ in "refused" })
+        }
+        logger(run).error("Claiming the channel's lock was refused; retrying", metadata: ["error": "\(error)"])
+        metrics.retry("claim_refused")
+        return run.machine.claimRefused()
     }
 
     @inline(never)
@@ -380,7 +392,9 @@ struct MessageProcessor: Sendable {
         return RunResult(finished: finished, rest: rest)
     }
 
-    static let maxIncrementsPerRun = 4000
+    /// Increments a run's updates hold at most (a single update is held to it by
+    /// `StateUpdate.validate`), so the commit's HMGET of them stays within what Lua can unpack.
+    static let maxIncrementsPerRun = StateUpdate.maxIncrements
 
     /// The handlers' part of a run, as it ran under the lease.
     struct HandledRun: Sendable {

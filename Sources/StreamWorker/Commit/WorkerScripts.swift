@@ -19,6 +19,19 @@ public enum WorkerScripts {
 
         """
 
+    /// `sg_error_text(e)`: the reply line of an error caught by `pcall`: a command's error keeps
+    /// its code (`WRONGTYPE …`), and one of Lua itself (`user_function:3: attempt to …`) gets `ERR`.
+    static let errorTextChunk = """
+
+        local function sg_error_text(e)
+          if type(e) == 'table' and e.err then e = e.err end
+          e = tostring(e)
+          if string.match(e, '^%u[%u_]* ') then return e end
+          return 'ERR ' .. e
+        end
+
+        """
+
     /// Claims of runs: for each channel, the lock's claim (SET NX PX and the fence's INCR, as
     /// `DistributedLock` claims) and, when claimed, the state the run needs, so a claim needs no
     /// separate reads. Several channels go in one call (``ClaimBatcher``), all of one partition.
@@ -27,14 +40,20 @@ public enum WorkerScripts {
     /// 'l' its `last_seq`, 'n' nothing) and '1' when the run has seqs (then the dead seqs are read).
     /// Returns one reply per channel: {0, pttl} when someone else holds the lock; {1, fence, state,
     /// dead seqs} when claimed, where state is the flat HGETALL array, the `last_seq` value (nil
-    /// when unset) or nil, and dead seqs the set's members (empty when there is none); or
-    /// {2, fence, error} when claimed but a read failed (the lock is held: release it).
-    public static let claim = RedisScript(LockScripts.claimChunk + """
+    /// when unset) or nil, and dead seqs the set's members (empty when there is none);
+    /// {2, fence, error} when claimed but a read failed (the lock is held: release it); or
+    /// {3, 0, error} when the lock or fence key is of another type (not claimed).
+    public static let claim = RedisScript(LockScripts.claimChunk + errorTextChunk + """
         local replies, ttl = {}, ARGV[1]
         for c = 1, (#ARGV - 1) / 3 do
           local K, A = 4 * c - 3, 3 * c - 1
-          local claimed, value = sg_lock_claim(KEYS[K], KEYS[K + 1], ARGV[A], ttl)
-          if claimed == 0 then
+          local ok, claimed, value = pcall(sg_lock_claim, KEYS[K], KEYS[K + 1], ARGV[A], ttl)
+          if not ok then
+            -- A lock or fence key of another type: this channel's claim is refused, not the
+            -- call. The lock may have been set before the fence failed; it is not held then.
+            if redis.pcall('GET', KEYS[K]) == ARGV[A] then redis.call('DEL', KEYS[K]) end
+            replies[c] = {3, 0, sg_error_text(claimed)}
+          elseif claimed == 0 then
             replies[c] = {0, value}
           else
             local state, dead = false, {}
@@ -69,8 +88,9 @@ public enum WorkerScripts {
     /// Mode 'h': the handler ran and the update applies if the seq is next; 'f': the same, and a
     /// gap before it is skipped (after gap-timeout); 'd': planned as a duplicate (empty update).
     /// Returns one reply per channel: {'lost', 0} or {'stale', recorded fence} having changed
-    /// nothing; {'err', message} having changed nothing (a check failed: wrong type, not a counter,
-    /// bad seq); else {'ok', last_seq, codes}: one letter per message, 'a' applied, 'd' duplicate
+    /// nothing; {'err', message} when a check failed before any write (wrong type, not a counter,
+    /// bad seq) or, what the checks are there to prevent, a Lua error stopped that channel's
+    /// commit; else {'ok', last_seq, codes}: one letter per message, 'a' applied, 'd' duplicate
     /// (acknowledged, not applied), 'g' a seq before it is missing, 'n' not reached. The first
     /// message that is not as planned stops the run: the handlers of the later ones saw a state that
     /// did not happen, so they are 'n' and run again from a fresh claim.
@@ -82,7 +102,7 @@ public enum WorkerScripts {
     /// each message it applies with its own, so an entry acknowledged elsewhere meanwhile (dead-
     /// lettered, say) is a duplicate rather than applied.
     /// Type, seq and counter checks of every message come before the channel's first write.
-    public static let commit = RedisScript(FencedScripts.applyUpdateChunk + seqChunk + """
+    public static let commit = RedisScript(FencedScripts.applyUpdateChunk + seqChunk + errorTextChunk + """
 
         local function sg_err(message) return {'err', message} end
         -- Applies the updates that start at ARGV[first] for each first in `firsts`, in order, with
@@ -248,7 +268,10 @@ public enum WorkerScripts {
         end
         local replies, a = {}, 2
         for c = 1, tonumber(ARGV[1]) do
-          replies[c] = sg_commit_run(5 * c - 4, a + 1)
+          -- A key the checks did not foresee (a fence that is not a number, say) fails its own
+          -- channel, not the call: the channels before it have committed and released already.
+          local ok, reply = pcall(sg_commit_run, 5 * c - 4, a + 1)
+          replies[c] = ok and reply or {'err', sg_error_text(reply)}
           a = a + 1 + tonumber(ARGV[a])
         end
         return replies

@@ -106,6 +106,15 @@ struct RunStateMachine: Sendable {
         return leaveRest("cancelled while waiting for the lock", release: false)
     }
 
+    /// The claim was refused (the lock or fence key is of another type): nothing is held. Retried
+    /// within the bound, so the head ends pending, then dead-lettered, rather than waiting forever.
+    mutating func claimRefused() -> Action {
+        precondition(state == .claiming, "claimRefused while \(state)")
+        retries += 1
+        state = .idle
+        return .retry(release: false, pause: policy.commitRetryPause)
+    }
+
     /// The claim's state read failed or was malformed: the lock is held, the state unknown.
     mutating func stateUnreadable() -> Action {
         precondition(state == .claiming, "stateUnreadable while \(state)")
