@@ -61,6 +61,35 @@ import Testing
         }
     }
 
+    /// A SUNSUBSCRIBE queued while the subscriber is disconnected goes out after the
+    /// re-subscriptions on the next connection. Its answer must be paired with it: taken for the
+    /// server's own, it left its place in line to the next caller, so every later subscription
+    /// was confirmed by the answer meant for the one before it (and the last hung).
+    @Test func anUnsubscribeQueuedAcrossAReconnectKeepsRepliesInStep() async throws {
+        let server = try await PrivateRedisServer()
+        defer { server.stop() }
+        var configuration = try server.configuration(commandTimeout: .seconds(5))
+        // Long pauses between connect attempts: the server is back, and the SUNSUBSCRIBE queued,
+        // before the attempt that succeeds.
+        configuration.backoff = ReconnectBackoff(base: .seconds(4), cap: .seconds(4))
+        let failures = Atomic<Int>(0)
+        let client = RedisClient(configuration: configuration, events: RedisConnectionEvents(connectFailed: { failures.add(1, ordering: .relaxed) }))
+        defer { client.close() }
+        let leaving = try await client.subscribe(shardChannel: "leaving")
+        let staying = try await client.subscribe(shardChannel: "staying")
+        defer { staying.cancel() }
+        await server.crash()
+        try await waitUntil { failures.load(ordering: .relaxed) >= 1 }
+        try await server.restart()
+        leaving.cancel()
+        #expect(await staying.next(timeout: .seconds(60)) == .reconnected)
+        let fresh = try await client.subscribe(shardChannel: "fresh")
+        defer { fresh.cancel() }
+        #expect(try await client.send("SPUBLISH", "fresh", "hello").int == 1)
+        #expect(await fresh.next(timeout: .seconds(10)) == .message(Array("hello".utf8)))
+        #expect(try await client.send("SPUBLISH", "leaving", "gone").int == 0, "unsubscribed on the new connection")
+    }
+
     @Test func connectionEventsCountFailedAttempts() async throws {
         let server = try await PrivateRedisServer()
         let configuration = try server.configuration(commandTimeout: .milliseconds(500))

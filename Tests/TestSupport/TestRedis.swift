@@ -108,12 +108,22 @@ public final class PrivateRedisServer: Sendable {
     /// - Parameter waitForData: return only once the data is loaded; false returns as soon as the
     ///   server accepts connections, while it may still answer LOADING.
     public func crashAndRestart(waitForData: Bool = true) async throws {
+        await crash()
+        try await restart(waitForData: waitForData)
+    }
+
+    /// Kills the server (SIGKILL) and waits until it is gone; ``restart(waitForData:)`` brings it back.
+    public func crash() async {
         let old = process.withLock { process in
             defer { process = nil }
             return process
         }
         old?.killNow()
         _ = await old?.wait(timeout: .seconds(10))
+    }
+
+    /// Starts the server again on the same socket and directory after ``crash()``.
+    public func restart(waitForData: Bool = true) async throws {
         try await start(waitForData: waitForData)
     }
 

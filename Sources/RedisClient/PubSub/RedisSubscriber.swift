@@ -30,8 +30,7 @@ public final class RedisSubscriber: Sendable {
         self.unsubscribeCommand = sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE"
         self.unsubscribing = unsubscribing
         let onConnect: @Sendable () -> [RedisCommand] = {
-            unsubscribing.reset()
-            return registry.channels().map { RedisCommand(subscribeCommand, $0) }
+            registry.channels().map { RedisCommand(subscribeCommand, $0) }
         }
         let claimsUnsubscribe: (@Sendable ([UInt8]) -> Bool)? = sharded ? { @Sendable channel in unsubscribing.claim(channel) } : nil
         var options = RedisConnection.Options(name: sharded ? "shard-subscriber" : "subscriber", events: events)
@@ -70,8 +69,14 @@ public final class RedisSubscriber: Sendable {
         registry.remove(subscription) { lastForChannel in
             if lastForChannel {
                 if sharded { unsubscribing.expect(subscription.channel) }
+                // Its answer is counted off the ledger when it comes; a SUNSUBSCRIBE dropped
+                // unanswered (a disconnect, a close, an error reply) is counted off here. One still
+                // queued across a reconnect goes out on the new connection and is answered there.
+                let waiter: ReplyWaiter = sharded ? .callback { [unsubscribing, channel = subscription.channel] result in
+                    if case .failure = result { _ = unsubscribing.claim(channel) }
+                } : .discard
                 do {
-                    try connection.submit(RedisCommand(unsubscribeCommand, subscription.channel), waiter: .discard)
+                    try connection.submit(RedisCommand(unsubscribeCommand, subscription.channel), waiter: waiter)
                 } catch {
                     if sharded { _ = unsubscribing.claim(subscription.channel) }
                 }
@@ -106,8 +111,6 @@ final class UnsubscribeLedger: Sendable {
         }
     }
 
-    /// After a reconnect nothing is outstanding.
-    func reset() { pending.withLock { $0.removeAll() } }
 }
 
 /// Channel → local subscriptions. Mutations and the matching (UN)SUBSCRIBE are queued under one
