@@ -195,6 +195,13 @@ public actor DistributedLock {
             await withCheckedContinuation { releasing!.append($0) }
         }
         if depth > 0 {
+            // A hold whose lease is gone (lost, or past its validity) is not re-entered: the
+            // caller would believe it holds what a new holder may have by now. It cannot be
+            // claimed afresh either until the outer hold ends, so this attempt fails.
+            guard isHeld else {
+                debug("Not re-entering a lost lease", metadata: ["depth": "\(depth)"])
+                return .failed
+            }
             depth += 1
             debug("Re-entered lock", metadata: ["depth": "\(depth)"])
             return .acquired([])
@@ -216,7 +223,9 @@ public actor DistributedLock {
                 return .failed
             }
             if depth > 0 {
-                // A concurrent call on this instance claimed meanwhile: this is a re-entrant hold.
+                // A concurrent call on this instance claimed meanwhile: this is a re-entrant hold,
+                // unless that hold's lease is gone already.
+                guard isHeld else { return .failed }
                 depth += 1
                 return .acquired(reads)
             }

@@ -52,6 +52,23 @@ import Testing
         #expect(await lock.keysReleasedCount == 1)
     }
 
+    @Test func aHoldWhoseLeaseIsGoneIsNotReentered() async throws {
+        let client = try TestRedis.client()
+        defer { client.close() }
+        let key = TestRedis.uniqueKey()
+        // No renewals: the lease ends with its TTL while the hold is still open.
+        let lock = DistributedLock(client: client, key: key, ttl: .milliseconds(300), autoRenew: false)
+        #expect(await lock.acquire())
+        try await waitUntil { await !lock.isHeld }
+        let other = DistributedLock(client: client, key: key, ttl: .seconds(30))
+        try await waitUntil { await other.acquire() }
+        #expect(!(await lock.acquire()), "re-entering would claim what \(other.token) holds")
+        #expect(!(await lock.acquireBlocking(timeout: .milliseconds(200))))
+        await lock.release()
+        #expect(try await client.send("GET", key).string == other.token, "the outer release leaves the new holder alone")
+        await other.release()
+    }
+
     @Test func releaseNeverDeletesAnotherHoldersKey() async throws {
         let client = try TestRedis.client()
         defer { client.close() }
