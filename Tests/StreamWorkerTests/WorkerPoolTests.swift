@@ -294,6 +294,31 @@ import Testing
         #expect(await worker.wait(timeout: .seconds(60)) == 0)
     }
 
+    /// An oversized entry still has a channel and a seq: dead-lettering records the seq, so the
+    /// channel's next message is applied at once rather than after gap-timeout.
+    @Test func anOversizedEntryIsDeadLetteredWithItsSeqAndHoldsNothingUp() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        _ = try? await d.client.send("XGROUP", "CREATE", d.stream, "g", "0", "MKSTREAM")
+        let producer = Producer(client: d.client, keys: d.keys)
+        for blob in ["a", String(repeating: "z", count: 70_000), "c"] {
+            _ = try await producer.send(stream: d.stream, channel: "ch0", fields: [StreamField("blob", blob)])
+        }
+        let worker = try d.worker("w", ["--gap-timeout", "600"])
+        defer { worker.killNow() }
+        try await waitUntil(timeout: .seconds(120)) {
+            try await d.client.send("HGET", d.keys.state(channel: "ch0"), "last_seq").int == 3
+        }
+        #expect(try await d.client.send("HGET", d.keys.state(channel: "ch0"), "count").int == 2)
+        #expect(try await d.client.send("HGET", d.keys.state(channel: "ch0"), "skipped_seqs").isNull, "no gap was skipped")
+        let dead = try await d.client.send("XRANGE", WorkerKeys.deadLetters(of: d.stream), "-", "+").array ?? []
+        let flat = dead.first?.array?.last?.array?.compactMap(\.string) ?? []
+        #expect(flat.firstIndex(of: "reason").map { flat[$0 + 1] } == "oversized")
+        #expect(flat.firstIndex(of: "f:seq").map { flat[$0 + 1] } == "2")
+        worker.signal(SIGTERM)
+        #expect(await worker.wait(timeout: .seconds(60)) == 0)
+    }
+
     @Test func aRestartedConsumerResumesItsOwnPendingEntries() async throws {
         let d = try Deployment()
         defer { d.cleanup() }

@@ -42,7 +42,12 @@ struct EntryIntake: Sendable {
                                  deliveries: entry.deliveries, channel: message.channel, seq: message.seq)
             case .failure(let bad):
                 await dispatch(&good)
-                await deadLetter(streamEntry, reason: bad.reason, detail: bad.description, deliveries: entry.deliveries, channel: nil, seq: nil)
+                // An entry refused only for its size still has its channel and seq: dead-lettered
+                // with them, its seq counts as done and the channel's next message need not wait.
+                let known = InboundMessage.parse(streamEntry, channelField: settings.channelField, maxEntryBytes: .max)
+                let message = try? known.get()
+                await deadLetter(streamEntry, reason: bad.reason, detail: bad.description, deliveries: entry.deliveries,
+                                 channel: message?.channel, seq: message?.seq)
             }
         }
         if Task.isCancelled { return }
