@@ -39,11 +39,13 @@ public final class StreamWorker: Service, Sendable {
         self.handler = handler
         let duplicateLog = DuplicateLog(threshold: configuration.batch, logger: logger)
         let policy = ProcessingPolicy(gapTimeout: configuration.gapTimeout)
+        let deadLetterer = DeadLetterer(client: client, group: configuration.group, consumer: configuration.consumer, keys: keys, logger: logger)
         let processor = MessageProcessor(
             client: client, handler: handler,
             settings: .init(group: configuration.group, consumer: configuration.consumer, keys: keys,
-                            lockTTL: configuration.lockTTL, policy: policy),
+                            lockTTL: configuration.lockTTL, policy: policy, channelField: configuration.channelField),
             claimer: ClaimBatcher(client: client, ttl: configuration.lockTTL), committer: CommitBatcher(client: client),
+            deadLetterer: deadLetterer,
             logger: logger, tracer: tracer)
         self.dispatcher = ChannelDispatcher(
             // Deep enough that a backlog forms runs of a channel's messages, not only one each.
@@ -56,7 +58,7 @@ public final class StreamWorker: Service, Sendable {
                 switch finish {
                 case .applied: duplicateLog.applied()
                 case .duplicate: duplicateLog.duplicate(channel: jobs[0].message.channel)
-                case .leftPending: break
+                case .leftPending, .skipped: break
                 }
             }
             switch result.rest {
@@ -88,7 +90,7 @@ public final class StreamWorker: Service, Sendable {
             : nil
         let intake = EntryIntake(
             client: client, settings: configuration, dispatcher: dispatcher,
-            deadLetterer: DeadLetterer(client: client, group: configuration.group, consumer: configuration.consumer, keys: keys, logger: logger),
+            deadLetterer: deadLetterer,
             logger: logger)
         let readSet = coordinator?.readSet
         let reader = GroupReader(client: client, settings: configuration, dispatcher: dispatcher, intake: intake, health: health,

@@ -30,6 +30,8 @@ public struct WorkerKeys: Sendable, Equatable {
     public func seq(channel: String) -> String { channelKey("seq", channel) }
     /// Sequence numbers of a channel that were dead-lettered ahead of their turn.
     public func deadSeqs(channel: String) -> String { channelKey("deadseq", channel) }
+    /// Sequence numbers of a channel that gap-timeout skipped: one arriving after all is dead-lettered.
+    public func skippedSeqs(channel: String) -> String { channelKey("skipseq", channel) }
 
     /// A SCAN MATCH pattern for every channel's key of one kind (`"history"`, `"state"`, …).
     public func pattern(_ kind: String) -> String {

@@ -187,7 +187,7 @@ import Testing
         _ = try await client.send("XREADGROUP", "GROUP", "g", "w", "COUNT", 1, "STREAMS", stream, ">")
         var arguments: [any RedisArgumentConvertible] = ["g", id, reason, "1", "w", "1000", "", "test"]
         for field in fields { arguments += [field.name, field.value] }
-        let moved = try await client.evaluate(WorkerScripts.deadLetter, keys: [stream, WorkerKeys.deadLetters(of: stream), stream, stream], arguments: arguments)
+        let moved = try await client.evaluate(WorkerScripts.deadLetter, keys: [stream, WorkerKeys.deadLetters(of: stream), stream, stream, stream], arguments: arguments)
         #expect(moved.int == 1)
         try await client.send("XDEL", stream, id)
     }

@@ -319,6 +319,30 @@ import Testing
         #expect(await worker.wait(timeout: .seconds(60)) == 0)
     }
 
+    /// A message that arrives after gap-timeout applied its successor is dead-lettered: applying
+    /// it would break the order, acknowledging it as a duplicate would lose it silently.
+    @Test func aMessageArrivingAfterItsSeqWasSkippedIsDeadLettered() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        _ = try? await d.client.send("XGROUP", "CREATE", d.stream, "g", "0", "MKSTREAM")
+        for seq in [1, 3] { try await d.client.send("XADD", d.stream, "*", "channel_id", "ch0", "seq", seq) }
+        let worker = try d.worker("w", ["--gap-timeout", "1"])
+        defer { worker.killNow() }
+        try await waitUntil(timeout: .seconds(120)) {
+            try await d.client.send("HGET", d.keys.state(channel: "ch0"), "last_seq").int == 3
+        }
+        try await d.client.send("XADD", d.stream, "*", "channel_id", "ch0", "seq", 2)
+        try await waitUntil(timeout: .seconds(120)) { try await d.client.send("XLEN", WorkerKeys.deadLetters(of: d.stream)).int == 1 }
+        let dead = try await d.client.send("XRANGE", WorkerKeys.deadLetters(of: d.stream), "-", "+").array ?? []
+        let flat = dead.first?.array?.last?.array?.compactMap(\.string) ?? []
+        #expect(flat.firstIndex(of: "reason").map { flat[$0 + 1] } == "skipped_seq")
+        #expect(flat.firstIndex(of: "f:seq").map { flat[$0 + 1] } == "2")
+        #expect(try await d.client.send("HGET", d.keys.state(channel: "ch0"), "count").int == 2, "1 and 3 applied, 2 not")
+        #expect(try await d.client.send("XPENDING", d.stream, "g").array?.first?.int == 0)
+        worker.signal(SIGTERM)
+        #expect(await worker.wait(timeout: .seconds(60)) == 0)
+    }
+
     @Test func aRestartedConsumerResumesItsOwnPendingEntries() async throws {
         let d = try Deployment()
         defer { d.cleanup() }

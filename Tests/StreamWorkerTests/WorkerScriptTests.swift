@@ -145,6 +145,31 @@ import Testing
         #expect(try await f.pendingCount() == 1)
     }
 
+    @Test func aSeqThatGapTimeoutSkippedIsNeitherAppliedNorAcknowledgedWhenItArrives() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        let one = try await f.pendingEntry(seq: 1), four = try await f.pendingEntry(seq: 4)
+        #expect(try await f.commit(await f.lock(), id: one, seq: 1) == .applied)
+        #expect(try await f.commit(await f.lock(), id: four, seq: 4, force: true) == .applied)
+        let skipped = { try await Set(f.client.send("SMEMBERS", f.keys.skippedSeqs(channel: f.channel)).array?.compactMap(\.string) ?? []) }
+        #expect(try await skipped() == ["2", "3"])
+        let two = try await f.pendingEntry(seq: 2)
+        #expect(try await f.commit(await f.lock(), id: two, seq: 2) == .skipped)
+        // Planned as a duplicate (at or below last_seq when claimed), the same.
+        let planned = try await f.commitRun(await f.lock(), [(two, 2, .duplicate, StateUpdate())])
+        #expect(planned == .committed(lastSeq: 4, results: [.skipped]))
+        #expect(try await f.state("count") == "2")
+        #expect(try await f.pendingCount() == 1, "left for the worker to dead-letter")
+        // Dead-lettered, the seq is no longer awaited; one never skipped stays a plain duplicate.
+        let dl = DeadLetterer(client: f.client, group: "g", consumer: "w", keys: f.keys, logger: .init(label: "t"))
+        #expect(try await dl.deadLetter(stream: f.stream, id: two, fields: [], reason: "skipped_seq", detail: "", deliveries: 1,
+                                        channel: f.channel, seq: 2))
+        #expect(try await skipped() == ["3"])
+        #expect(try await f.pendingCount() == 0)
+        let again = try await f.pendingEntry(seq: 1)
+        #expect(try await f.commit(await f.lock(), id: again, seq: 1) == .duplicate)
+    }
+
     @Test func aMessageThatIsNotAsPlannedStopsTheRestOfItsRun() async throws {
         let f = try Fixture()
         defer { f.client.close() }

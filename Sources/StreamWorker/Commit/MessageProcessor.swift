@@ -16,6 +16,8 @@ struct MessageProcessor: Sendable {
         var keys: WorkerKeys
         var lockTTL: Duration
         var policy = ProcessingPolicy()
+        /// The field that names a message's channel, written back into a dead letter.
+        var channelField = "channel_id"
     }
 
     typealias Finish = RunStateMachine.Finish
@@ -44,6 +46,8 @@ struct MessageProcessor: Sendable {
     let settings: Settings
     let claimer: ClaimBatcher
     let committer: CommitBatcher
+    /// Dead-letters a message whose seq gap-timeout skipped before it arrived.
+    let deadLetterer: DeadLetterer
     let logger: Logger
     /// Nil when tracing is off: then no span is made and nothing is extracted.
     let tracer: (any Tracer)?
@@ -274,8 +278,30 @@ struct MessageProcessor: Sendable {
         }
         traceCommit(run, from: traceStart) { outcome.attempt(at: $0).traceLabel }
         await reportCommitted(run, outcome)
-        if case .committed = outcome { await run.lock.releasedExternally() }
+        if case .committed(_, let results) = outcome {
+            await run.lock.releasedExternally()
+            if results.contains(.skipped) { await deadLetterSkipped(results, run) }
+        }
         return commitEnded(outcome, &run)
+    }
+
+    /// Messages that arrived after gap-timeout skipped their seqs: applied now they would break
+    /// the channel's order, so they go to the dead-letter stream. One that fails to go stays
+    /// pending; its redelivery meets the same answer.
+    @inline(never)
+    private func deadLetterSkipped(_ results: [RunCommit.Result], _ run: Run) async {
+        for (index, result) in results.enumerated() where result == .skipped {
+            let message = run.handled.items[index].message
+            guard let seq = message.seq else { continue }
+            let fields = [StreamField(settings.channelField, message.channel), StreamField("seq", String(seq))] + message.fields
+            do {
+                try await deadLetterer.deadLetter(
+                    stream: message.stream, id: message.id, fields: fields, reason: "skipped_seq",
+                    detail: "arrived after gap-timeout had skipped seq \(seq)", deliveries: 0, channel: message.channel, seq: seq)
+            } catch {
+                logger(run).error("Dead-lettering failed; left pending", metadata: ["entry": "\(message.id)", "error": "\(error)"])
+            }
+        }
     }
 
     @inline(never)

@@ -24,6 +24,8 @@ struct RunCommit: Sendable {
     enum Result: Character, Sendable, Equatable {
         case applied = "a"
         case duplicate = "d"
+        /// Its seq was skipped after gap-timeout: neither applied nor acknowledged; dead-letter it.
+        case skipped = "s"
         /// A seq before it is missing: nothing applied.
         case gap = "g"
         /// An earlier message of the run was not as planned: not applied; claim again.
@@ -46,7 +48,7 @@ struct RunCommit: Sendable {
     init(items: [Item], lockKey: String, token: String, fence: Int64, group: String, keys layout: WorkerKeys) {
         let channel = items[0].message.channel
         keys = [lockKey, layout.state(channel: channel), layout.history(channel: channel), items[0].message.stream,
-                layout.deadSeqs(channel: channel)]
+                layout.deadSeqs(channel: channel), layout.skippedSeqs(channel: channel)]
         var arguments = [token, String(fence), group, LockKeys.releaseChannel(forLock: lockKey), String(items.count)]
         for item in items {
             arguments += [item.message.id, item.message.seq.map(String.init) ?? "", item.mode.rawValue]
@@ -84,7 +86,7 @@ struct RunCommit: Sendable {
     static func commit(_ runs: [RunCommit], on client: RedisClient) async throws -> [Swift.Result<Outcome, any Error>] {
         var keys: [String] = []
         var arguments: [String] = [String(runs.count)]
-        keys.reserveCapacity(5 * runs.count)
+        keys.reserveCapacity(6 * runs.count)
         for run in runs {
             keys += run.keys
             arguments.append(String(run.arguments.count))
@@ -113,6 +115,7 @@ extension RunCommit.Outcome {
             switch results[index] {
             case .applied: return .applied
             case .duplicate: return .duplicate
+            case .skipped: return .skipped
             case .gap, .notReached: return .gap(lastSeq: lastSeq)
             }
         }

@@ -81,7 +81,7 @@ public enum WorkerScripts {
     /// apply each of its consecutive messages, record and release once, atomically. Several
     /// channels go in one call (``CommitBatcher``), all of one partition, so one Redis Cluster slot;
     /// each gets its own outcome, and one channel's failure leaves the others' untouched.
-    /// KEYS, 5 per channel: lock, state hash, history list, stream, dead-seq set.
+    /// KEYS, 6 per channel: lock, state hash, history list, stream, dead-seq set, skipped-seq set.
     /// ARGV[1] channel count, then per channel: its argument count and its arguments: token, fence,
     /// group, release channel, message count, then per message: entry id, seq or '', mode, and its
     /// update (`StateUpdate.scriptArguments`).
@@ -91,7 +91,8 @@ public enum WorkerScripts {
     /// nothing; {'err', message} when a check failed before any write (wrong type, not a counter,
     /// bad seq) or, what the checks are there to prevent, a Lua error stopped that channel's
     /// commit; else {'ok', last_seq, codes}: one letter per message, 'a' applied, 'd' duplicate
-    /// (acknowledged, not applied), 'g' a seq before it is missing, 'n' not reached. The first
+    /// (acknowledged, not applied), 's' a seq that gap-timeout skipped earlier (neither applied nor
+    /// acknowledged: the worker dead-letters it), 'g' a seq before it is missing, 'n' not reached. The first
     /// message that is not as planned stops the run: the handlers of the later ones saw a state that
     /// did not happen, so they are 'n' and run again from a fresh claim.
     /// An 'ok' channel's lock is released and `<token> <last_seq>` published on its release channel
@@ -150,6 +151,7 @@ public enum WorkerScripts {
         -- One channel's run; its keys start at KEYS[K] and its arguments at ARGV[A].
         local function sg_commit_run(K, A)
           local lock, state, history, stream, deadset = KEYS[K], KEYS[K + 1], KEYS[K + 2], KEYS[K + 3], KEYS[K + 4]
+          local skipset = KEYS[K + 5]
           if redis.call('GET', lock) ~= ARGV[A] then return {'lost', 0} end
           local n = tonumber(ARGV[A + 4])
           local msgs, fields, known_at = {}, {'fence', 'last_seq'}, {}
@@ -171,12 +173,21 @@ public enum WorkerScripts {
             msgs[m] = {ARGV[i], seq ~= '' and tonumber(seq) or nil, ARGV[i + 2], first}
             i = first + 4 + 2 * nset + 2 * nincr + nappend
           end
-          -- A skipped gap is counted in skipped_seqs at the end: it must be a counter too.
-          if forced and not known_at['skipped_seqs'] then fields[#fields + 1] = 'skipped_seqs'; known_at['skipped_seqs'] = #fields end
+          -- A skipped gap is counted in skipped_seqs at the end: it must be a counter too. It is read
+          -- for every run with seqs: a channel that never skipped has no skipped-seq set to ask.
+          if has_seq and not known_at['skipped_seqs'] then fields[#fields + 1] = 'skipped_seqs'; known_at['skipped_seqs'] = #fields end
           local values = redis.pcall('HMGET', state, unpack(fields))
           if values.err then return sg_err('WRONGTYPE state key ' .. state .. ' is not a hash') end
           local recorded = tonumber(values[1] or '0')
           if recorded > tonumber(ARGV[A + 1]) then return {'stale', recorded} end
+          -- HMGET answers false for a missing field.
+          local has_skips = has_seq and values[known_at['skipped_seqs']] ~= false
+          if forced or has_skips then
+            local ktype = redis.call('TYPE', skipset)['ok']
+            if ktype ~= 'set' and ktype ~= 'none' then
+              return sg_err('WRONGTYPE skipped-seq key ' .. skipset .. ' holds a ' .. ktype)
+            end
+          end
           -- Every counter must still be one when its increment comes, including after an earlier
           -- message of the run set it: HINCRBY failing halfway would leave a partial commit.
           local current = {}
@@ -222,6 +233,11 @@ public enum WorkerScripts {
             local code = 'n'
             if stop then
               code = 'n'
+            elseif seq and seq <= last and has_skips and redis.call('SISMEMBER', skipset, seq) == 1 then
+              -- Its turn was skipped: applying it now would break the order, acknowledging it
+              -- would lose it. Left pending for the worker to dead-letter.
+              code = 's'
+              if mode ~= 'd' then stop = true end
             elseif seq and seq <= last then
               acks[#acks + 1] = id
               code, settled = 'd', true
@@ -242,7 +258,13 @@ public enum WorkerScripts {
               code, stop, settled = 'd', true, true
             else
               updates[#updates + 1] = first
-              if seq > last + 1 then skipped = skipped + seq - last - 1 end
+              if seq > last + 1 then
+                skipped = skipped + seq - last - 1
+                -- Remembered, so that one of them arriving after all is not taken for a duplicate.
+                local missing = {}
+                for s = last + 1, math.min(seq - 1, last + 1000) do missing[#missing + 1] = string.format('%d', s) end
+                redis.call('SADD', skipset, unpack(missing))
+              end
               last = seq
               if dead then
                 while redis.call('SREM', deadset, last + 1) == 1 do last = last + 1 end
@@ -270,7 +292,7 @@ public enum WorkerScripts {
         for c = 1, tonumber(ARGV[1]) do
           -- A key the checks did not foresee (a fence that is not a number, say) fails its own
           -- channel, not the call: the channels before it have committed and released already.
-          local ok, reply = pcall(sg_commit_run, 5 * c - 4, a + 1)
+          local ok, reply = pcall(sg_commit_run, 6 * c - 5, a + 1)
           replies[c] = ok and reply or {'err', sg_error_text(reply)}
           a = a + 1 + tonumber(ARGV[a])
         end
@@ -282,8 +304,8 @@ public enum WorkerScripts {
     public static let deadLetterFieldsPerPart = 3000
 
     /// Moves an entry to the dead-letter stream and acknowledges it, atomically, keeping every field.
-    /// KEYS[1] stream, KEYS[2] dead-letter stream, KEYS[3] state hash, KEYS[4] dead-seq set
-    /// (KEYS[3] and KEYS[4] are only touched when a seq is given).
+    /// KEYS[1] stream, KEYS[2] dead-letter stream, KEYS[3] state hash, KEYS[4] dead-seq set,
+    /// KEYS[5] skipped-seq set (KEYS[3…5] are only touched when a seq is given).
     /// ARGV[1] group, ARGV[2] entry id, ARGV[3] reason, ARGV[4] deliveries, ARGV[5] consumer,
     /// ARGV[6] time (ms), ARGV[7] seq or '', ARGV[8] detail, ARGV[9…] original fields as name, value pairs.
     /// Returns 1 when dead-lettered, 0 when the entry was already acknowledged (nothing written).
@@ -324,6 +346,9 @@ public enum WorkerScripts {
             redis.call('HSET', KEYS[3], 'last_seq', seq)
           elseif seq > last + 1 then
             redis.call('SADD', KEYS[4], seq)
+          else
+            -- A seq gap-timeout skipped, now dead-lettered: nothing is left to wait for it.
+            redis.call('SREM', KEYS[5], seq)
           end
         end
         return 1
@@ -464,6 +489,8 @@ public enum CommitOutcome: Sendable, Equatable {
     case stale(recorded: Int64)
     /// Already applied or acknowledged by someone else: acknowledged, not applied.
     case duplicate
+    /// Its seq was skipped after gap-timeout before it arrived: not applied; dead-lettered.
+    case skipped
     /// An earlier seq of this channel is not applied yet (or an earlier message of its run was
     /// not as planned): nothing applied, lock released.
     case gap(lastSeq: Int64)

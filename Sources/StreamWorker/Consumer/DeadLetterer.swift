@@ -22,9 +22,10 @@ struct DeadLetterer: Sendable {
         for field in fields { arguments += [field.name, field.value] }
         let state = channel.map { keys.state(channel: $0) } ?? stream
         let deadSeqs = channel.map { keys.deadSeqs(channel: $0) } ?? stream
+        let skippedSeqs = channel.map { keys.skippedSeqs(channel: $0) } ?? stream
         let reply = try await client.evaluate(
             WorkerScripts.deadLetter,
-            keys: [stream, WorkerKeys.deadLetters(of: stream), state, deadSeqs],
+            keys: [stream, WorkerKeys.deadLetters(of: stream), state, deadSeqs, skippedSeqs],
             arguments: arguments)
         let moved = reply.int == 1
         if moved {

@@ -115,6 +115,7 @@ public struct AuditingHandler: MessageHandler {
         switch outcome {
         case .applied: return "applied"
         case .duplicate: return "duplicate"
+        case .skipped: return "skipped"
         case .lost: return "lost"
         case .stale: return "stale"
         case .gap: return "gap"

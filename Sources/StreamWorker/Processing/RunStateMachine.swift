@@ -10,6 +10,8 @@ struct RunStateMachine: Sendable {
         case applied, duplicate
         /// Not committed; the entry stays pending and will be redelivered (and eventually dead-lettered).
         case leftPending(String)
+        /// Its seq was skipped after gap-timeout before it arrived: dead-letter it.
+        case skipped
     }
 
     /// What the dispatcher does with the messages that are not finished.
@@ -201,6 +203,7 @@ struct RunStateMachine: Sendable {
             switch result {
             case .applied: finished.append(.applied)
             case .duplicate: finished.append(.duplicate)
+            case .skipped: finished.append(.skipped)
             case .gap, .notReached: break
             }
             if result == .gap || result == .notReached { break }

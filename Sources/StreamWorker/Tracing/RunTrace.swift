@@ -85,6 +85,7 @@ struct RunTrace: Sendable {
                 switch finished[index] {
                 case .applied: outcome = "applied"
                 case .duplicate: outcome = "duplicate"
+                case .skipped: outcome = "skipped"
                 case .leftPending(let reason):
                     outcome = "left_pending"
                     span.attributes["sg.reason"] = reason
@@ -107,6 +108,7 @@ extension CommitOutcome {
         case .lost: "lost"
         case .stale: "stale"
         case .duplicate: "duplicate"
+        case .skipped: "skipped"
         case .gap: "gap"
         }
     }
