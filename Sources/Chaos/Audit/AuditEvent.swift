@@ -82,6 +82,8 @@ public struct HandledRecord: Sendable, Equatable {
 public struct CommitRecord: Sendable, Equatable {
     public enum Outcome: String, Sendable {
         case applied, duplicate, gap
+        /// Its seq was skipped after gap-timeout before it arrived: not applied, dead-lettered.
+        case skipped
         /// The lock no longer held the writer's token: refused.
         case lost
         /// A newer holder had already committed with a higher fence: refused.

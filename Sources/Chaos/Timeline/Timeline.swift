@@ -109,7 +109,7 @@ public struct Timeline: Sendable, Equatable {
     static func ending(of attempt: Attempt) -> Segment.Ending {
         switch attempt.outcome {
         case .applied: return .applied
-        case .duplicate, .gap: return .duplicate
+        case .duplicate, .gap, .skipped: return .duplicate
         case .lost, .stale: return .refused
         case .leaseLost: return .abandoned
         case nil: return attempt.status == .cancelled ? .abandoned : .unknown
