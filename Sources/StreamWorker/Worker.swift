@@ -39,6 +39,14 @@ public final class StreamWorker: Service, Sendable {
         self.handler = handler
         let duplicateLog = DuplicateLog(threshold: configuration.batch, logger: logger)
         let policy = ProcessingPolicy(gapTimeout: configuration.gapTimeout)
+        let reclaimBound = configuration.claimIdle + configuration.claimIdle / 4
+        if configuration.gapTimeout <= reclaimBound {
+            // Allowed (tests and replays shorten it), but a message that goes the reclaimer's way
+            // (a handler that kept failing, a crash) then arrives after its successors were applied.
+            logger.warning("gap-timeout is not longer than a reclaim can take: messages redelivered by the reclaimer will be dead-lettered as skipped_seq",
+                           metadata: ["gap-timeout-s": "\(configuration.gapTimeout.redisMilliseconds / 1000)",
+                                      "claim-idle-s": "\(configuration.claimIdle.redisMilliseconds / 1000)"])
+        }
         let deadLetterer = DeadLetterer(client: client, group: configuration.group, consumer: configuration.consumer, keys: keys, logger: logger)
         let processor = MessageProcessor(
             client: client, handler: handler,

@@ -73,8 +73,15 @@ struct GroupReader: Sendable {
                         let read = command, readVersion = version
                         // Cancelled at shutdown, or when the owned partitions change: the blocked read is
                         // aborted (its connection dropped).
-                        let reply = try await Self.withInterrupt(when: { readSet.map { $0.version != readVersion } ?? false }) {
-                            try await connection.send(read)
+                        let interrupted: @Sendable () -> Bool = { readSet.map { $0.version != readVersion } ?? false }
+                        let reply = if let readSet, !readingPending {
+                            // Marked while in flight: a shed partition's lease is released only once
+                            // no read of it is left that Redis could still hand a new entry.
+                            try await readSet.reading(streams) {
+                                try await Self.withInterrupt(when: interrupted) { try await connection.send(read) }
+                            }
+                        } else {
+                            try await Self.withInterrupt(when: interrupted) { try await connection.send(read) }
                         }
                         entries = try StreamReplies.readGroup(reply)
                         backoff = .milliseconds(100)

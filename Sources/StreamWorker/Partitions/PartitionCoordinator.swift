@@ -159,6 +159,9 @@ actor PartitionCoordinator {
             case .stopReading(let p):
                 let streams = streams(of: p)
                 readSet.remove(streams)
+                if await !readSet.waitUntilUnread(streams, timeout: .seconds(5)) {
+                    logger.warning("A read of a shed partition did not end in time", metadata: ["partition": "\(p)"])
+                }
                 await host?.dropQueued(streams: Set(streams))
                 logger.info("Stopped reading partition", metadata: ["partition": "\(p)"])
             case .abandonInFlight(let p):
