@@ -159,11 +159,15 @@ struct MessageProcessor: Sendable {
         return reads
     }
 
+    /// The claim's span, when tracing.
+    private func traceClaim(_ run: Run, from traceStart: DefaultTracerClock.Instant?, outcome: String) {
+        guard let trace = run.trace, let traceStart else { return }
+        trace.step("claim", messages: run.machine.head..<run.jobs.count, from: traceStart, outcome: { _ in outcome })
+    }
+
     @inline(never)
     private func claimUnreadable(_ error: RedisError, traceStart: DefaultTracerClock.Instant?, _ run: inout Run) -> RunStateMachine.Action {
-        if let trace = run.trace, let traceStart {
-            trace.step("claim", messages: run.machine.head..<run.jobs.count, from: traceStart, outcome: { _ in "unreadable" })
-        }
+        traceClaim(run, from: traceStart, outcome: "unreadable")
         logger(run).warning("Reading the channel's state failed; retrying", metadata: ["error": "\(error)"])
         metrics.retry("claim_error")
         return run.machine.stateUnreadable()
@@ -171,9 +175,7 @@ struct MessageProcessor: Sendable {
 
     @inline(never)
     private func claimRefused(_ error: RedisError, traceStart: DefaultTracerClock.Instant?, _ run: inout Run) -> RunStateMachine.Action {
-        if let trace = run.trace, let traceStart {
-            trace.step("claim", messages: run.machine.head..<run.jobs.count, from: traceStart, outcome: { _ in "refused" })
-        }
+        traceClaim(run, from: traceStart, outcome: "refused")
         logger(run).error("Claiming the channel's lock was refused; retrying", metadata: ["error": "\(error)"])
         metrics.retry("claim_refused")
         return run.machine.claimRefused()
@@ -182,10 +184,7 @@ struct MessageProcessor: Sendable {
     @inline(never)
     private func claimEnded(_ claimed: [Result<RESPValue, RedisError>]?, fence: Int64, traceStart: DefaultTracerClock.Instant?,
                             _ run: inout Run) -> RunStateMachine.Action {
-        if let trace = run.trace, let traceStart {
-            trace.step("claim", messages: run.machine.head..<run.jobs.count, from: traceStart,
-                       outcome: { [claimed = claimed != nil] _ in claimed ? "claimed" : "not_claimed" })
-        }
+        traceClaim(run, from: traceStart, outcome: claimed != nil ? "claimed" : "not_claimed")
         guard let results = claimed else { return run.machine.notClaimed() }
         do {
             (run.state, run.lastSeq) = try Self.decodeState(results, needsState: handler.needsState, hasSeq: run.claim.hasSeq)
