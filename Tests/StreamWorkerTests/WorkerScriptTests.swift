@@ -490,6 +490,31 @@ import Testing
         #expect(try await f.state("skipped_seqs") == "2")
     }
 
+    @Test func deadLetteringOverOrderKeysOfTheWrongKindWritesNothing() async throws {
+        let f = try Fixture()
+        defer { f.client.close() }
+        let id = try await f.pendingEntry(seq: 1)
+        let dl = DeadLetterer(client: f.client, group: "g", consumer: "w", keys: f.keys, logger: .init(label: "t"))
+        func deadLetter() async throws -> Bool {
+            try await dl.deadLetter(stream: f.stream, id: id, fields: [], reason: "test", detail: "", deliveries: 1, channel: f.channel, seq: 1)
+        }
+        let corruptions: [(key: String, command: RedisCommand)] = [
+            (f.keys.state(channel: f.channel), RedisCommand("SET", f.keys.state(channel: f.channel), "not a hash")),
+            (f.keys.state(channel: f.channel), RedisCommand("HSET", f.keys.state(channel: f.channel), "last_seq", "many")),
+            (f.keys.deadSeqs(channel: f.channel), RedisCommand("SET", f.keys.deadSeqs(channel: f.channel), "not a set")),
+            (f.keys.skippedSeqs(channel: f.channel), RedisCommand("SET", f.keys.skippedSeqs(channel: f.channel), "not a set")),
+        ]
+        for (key, command) in corruptions {
+            try await f.client.send(command)
+            await #expect(throws: RedisError.self) { try await deadLetter() }
+            #expect(try await f.pendingCount() == 1, "not acknowledged")
+            #expect(try await f.client.send("EXISTS", WorkerKeys.deadLetters(of: f.stream)) == .integer(0), "nothing written")
+            try await f.client.send("DEL", key)
+        }
+        #expect(try await deadLetter())
+        #expect(try await f.state("last_seq") == "1")
+    }
+
     @Test func deadLetteringASeqLetsLaterMessagesThrough() async throws {
         let f = try Fixture()
         defer { f.client.close() }

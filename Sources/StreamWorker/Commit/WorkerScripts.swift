@@ -92,9 +92,9 @@ public enum WorkerScripts {
     /// bad seq) or, what the checks are there to prevent, a Lua error stopped that channel's
     /// commit; else {'ok', last_seq, codes}: one letter per message, 'a' applied, 'd' duplicate
     /// (acknowledged, not applied), 's' a seq that gap-timeout skipped earlier (neither applied nor
-    /// acknowledged: the worker dead-letters it), 'g' a seq before it is missing, 'n' not reached. The first
-    /// message that is not as planned stops the run: the handlers of the later ones saw a state that
-    /// did not happen, so they are 'n' and run again from a fresh claim.
+    /// acknowledged: the worker dead-letters it), 'g' a seq before it is missing, 'n' not reached.
+    /// The first message that is not as planned stops the run: the handlers of the later ones saw a
+    /// state that did not happen, so they are 'n' and run again from a fresh claim.
     /// An 'ok' channel's lock is released and `<token> <last_seq>` published on its release channel
     /// (just the token when nothing of a seq was settled), so a message parked behind a gap wakes
     /// only when the channel reached it.
@@ -309,6 +309,7 @@ public enum WorkerScripts {
     /// ARGV[1] group, ARGV[2] entry id, ARGV[3] reason, ARGV[4] deliveries, ARGV[5] consumer,
     /// ARGV[6] time (ms), ARGV[7] seq or '', ARGV[8] detail, ARGV[9…] original fields as name, value pairs.
     /// Returns 1 when dead-lettered, 0 when the entry was already acknowledged (nothing written).
+    /// A key of the wrong type, or a `last_seq` that is not a number, is an error before any write.
     ///
     /// Up to `deadLetterFieldsPerPart` fields go in one entry. Beyond that the first entry also
     /// holds `parts` (how many entries make up the dead letter) and each further one holds
@@ -318,6 +319,20 @@ public enum WorkerScripts {
         local dtype = redis.call('TYPE', KEYS[2])['ok']
         if dtype ~= 'stream' and dtype ~= 'none' then
           return redis.error_reply('WRONGTYPE dead-letter key ' .. KEYS[2] .. ' holds a ' .. dtype)
+        end
+        -- A seq outside the contract took no part in the channel's order: nothing to advance.
+        -- The order's keys are read before the first write: a script that fails halfway is not undone.
+        local seq, last = sg_is_seq(ARGV[7]) and tonumber(ARGV[7]), nil
+        if seq then
+          for k = 3, 5 do
+            local want = k == 3 and 'hash' or 'set'
+            local ktype = redis.call('TYPE', KEYS[k])['ok']
+            if ktype ~= want and ktype ~= 'none' then
+              return redis.error_reply('WRONGTYPE key ' .. KEYS[k] .. ' holds a ' .. ktype .. ', not a ' .. want)
+            end
+          end
+          last = tonumber(redis.call('HGET', KEYS[3], 'last_seq') or '0')
+          if not last then return redis.error_reply('ERR last_seq of ' .. KEYS[3] .. ' is not a number') end
         end
         if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
         local per = 2 * \(deadLetterFieldsPerPart)
@@ -336,11 +351,8 @@ public enum WorkerScripts {
         for k = 2, parts do
           redis.call('XADD', KEYS[2], '*', unpack(sg_add_fields({'continues', id, 'part', tostring(k)}, 9 + (k - 1) * per)))
         end
-        -- A seq outside the contract took no part in the channel's order: nothing to advance.
-        if sg_is_seq(ARGV[7]) then
+        if seq then
           -- Later messages must not wait behind a message that will never be applied.
-          local seq = tonumber(ARGV[7])
-          local last = tonumber(redis.call('HGET', KEYS[3], 'last_seq') or '0')
           if seq == last + 1 then
             while redis.call('SREM', KEYS[4], seq + 1) == 1 do seq = seq + 1 end
             redis.call('HSET', KEYS[3], 'last_seq', seq)
