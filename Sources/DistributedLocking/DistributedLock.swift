@@ -159,8 +159,14 @@ public actor DistributedLock {
                 subscription = subscribed
                 continue
             }
-            if let subscription {
-                _ = await subscription.next(timeout: wait)
+            if let current = subscription {
+                if await current.next(timeout: wait) == .reconnected {
+                    // Re-checked by the next attempt, on a new subscription: after a failover or a
+                    // slot move this one no longer hears the channel, and waiting on it would
+                    // leave only the poll to notice the release.
+                    current.cancel()
+                    subscription = nil
+                }
             } else {
                 try? await Task.sleep(for: wait)
             }

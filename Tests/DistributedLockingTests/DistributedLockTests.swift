@@ -344,3 +344,37 @@ import Testing
         #expect(inside.maximum == 1)
     }
 }
+
+/// Lock waiters on a Redis Cluster.
+@Suite struct ClusterLockTests {
+    /// When the release channel's slot moves to another node, the subscription on the old node is
+    /// dropped: a waiter must subscribe where the slot lives now, or only its poll (here two
+    /// minutes) would notice the release.
+    @Test func aWaiterWhoseReleaseChannelMovedIsStillWokenByTheRelease() async throws {
+        let cluster = try await PrivateRedisCluster()
+        defer { cluster.stop() }
+        let client = try cluster.client()
+        defer { client.close() }
+        let key = "sg:{moving}:lock:channel:a"
+        let holder = DistributedLock(client: client, key: key, ttl: .seconds(120))
+        #expect(await holder.acquire())
+        let waiter = DistributedLock(client: client, key: key, ttl: .seconds(120))
+        let acquired = Task { await waiter.acquireBlocking(pollInterval: .seconds(120), timeout: .seconds(240)) }
+        // The waiter has tried once and subscribed when the server counts its subscription.
+        let slot = HashSlot.of(key)
+        let source = try await cluster.primary(forSlot: slot)
+        let sourceClient = RedisClient(configuration: try RedisConfiguration(url: "redis://127.0.0.1:\(source.port)"))
+        defer { sourceClient.close() }
+        try await waitUntil(timeout: .seconds(60)) {
+            (try await sourceClient.send("PUBSUB", "SHARDNUMSUB", LockKeys.releaseChannel(forLock: key)).array?.last?.int ?? 0) == 1
+        }
+        let target = try #require(try await cluster.nodes().first { $0.isPrimary && $0.id != source.id })
+        try await cluster.migrate(slot: slot, toPort: target.port)
+        await client.refreshClusterTopology()
+        let released = ContinuousClock.now
+        await holder.release()
+        #expect(await acquired.value)
+        #expect(released.duration(to: .now) < .seconds(60), "woken by the release, not by the two-minute poll")
+        await waiter.release()
+    }
+}
