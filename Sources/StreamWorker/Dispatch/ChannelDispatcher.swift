@@ -229,17 +229,21 @@ actor ChannelDispatcher {
         }
     }
 
-    /// The next run of `channel` to process; one taken after the task was cancelled is finished
-    /// here instead (left pending in the group, redelivered after a restart or by a reclaimer).
+    /// The next run of `channel` to process. A cancelled task (a shed, shutdown, a lease lost just
+    /// after its run) starts nothing more: what was queued meanwhile goes to a new task, unless its
+    /// stream was shed or shutdown began (then it is left pending in the group, redelivered after
+    /// a restart or by a reclaimer). A partition read again after a shed queues its new messages
+    /// behind the stopped task, and they must not wait for claim-idle.
     private func nextRunToProcess(for channel: String) -> [DispatchJob]? {
-        while let run = nextRun(for: channel) {
-            if Task.isCancelled {
-                run.forEach { finished($0.message) }
-                continue
-            }
+        guard let run = nextRun(for: channel) else { return nil }
+        guard Task.isCancelled else {
             runningStream[channel] = run[0].message.stream
             return run
         }
+        run.forEach { putBack($0) }
+        running[channel] = nil
+        if queues[channel] != nil { ready.append(channel) }
+        startReadyChannels()
         return nil
     }
 
